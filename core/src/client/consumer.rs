@@ -1,0 +1,495 @@
+//! The embedded consumer: reads records from assigned partitions, or from the partitions a
+//! group assigns it, tracking a position per partition; seeks; commits.
+//!
+//! Many consumers read one topic independently: each keeps its own positions and reads
+//! through the log's lock-free read path.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::TopicPartition;
+use crate::error::{Error, Result};
+use crate::log::Log;
+use crate::record::{BatchIter, Header, decode_batch};
+
+/// Where to start when a partition has no committed offset (or it fell out of the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    /// The oldest record still in the log.
+    #[default]
+    Earliest,
+    /// Only records appended from now on.
+    Latest,
+    /// Fail with an error.
+    None,
+}
+
+/// Consumer settings.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Group id: needed for `subscribe` and for commits.
+    pub group_id: Option<String>,
+    /// Starting point without a committed offset (default earliest).
+    pub auto_offset_reset: OffsetReset,
+    /// Commit positions automatically (default true).
+    pub enable_auto_commit: bool,
+    /// How often auto-commit runs, at the start of a poll (default 5 s).
+    pub auto_commit_interval: Duration,
+    /// Most records one poll returns (default 500).
+    pub max_poll_records: usize,
+    /// Bytes read from a partition per fetch (default 1 MiB; at least one batch).
+    pub fetch_max_bytes: usize,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        ConsumerConfig {
+            group_id: None,
+            auto_offset_reset: OffsetReset::Earliest,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            max_poll_records: 500,
+            fetch_max_bytes: 1 << 20,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Sets the group id.
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group_id = Some(group.into());
+        self
+    }
+    /// Sets the reset policy.
+    pub fn auto_offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.auto_offset_reset = reset;
+        self
+    }
+    /// Turns auto-commit on or off.
+    pub fn enable_auto_commit(mut self, on: bool) -> Self {
+        self.enable_auto_commit = on;
+        self
+    }
+    /// Sets the auto-commit interval.
+    pub fn auto_commit_interval(mut self, interval: Duration) -> Self {
+        self.auto_commit_interval = interval;
+        self
+    }
+    /// Sets the per-poll record cap.
+    pub fn max_poll_records(mut self, n: usize) -> Self {
+        self.max_poll_records = n.max(1);
+        self
+    }
+}
+
+/// A record as a consumer receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Timestamp (ms since epoch).
+    pub timestamp: i64,
+    /// Key.
+    pub key: Option<Bytes>,
+    /// Value (`None` for a tombstone).
+    pub value: Option<Bytes>,
+    /// Headers.
+    pub headers: Vec<Header>,
+}
+
+/// Where to move a partition's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    /// To this offset (clamped into the log's range when read).
+    Offset(i64),
+    /// To the first record with a timestamp at or after this (ms); the end if none.
+    Timestamp(i64),
+    /// To the oldest record still in the log.
+    Beginning,
+    /// To the end: only new records.
+    End,
+}
+
+struct Membership {
+    group: String,
+    member_id: String,
+    generation: i32,
+}
+
+/// Reads records from the log. Not shared between threads: give each thread its own.
+pub struct Consumer {
+    log: Log,
+    config: ConsumerConfig,
+    membership: Option<Membership>,
+    assignment: Vec<TopicPartition>,
+    positions: HashMap<TopicPartition, i64>,
+    buffer: VecDeque<ConsumerRecord>,
+    next_partition: usize,
+    last_commit: Instant,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group", &self.config.group_id)
+            .field("assignment", &self.assignment)
+            .finish()
+    }
+}
+
+impl Log {
+    /// A consumer of this log. Call [`Consumer::assign`] or [`Consumer::subscribe`] next.
+    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
+        Consumer {
+            log: self.clone(),
+            config,
+            membership: None,
+            assignment: Vec::new(),
+            positions: HashMap::new(),
+            buffer: VecDeque::new(),
+            next_partition: 0,
+            last_commit: Instant::now(),
+        }
+    }
+}
+
+impl Consumer {
+    /// Reads exactly these partitions, outside any group membership (commits still go to
+    /// the group, if one is configured).
+    pub fn assign(&mut self, partitions: Vec<TopicPartition>) -> Result<()> {
+        for tp in &partitions {
+            self.log.partition(&tp.topic, tp.partition)?;
+        }
+        self.leave_group();
+        self.set_assignment(partitions);
+        Ok(())
+    }
+
+    /// Joins the configured group for `topics`; partitions are shared with the group's
+    /// other members in this process and rebalanced as members come and go.
+    pub fn subscribe(&mut self, topics: &[&str]) -> Result<()> {
+        let group = self.config.group_id.clone().ok_or_else(|| {
+            Error::InvalidArgument("subscribe needs a group id (ConsumerConfig::group)".into())
+        })?;
+        for t in topics {
+            self.log.partition_count(t)?;
+        }
+        self.leave_group();
+        let log = self.log.clone();
+        let counts = move |t: &str| log.partition_count(t).unwrap_or(0);
+        let member_id = self.log.inner.coordinator.join(
+            &group,
+            topics.iter().map(|t| t.to_string()).collect(),
+            &counts,
+        );
+        self.membership = Some(Membership {
+            group,
+            member_id,
+            generation: -1,
+        });
+        self.sync_group()
+    }
+
+    /// The partitions currently read.
+    pub fn assignment(&self) -> &[TopicPartition] {
+        &self.assignment
+    }
+
+    fn set_assignment(&mut self, partitions: Vec<TopicPartition>) {
+        self.positions.retain(|tp, _| partitions.contains(tp));
+        self.buffer.retain(|r| {
+            partitions
+                .iter()
+                .any(|tp| tp.topic == r.topic && tp.partition == r.partition)
+        });
+        self.assignment = partitions;
+        self.next_partition = 0;
+    }
+
+    /// Picks up a new group generation, if there is one.
+    fn sync_group(&mut self) -> Result<()> {
+        let Some(m) = &self.membership else {
+            return Ok(());
+        };
+        let (group, member_id, previous) = (m.group.clone(), m.member_id.clone(), m.generation);
+        let current = self.log.inner.coordinator.generation(&group);
+        if current == previous {
+            return Ok(());
+        }
+        // Hand back what we hold: commit progress before the partitions move.
+        if self.config.enable_auto_commit && previous >= 0 {
+            self.commit()?;
+        }
+        let (generation, assigned) = self.log.inner.coordinator.assignment(&group, &member_id);
+        let partitions: Vec<TopicPartition> = assigned
+            .into_iter()
+            .map(|(t, p)| TopicPartition::new(t, p))
+            .collect();
+        tracing::debug!(%group, member = %member_id, generation, ?partitions, "assignment");
+        if let Some(m) = &mut self.membership {
+            m.generation = generation;
+        }
+        // Positions of partitions we keep stay; new ones start from the committed offset.
+        self.set_assignment(partitions);
+        Ok(())
+    }
+
+    fn initial_position(&self, tp: &TopicPartition) -> Result<i64> {
+        if let Some(group) = &self.config.group_id
+            && let Some(c) = self.log.committed_offset(group, &tp.topic, tp.partition)
+        {
+            return Ok(c.offset);
+        }
+        self.reset_position(tp, None)
+    }
+
+    fn reset_position(&self, tp: &TopicPartition, failed: Option<i64>) -> Result<i64> {
+        let partition = self.log.partition(&tp.topic, tp.partition)?;
+        match self.config.auto_offset_reset {
+            OffsetReset::Earliest => Ok(partition.log_start_offset()),
+            OffsetReset::Latest => Ok(partition.log_end_offset()),
+            OffsetReset::None => Err(Error::OffsetOutOfRange {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+                offset: failed.unwrap_or(-1),
+                log_start_offset: partition.log_start_offset(),
+                log_end_offset: partition.log_end_offset(),
+            }),
+        }
+    }
+
+    /// The next offset this consumer will read from `tp`, resolving it if needed.
+    pub fn position(&mut self, tp: &TopicPartition) -> Result<i64> {
+        if let Some(p) = self.positions.get(tp) {
+            return Ok(*p);
+        }
+        let p = self.initial_position(tp)?;
+        self.positions.insert(tp.clone(), p);
+        Ok(p)
+    }
+
+    /// Moves a partition's position; it must be assigned.
+    pub fn seek(&mut self, tp: &TopicPartition, to: Seek) -> Result<()> {
+        if !self.assignment.contains(tp) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot seek {tp}: it is not assigned to this consumer"
+            )));
+        }
+        let partition = self.log.partition(&tp.topic, tp.partition)?;
+        let offset = match to {
+            Seek::Offset(o) => o,
+            Seek::Beginning => partition.log_start_offset(),
+            Seek::End => partition.log_end_offset(),
+            Seek::Timestamp(ts) => partition
+                .offset_for_timestamp(ts)?
+                .unwrap_or_else(|| partition.log_end_offset()),
+        };
+        self.buffer
+            .retain(|r| !(r.topic == tp.topic && r.partition == tp.partition));
+        self.positions.insert(tp.clone(), offset);
+        Ok(())
+    }
+
+    /// Seeks every assigned partition.
+    pub fn seek_all(&mut self, to: Seek) -> Result<()> {
+        for tp in self.assignment.clone() {
+            self.seek(&tp, to)?;
+        }
+        Ok(())
+    }
+
+    /// Returns up to `max_poll_records` records, waiting up to `timeout` for the first.
+    /// Records of one partition come in offset order.
+    pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        self.sync_group()?;
+        if self.config.enable_auto_commit
+            && self.config.group_id.is_some()
+            && self.last_commit.elapsed() >= self.config.auto_commit_interval
+        {
+            self.commit()?;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.buffer.is_empty() {
+                let n = self.buffer.len().min(self.config.max_poll_records);
+                return Ok(self.buffer.drain(..n).collect());
+            }
+            let seen = self.log.notifier().generation();
+            self.fetch()?;
+            if !self.buffer.is_empty() {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            // Wake on new data, and at least every 100 ms to notice rebalances.
+            self.log
+                .notifier()
+                .wait_past(seen, (deadline - now).min(Duration::from_millis(100)));
+            self.sync_group()?;
+        }
+    }
+
+    /// Reads from assigned partitions, round robin, until something is buffered.
+    fn fetch(&mut self) -> Result<()> {
+        let n = self.assignment.len();
+        for i in 0..n {
+            let tp = self.assignment[(self.next_partition + i) % n].clone();
+            let position = self.position(&tp)?;
+            let partition = self.log.partition(&tp.topic, tp.partition)?;
+            if position >= partition.log_end_offset() {
+                continue;
+            }
+            let read = match partition.read(position, self.config.fetch_max_bytes) {
+                Ok(read) => read,
+                Err(Error::OffsetOutOfRange { offset, .. }) => {
+                    let reset = self.reset_position(&tp, Some(offset))?;
+                    tracing::warn!(partition = %tp, offset, reset, "position out of range; reset");
+                    self.positions.insert(tp.clone(), reset);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let mut next = position;
+            for item in BatchIter::new(&read.records) {
+                let (start, header) = item.map_err(|e| Error::CorruptRead {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    offset: next,
+                    reason: e.to_string(),
+                })?;
+                let batch_next = header.last_offset() + 1;
+                if !header.attributes().control() {
+                    let bytes = read.records.slice(start..start + header.batch_bytes());
+                    let records = decode_batch(bytes).map_err(|reason| Error::CorruptRead {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        offset: header.base_offset(),
+                        reason,
+                    })?;
+                    for r in records.into_iter().filter(|r| r.offset >= position) {
+                        self.buffer.push_back(ConsumerRecord {
+                            topic: tp.topic.clone(),
+                            partition: tp.partition,
+                            offset: r.offset,
+                            timestamp: r.timestamp,
+                            key: r.key,
+                            value: r.value,
+                            headers: r.headers,
+                        });
+                    }
+                }
+                next = next.max(batch_next);
+            }
+            self.positions.insert(tp.clone(), next);
+            if !self.buffer.is_empty() {
+                self.next_partition = (self.next_partition + i + 1) % n;
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Durably commits the current position of every assigned partition for the group.
+    pub fn commit(&mut self) -> Result<()> {
+        let Some(group) = self.config.group_id.clone() else {
+            return Err(Error::InvalidArgument(
+                "commit needs a group id (ConsumerConfig::group)".into(),
+            ));
+        };
+        // Records still buffered were not handed out: commit the first of them instead.
+        let mut earliest_buffered: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        for r in &self.buffer {
+            earliest_buffered
+                .entry((r.topic.clone(), r.partition))
+                .or_insert(r.offset);
+        }
+        let offsets: Vec<(String, i32, i64)> = self
+            .positions
+            .iter()
+            .map(|(tp, p)| {
+                let at = earliest_buffered
+                    .get(&(tp.topic.clone(), tp.partition))
+                    .copied()
+                    .unwrap_or(*p);
+                (tp.topic.clone(), tp.partition, at)
+            })
+            .filter(|(t, p, o)| {
+                self.log
+                    .committed_offset(&group, t, *p)
+                    .is_none_or(|c| c.offset != *o)
+            })
+            .collect();
+        self.log.commit_offsets(&group, &offsets)?;
+        self.last_commit = Instant::now();
+        Ok(())
+    }
+
+    /// Commits specific positions (the offset of the next record to read).
+    pub fn commit_offsets(&mut self, offsets: &[(TopicPartition, i64)]) -> Result<()> {
+        let Some(group) = self.config.group_id.clone() else {
+            return Err(Error::InvalidArgument(
+                "commit needs a group id (ConsumerConfig::group)".into(),
+            ));
+        };
+        let offsets: Vec<(String, i32, i64)> = offsets
+            .iter()
+            .map(|(tp, o)| (tp.topic.clone(), tp.partition, *o))
+            .collect();
+        self.log.commit_offsets(&group, &offsets)
+    }
+
+    /// The group's committed offset for a partition.
+    pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
+        let group = self.config.group_id.as_ref()?;
+        self.log
+            .committed_offset(group, &tp.topic, tp.partition)
+            .map(|c| c.offset)
+    }
+
+    fn leave_group(&mut self) {
+        if let Some(m) = self.membership.take() {
+            let log = self.log.clone();
+            let counts = move |t: &str| log.partition_count(t).unwrap_or(0);
+            self.log
+                .inner
+                .coordinator
+                .leave(&m.group, &m.member_id, &counts);
+        }
+    }
+
+    /// Commits (if auto-commit is on) and leaves the group.
+    pub fn close(mut self) -> Result<()> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let result = if self.config.enable_auto_commit
+            && self.config.group_id.is_some()
+            && !self.positions.is_empty()
+        {
+            self.commit()
+        } else {
+            Ok(())
+        };
+        self.leave_group();
+        // Nothing left for Drop to commit.
+        self.positions.clear();
+        result
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish() {
+            tracing::error!("consumer closed without committing: {e}");
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Record batches: Kafka RecordBatch v2 (magic 2), the unit the log stores and serves.
+//!
+//! The log never re-encodes a batch on the append path: it validates the header and CRC
+//! ([`BatchHeader::parse`]), writes the base offset into bytes 0..8 (outside the CRC) and
+//! stores the bytes as received. Building and decoding batches goes through the
+//! `kafka-protocol` crate's codec ([`encode_batch`], [`decode_batch`]).
+//!
+//! The byte layout is drawn in `docs/format.md`.
+
+mod batch;
+mod codec;
+mod partitioner;
+
+pub use batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, BatchIter, RecordBatchAttributes};
+pub(crate) use batch::{set_base_offset, set_log_append_time};
+pub use codec::{
+    Compression, Header, ProducerStamp, Record, TimestampType, decode_batch, encode_batch,
+};
+pub use partitioner::{murmur2, partition_for_key};
