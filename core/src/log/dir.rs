@@ -103,8 +103,8 @@ pub(crate) struct LogInner {
     pub(crate) coordinator: GroupCoordinator,
     background: Mutex<Option<Background>>,
     closed: AtomicBool,
-    /// Held for the life of the log: the flock on `.lock`.
-    _lock: File,
+    /// The flock on `.lock`, held until the log is closed.
+    lock: Mutex<Option<File>>,
 }
 
 impl Log {
@@ -137,7 +137,7 @@ impl Log {
                     dir,
                     std::io::Error::new(
                         std::io::ErrorKind::WouldBlock,
-                        "another process has it open (a running `sluice serve`?); stop it or connect with --bootstrap",
+                        "the log is already open, by another sluice process or elsewhere in this one; close that first",
                     ),
                 ));
             }
@@ -193,7 +193,7 @@ impl Log {
             coordinator: GroupCoordinator::default(),
             background: Mutex::new(None),
             closed: AtomicBool::new(false),
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         });
         let log = Log { inner };
         log.inner.groups.load(&log)?;
@@ -507,6 +507,8 @@ impl LogInner {
                 }
             }
         }
+        // Unlocking lets another process (or a later open in this one) take the directory.
+        self.lock.lock().take();
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
