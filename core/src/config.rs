@@ -197,16 +197,49 @@ impl Config {
 
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let config: Config = toml::from_str(text).map_err(|e| Error::InvalidConfig {
-            key: e
-                .span()
-                .map(|s| text.get(s).unwrap_or("").to_string())
-                .unwrap_or_default(),
-            value: String::new(),
-            reason: e.message().to_string(),
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (key, value) = e.span().map(|span| key_at(text, span)).unwrap_or_default();
+            Error::InvalidConfig {
+                key,
+                value,
+                reason: e.message().to_string(),
+            }
         })?;
         config.log.validate()?;
         Ok(config)
+    }
+}
+
+/// The dotted key (and, for a bad value, the value's text) that a TOML error's span points
+/// at. For unknown keys the span is the key itself, but for a wrong type or an unknown
+/// variant it is the value: naming only `"big"` would not tell the user which setting.
+fn key_at(text: &str, span: std::ops::Range<usize>) -> (String, String) {
+    let spanned = text.get(span.clone()).unwrap_or("").trim().to_string();
+    let before = text.get(..span.start).unwrap_or("");
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text
+        .get(line_start..)
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or("");
+    let (key, value) = match line.split_once('=') {
+        Some((key, _)) if span.start >= line_start + key.len() => (
+            key.trim().to_string(),
+            spanned.trim_matches('"').to_string(),
+        ),
+        _ => (spanned, String::new()),
+    };
+    // Settings under a `[table]` header are named with it, as validate() names them.
+    let table = before
+        .get(..line_start)
+        .unwrap_or("")
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    match table {
+        Some(table) if !key.starts_with('[') => (format!("{table}.{key}"), value),
+        _ => (key, value),
     }
 }
 
@@ -243,11 +276,18 @@ impl LogConfig {
                 "must be at least 1",
             ));
         }
-        if self.retention_ms < -1 || self.retention_bytes < -1 {
+        if self.retention_ms < -1 {
             return Err(bad(
-                "retention_ms/retention_bytes",
-                format!("{}/{}", self.retention_ms, self.retention_bytes),
-                "must be -1 (unlimited) or positive",
+                "retention_ms",
+                self.retention_ms.to_string(),
+                "must be -1 (keep forever) or a whole number of milliseconds",
+            ));
+        }
+        if self.retention_bytes < -1 {
+            return Err(bad(
+                "retention_bytes",
+                self.retention_bytes.to_string(),
+                "must be -1 (no limit) or a whole number of bytes",
             ));
         }
         if self.max_message_bytes < 64 || self.max_message_bytes > i32::MAX as u64 {

@@ -106,7 +106,8 @@ pub struct ConsumerRecord {
 /// Where to move a partition's position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Seek {
-    /// To this offset (clamped into the log's range when read).
+    /// To this offset. Past the end it is clamped to the end; below the log start the
+    /// reset policy ([`OffsetReset`]) applies when the consumer next reads, as in Kafka.
     Offset(i64),
     /// To the first record with a timestamp at or after this (ms); the end if none.
     Timestamp(i64),
@@ -344,7 +345,16 @@ impl Consumer {
             let tp = self.assignment[(self.next_partition + i) % n].clone();
             let position = self.position(&tp)?;
             let partition = self.log.partition(&tp.topic, tp.partition)?;
-            if position >= partition.log_end_offset() {
+            let end = partition.log_end_offset();
+            if position > end {
+                // A seek past the end (or a truncated log) is clamped to the end, as `Seek`
+                // promises: waiting at the old position would silently skip every record
+                // appended below it.
+                tracing::warn!(partition = %tp, position, end, "position past the end; clamped");
+                self.positions.insert(tp.clone(), end);
+                continue;
+            }
+            if position == end {
                 continue;
             }
             let read = match partition.read(position, self.config.fetch_max_bytes) {

@@ -169,7 +169,10 @@ impl Partition {
                 let _ = std::fs::remove_file(&old.time_index_path);
                 std::fs::rename(&cleaned_path, &old.log_path)?;
                 let fresh = Segment::open(&*storage, self.dir(), old.base_offset, false)?;
-                if let ScanEnd::Invalid { position, reason } = fresh.scan(true, interval)? {
+                if let ScanEnd::Invalid {
+                    position, reason, ..
+                } = fresh.scan(true, interval)?
+                {
                     return Err(std::io::Error::other(format!(
                         "compacted segment invalid at {position}: {reason}"
                     )));
@@ -209,5 +212,11 @@ fn reencode(header: &BatchHeader<'_>, kept: &[crate::record::Record]) -> Result<
         },
         transactional: header.attributes().transactional(),
     };
-    Ok(encode_batch(kept, compression, stamp)?.to_vec())
+    let mut bytes = encode_batch(kept, compression, stamp)?.to_vec();
+    let log_append_time = header
+        .attributes()
+        .log_append_time()
+        .then(|| header.max_timestamp());
+    crate::record::restore_span(&mut bytes, header.last_offset(), log_append_time);
+    Ok(bytes)
 }

@@ -99,6 +99,11 @@ impl Indexes {
         self.max_timestamp
     }
 
+    /// Whether both indexes hold the same entries (what the index files would contain).
+    pub fn same_entries(&self, other: &Indexes) -> bool {
+        self.offsets == other.offsets && self.times == other.times
+    }
+
     /// Writes both index files atomically.
     pub fn persist(
         &self,
@@ -107,18 +112,21 @@ impl Indexes {
         time_path: &Path,
         base_offset: i64,
     ) -> std::io::Result<()> {
-        let mut buf = Vec::with_capacity(self.offsets.len() * OFFSET_ENTRY_BYTES);
-        for e in &self.offsets {
-            buf.extend_from_slice(&((e.offset - base_offset) as u32).to_be_bytes());
-            buf.extend_from_slice(&e.position.to_be_bytes());
-        }
-        write_atomic(storage, offset_path, &buf)?;
-        buf.clear();
+        // The time index goes first: a crash between the two renames then leaves a complete
+        // time index next to an older offset index, which is merely sparser. The reverse
+        // would leave a time index whose running maximum stops short of the segment's.
+        let mut buf = Vec::with_capacity(self.times.len() * TIME_ENTRY_BYTES);
         for e in &self.times {
             buf.extend_from_slice(&e.timestamp.to_be_bytes());
             buf.extend_from_slice(&((e.offset - base_offset) as u32).to_be_bytes());
         }
-        write_atomic(storage, time_path, &buf)
+        write_atomic(storage, time_path, &buf)?;
+        buf.clear();
+        for e in &self.offsets {
+            buf.extend_from_slice(&((e.offset - base_offset) as u32).to_be_bytes());
+            buf.extend_from_slice(&e.position.to_be_bytes());
+        }
+        write_atomic(storage, offset_path, &buf)
     }
 
     /// Loads index files written by [`persist`](Self::persist); `None` if either is missing
@@ -166,6 +174,10 @@ impl Indexes {
                 return None;
             }
             indexes.times.push(TimeEntry { timestamp, offset });
+        }
+        // A non-empty segment always has a time entry for its first batch.
+        if log_bytes > 0 && indexes.times.first().map(|t| t.offset) != indexes.offsets.first().map(|o| o.offset) {
+            return None;
         }
         indexes.max_timestamp = indexes.times.last().map(|e| e.timestamp);
         Some(indexes)

@@ -165,14 +165,35 @@ impl Partition {
             let next_base = bases.get(i + 1).copied();
             let trusted =
                 matches!((recovery_point, next_base), (Some(rp), Some(next)) if next <= rp);
+            let io = |e| Error::io("recover segment", &segment.log_path, e);
             let end = if trusted {
-                segment.load_trusted(interval)
+                segment.load_trusted(&*storage, interval).map_err(io)?
             } else {
-                first_unflushed.get_or_insert(i);
-                segment.scan(true, interval)
-            }
-            .map_err(|e| Error::io("recover segment", &segment.log_path, e))?;
-            if let ScanEnd::Invalid { position, reason } = end {
+                // The last segment after a clean close or a flush: if a header walk ends
+                // cleanly at or below the recovery point, all of it was fsynced (and
+                // validated when appended); only otherwise pay for a full CRC scan.
+                let flushed_tail = match recovery_point {
+                    Some(rp) if next_base.is_none() && rp > base => {
+                        matches!(
+                            segment.load_trusted(&*storage, interval).map_err(io)?,
+                            ScanEnd::Clean
+                        ) && segment.next_offset() <= rp
+                    }
+                    _ => false,
+                };
+                if flushed_tail {
+                    ScanEnd::Clean
+                } else {
+                    first_unflushed.get_or_insert(i);
+                    segment.scan(true, interval).map_err(io)?
+                }
+            };
+            if let ScanEnd::Invalid {
+                position,
+                reason,
+                min_following_offset,
+            } = end
+            {
                 let later_data = bases[i + 1..].iter().any(|&b| {
                     std::fs::metadata(Segment::paths(&dir, b).0).is_ok_and(|m| m.len() > 0)
                 });
@@ -180,7 +201,7 @@ impl Partition {
                     true
                 } else {
                     segment
-                        .valid_batch_after(position, segment.next_offset())
+                        .valid_batch_after(position, min_following_offset)
                         .map_err(|e| Error::io("recover segment", &segment.log_path, e))?
                         .is_some()
                 };
@@ -226,6 +247,7 @@ impl Partition {
             .last()
             .cloned()
             .ok_or_else(|| Error::InvalidArgument("no segment".into()))?;
+        last.age_from_first_batch();
         let log_end_offset = last.next_offset().max(last.base_offset);
         let first_base = segments.first().map_or(0, |s| s.base_offset);
         let log_start_offset = stored_start
@@ -543,7 +565,7 @@ impl Partition {
             .cloned()
             .ok_or_else(|| Error::InvalidArgument("no segment".into()))?;
         let full = active.size() + incoming > config.segment_bytes;
-        let old = crate::now_ms() - active.created_ms >= config.segment_ms as i64;
+        let old = crate::now_ms() - active.created_ms() >= config.segment_ms as i64;
         let overflow = next - active.base_offset > i64::from(u32::MAX);
         if active.is_empty() || !(full || old || overflow) {
             return Ok(active);
@@ -750,6 +772,9 @@ impl Partition {
         let interval = self.config().index_interval_bytes;
         last.truncate_to_position(position, interval)
             .map_err(|e| self.poison_with("truncate", &last.log_path, e))?;
+        // Its index files describe the longer segment; they are rewritten at roll or close.
+        let _ = std::fs::remove_file(&last.index_path);
+        let _ = std::fs::remove_file(&last.time_index_path);
         last.file
             .sync_data()
             .map_err(|e| self.poison_with("fsync", &last.log_path, e))?;

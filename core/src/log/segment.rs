@@ -31,8 +31,10 @@ pub(crate) struct Segment {
     pub file: Arc<dyn StorageFile>,
     size: AtomicU64,
     next_offset: AtomicI64,
-    /// Wall-clock time the segment was created or opened, for `segment.ms` rolls.
-    pub created_ms: i64,
+    /// Start of the `segment.ms` clock: creation time for a segment made by this process;
+    /// for one found on open, its first batch's timestamp (if earlier), so restarts do not
+    /// reset the clock.
+    created_ms: AtomicI64,
     pub indexes: RwLock<Indexes>,
 }
 
@@ -41,8 +43,13 @@ pub(crate) struct Segment {
 pub(crate) enum ScanEnd {
     /// Every byte belongs to a valid batch.
     Clean,
-    /// An invalid batch starts at `position`.
-    Invalid { position: u64, reason: String },
+    /// An invalid batch starts at `position`. A valid batch found after it whose base
+    /// offset is at least `min_following_offset` is committed data, not a torn tail.
+    Invalid {
+        position: u64,
+        reason: String,
+        min_following_offset: i64,
+    },
 }
 
 impl Segment {
@@ -73,9 +80,22 @@ impl Segment {
             file,
             size: AtomicU64::new(size),
             next_offset: AtomicI64::new(base_offset),
-            created_ms: crate::now_ms(),
+            created_ms: AtomicI64::new(crate::now_ms()),
             indexes: RwLock::new(Indexes::default()),
         })
+    }
+
+    /// When the `segment.ms` clock started.
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms.load(Ordering::Acquire)
+    }
+
+    /// Restarts the `segment.ms` clock from the first batch's timestamp when that is earlier
+    /// than now (called for segments found on open).
+    pub fn age_from_first_batch(&self) {
+        if let Some(first) = self.indexes.read().times.first() {
+            self.created_ms.fetch_min(first.timestamp, Ordering::AcqRel);
+        }
     }
 
     pub fn size(&self) -> u64 {
@@ -258,6 +278,10 @@ impl Segment {
         let file_len = self.file.len()?;
         let mut header_buf = [0u8; BATCH_HEADER_BYTES];
         let mut batch_buf = Vec::new();
+        // The offset expected before the last accepted batch. That batch's base offset lies
+        // outside its CRC, so a flipped bit there can inflate `next_offset`; the torn-tail
+        // check must not trust it to rule out the valid batches that follow.
+        let mut next_offset_before_last = next_offset;
         let end = loop {
             if position == file_len {
                 break ScanEnd::Clean;
@@ -269,6 +293,7 @@ impl Segment {
                         "{} trailing bytes, shorter than a batch header",
                         file_len - position
                     ),
+                    min_following_offset: next_offset_before_last,
                 };
             }
             read_exact_at(&*self.file, &mut header_buf, position)?;
@@ -278,6 +303,7 @@ impl Segment {
                     break ScanEnd::Invalid {
                         position,
                         reason: e.to_string(),
+                        min_following_offset: next_offset_before_last,
                     };
                 }
             };
@@ -286,6 +312,7 @@ impl Segment {
                 break ScanEnd::Invalid {
                     position,
                     reason: format!("batch of {batch_bytes} bytes runs past the end of the file"),
+                    min_following_offset: next_offset_before_last,
                 };
             }
             if header.base_offset() < next_offset || header.last_offset() < header.base_offset() {
@@ -295,6 +322,7 @@ impl Segment {
                         "batch base offset {} is below the expected {next_offset}",
                         header.base_offset()
                     ),
+                    min_following_offset: next_offset_before_last,
                 };
             }
             let (base, last, max_ts) = (
@@ -309,10 +337,12 @@ impl Segment {
                     break ScanEnd::Invalid {
                         position,
                         reason: e.to_string(),
+                        min_following_offset: next_offset_before_last,
                     };
                 }
             }
             indexes.on_batch(base, position as u32, batch_bytes, max_ts, interval_bytes);
+            next_offset_before_last = next_offset;
             next_offset = last + 1;
             position += batch_bytes;
         };
@@ -354,7 +384,9 @@ impl Segment {
         self.file.set_len(position)?;
         match self.scan(false, interval_bytes)? {
             ScanEnd::Clean => Ok(()),
-            ScanEnd::Invalid { position, reason } => Err(std::io::Error::other(format!(
+            ScanEnd::Invalid {
+                position, reason, ..
+            } => Err(std::io::Error::other(format!(
                 "segment invalid at {position} after truncation: {reason}"
             ))),
         }
@@ -362,27 +394,55 @@ impl Segment {
 
     /// Opens a segment below the recovery point: loads its index files when they are
     /// consistent with the log and scans only the batches after the last index entry;
-    /// rebuilds them from a header scan when missing or damaged.
-    pub fn load_trusted(&self, interval_bytes: u64) -> std::io::Result<ScanEnd> {
+    /// rebuilds them from a header scan when missing or damaged. What had to be rebuilt or
+    /// completed is written back: a closed segment's index files are otherwise only
+    /// written when it is rolled, so every later open would pay for the rebuild again.
+    pub fn load_trusted(
+        &self,
+        storage: &dyn Storage,
+        interval_bytes: u64,
+    ) -> std::io::Result<ScanEnd> {
         let file_len = self.file.len()?;
-        match Indexes::load(
+        let loaded = Indexes::load(
             &self.index_path,
             &self.time_index_path,
             self.base_offset,
             file_len,
-        ) {
+        );
+        let from_index = match loaded.clone() {
             Some(mut indexes) if !indexes.offsets.is_empty() => {
                 let last = indexes.truncate_to_last_entry();
-                self.scan_from(
+                let end = self.scan_from(
                     u64::from(last.position),
                     indexes,
                     last.offset,
                     false,
                     interval_bytes,
-                )
+                )?;
+                Some((end, u64::from(last.position)))
             }
-            _ => self.scan(false, interval_bytes),
+            _ => None,
+        };
+        let end = match from_index {
+            // The walk failed right where the index's last entry points: the entry may be
+            // the damage (derived data pointing into the middle of a batch), not the log.
+            // Only a walk from the start can tell which.
+            Some((ScanEnd::Invalid { position, .. }, entry)) if position == entry => {
+                self.scan(false, interval_bytes)?
+            }
+            Some((end, _)) => end,
+            None => self.scan(false, interval_bytes)?,
+        };
+        let rebuilt = loaded
+            .as_ref()
+            .is_none_or(|loaded| !loaded.same_entries(&self.indexes.read()));
+        if matches!(end, ScanEnd::Clean)
+            && rebuilt
+            && let Err(e) = self.persist_indexes(storage)
+        {
+            tracing::warn!(file = %self.index_path.display(), "could not write rebuilt index files (they will be rebuilt on the next open): {e}");
         }
+        Ok(end)
     }
 
     /// Writes the index files.
@@ -413,6 +473,7 @@ impl From<BatchError> for ScanEnd {
         ScanEnd::Invalid {
             position: 0,
             reason: e.to_string(),
+            min_following_offset: 0,
         }
     }
 }

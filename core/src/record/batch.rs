@@ -303,6 +303,24 @@ pub(crate) fn set_log_append_time(bytes: &mut [u8], now_ms: i64) {
     bytes[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Makes a re-encoded batch (compaction dropped some of its records) keep the original
+/// batch's offset and sequence span: the last offset delta is widened so the batch still
+/// ends at `original_last_offset`, and a log-append-time batch keeps its timestamp type and
+/// max timestamp. The CRC is recomputed. Idempotent-producer state rebuilt from the log
+/// then sees the same last sequence as before compaction.
+pub(crate) fn restore_span(bytes: &mut [u8], original_last_offset: i64, log_append_time: Option<i64>) {
+    let base = be_i64(bytes, 0);
+    let delta = (original_last_offset - base).clamp(0, i64::from(i32::MAX)) as i32;
+    bytes[LAST_OFFSET_DELTA_POS..LAST_OFFSET_DELTA_POS + 4].copy_from_slice(&delta.to_be_bytes());
+    if let Some(max_ts) = log_append_time {
+        let attributes = be_i16(bytes, ATTRIBUTES_POS) | (1 << 3);
+        bytes[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+        bytes[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&max_ts.to_be_bytes());
+    }
+    let crc = crc32c::crc32c(&bytes[ATTRIBUTES_POS..]);
+    bytes[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Walks the batches in a buffer of whole batches, validating each.
 #[derive(Debug, Clone)]
 pub struct BatchIter<'a> {

@@ -12,7 +12,7 @@ mod codec;
 mod partitioner;
 
 pub use batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, BatchIter, RecordBatchAttributes};
-pub(crate) use batch::{set_base_offset, set_log_append_time};
+pub(crate) use batch::{restore_span, set_base_offset, set_log_append_time};
 pub use codec::{
     Compression, Header, ProducerStamp, Record, TimestampType, decode_batch, encode_batch,
 };

@@ -1,0 +1,242 @@
+//! The embedded producer and consumer end to end: partitioning, every compression
+//! codec, and several consumers reading one topic independently.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sluice_core::record::{BatchIter, Header, Record, partition_for_key};
+use sluice_core::{
+    Compression, ConsumerConfig, NewTopic, ProducerConfig, ProducerRecord, TopicPartition,
+};
+
+use crate::common::{append_with, open, poll_n, read_all, read_from};
+
+#[test]
+fn producer_consumer_round_trip() {
+    // Guards against records landing in a partition other than Kafka's murmur2 choice,
+    // unkeyed records piling onto one partition, deliveries missing their offsets, and the
+    // consumer losing or reordering keys, values, headers or timestamps.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(NewTopic::new("rt", 4)).unwrap();
+    // A long linger: batches ship only when full (5 records) or on flush, so the sticky
+    // partitioner's moves are deterministic.
+    let producer = log
+        .producer(
+            ProducerConfig::default()
+                .batch_records(5)
+                .linger(Duration::from_secs(600)),
+        )
+        .unwrap();
+
+    let mut sent = Vec::new();
+    for i in 0..100i64 {
+        let key = format!("user-{}", i % 17);
+        let r = ProducerRecord::to("rt")
+            .key(key.clone())
+            .value(format!("keyed-{i}"))
+            .timestamp(1_700_000_000_000 + i)
+            .header("seq", i.to_string())
+            .header("kind", "keyed");
+        sent.push((
+            Some(key),
+            format!("keyed-{i}"),
+            1_700_000_000_000 + i,
+            r.clone(),
+        ));
+    }
+    for i in 0..40i64 {
+        let r = ProducerRecord::to("rt")
+            .value(format!("unkeyed-{i}"))
+            .timestamp(1_700_000_100_000 + i);
+        sent.push((None, format!("unkeyed-{i}"), 1_700_000_100_000 + i, r));
+    }
+    let deliveries: Vec<_> = sent
+        .iter()
+        .map(|(_, _, _, r)| producer.send(r.clone()).unwrap())
+        .collect();
+    producer.flush().unwrap();
+
+    // (partition, offset) -> what was sent there.
+    let mut expected: BTreeMap<(i32, i64), &ProducerRecord> = BTreeMap::new();
+    let mut unkeyed_partitions = BTreeSet::new();
+    for ((key, _, ts, r), d) in sent.iter().zip(&deliveries) {
+        let meta = d.result().expect("flushed").unwrap();
+        assert_eq!(meta.topic, "rt");
+        assert_eq!(meta.timestamp, *ts);
+        match key {
+            Some(k) => assert_eq!(meta.partition, partition_for_key(k.as_bytes(), 4), "{k}"),
+            None => {
+                unkeyed_partitions.insert(meta.partition);
+            }
+        }
+        assert!(
+            expected.insert((meta.partition, meta.offset), r).is_none(),
+            "two records got {}-{}",
+            meta.partition,
+            meta.offset
+        );
+    }
+    assert_eq!(
+        unkeyed_partitions,
+        (0..4).collect(),
+        "unkeyed records should spread over every partition"
+    );
+    // Offsets in each partition are exactly 0..n.
+    for p in 0..4 {
+        let offsets: Vec<i64> = expected
+            .keys()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, o)| *o)
+            .collect();
+        assert_eq!(offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
+        assert_eq!(
+            log.partition("rt", p).unwrap().log_end_offset(),
+            offsets.len() as i64
+        );
+    }
+
+    let mut consumer = log.consumer(ConsumerConfig::default());
+    consumer
+        .assign((0..4).map(|p| TopicPartition::new("rt", p)).collect())
+        .unwrap();
+    let got = poll_n(&mut consumer, sent.len());
+    assert_eq!(got.len(), sent.len());
+    let mut last: HashMap<i32, i64> = HashMap::new();
+    for r in &got {
+        let prev = last.insert(r.partition, r.offset).unwrap_or(-1);
+        assert!(r.offset > prev, "partition {} out of order", r.partition);
+        let want = expected[&(r.partition, r.offset)];
+        assert_eq!(r.topic, "rt");
+        assert_eq!(r.key, want.key);
+        assert_eq!(r.value, want.value);
+        assert_eq!(Some(r.timestamp), want.timestamp);
+        assert_eq!(r.headers, want.headers);
+    }
+    assert!(consumer.poll(Duration::from_millis(50)).unwrap().is_empty());
+}
+
+#[test]
+fn every_compression_codec_round_trips() {
+    // Guards against a codec that encodes but does not decode (or silently stores records
+    // uncompressed) on the append and read paths, including tombstones, null keys and headers.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let records: Vec<Record> = (0..300i64)
+        .map(|i| Record {
+            offset: i % 100,
+            timestamp: 5_000 + i,
+            key: (i % 7 != 0).then(|| Bytes::from(format!("key-{}", i % 13))),
+            value: (i % 11 != 0).then(|| Bytes::from("abcdefgh".repeat(1 + (i % 20) as usize))),
+            headers: vec![Header {
+                key: format!("h{}", i % 3),
+                value: (i % 2 == 0).then(|| Bytes::from(i.to_string())),
+            }],
+        })
+        .collect();
+    let mut sizes = BTreeMap::new();
+    for codec in Compression::ALL {
+        let topic = format!("codec-{codec:?}").to_lowercase();
+        log.create_topic(NewTopic::new(&topic, 1)).unwrap();
+        for (n, chunk) in records.chunks(100).enumerate() {
+            let info = append_with(&log, &topic, 0, chunk, codec);
+            assert_eq!(info.base_offset, n as i64 * 100);
+            assert_eq!(info.last_offset, n as i64 * 100 + 99);
+        }
+        let read = log.read(&topic, 0, 0, 1 << 20).unwrap();
+        for item in BatchIter::new(&read.records) {
+            let (_, header) = item.unwrap();
+            assert_eq!(header.attributes().compression_id(), codec as i16);
+        }
+        let back = read_all(&log, &topic, 0);
+        assert_eq!(back.len(), records.len(), "{codec:?}");
+        for (i, (got, sent)) in back.iter().zip(&records).enumerate() {
+            assert_eq!(got.offset, i as i64, "{codec:?}");
+            assert_eq!(
+                (&got.key, &got.value, got.timestamp, &got.headers),
+                (&sent.key, &sent.value, sent.timestamp, &sent.headers),
+                "{codec:?} offset {i}"
+            );
+        }
+        sizes.insert(
+            format!("{codec:?}"),
+            log.describe_topic(&topic).unwrap().partitions[0].size_bytes,
+        );
+
+        // The producer path with the same codec.
+        let producer = log
+            .producer(ProducerConfig::default().compression(codec))
+            .unwrap();
+        for i in 0..20 {
+            producer
+                .send(
+                    ProducerRecord::to(&topic)
+                        .key("p")
+                        .value(format!("via-producer-{i}")),
+                )
+                .unwrap();
+        }
+        producer.flush().unwrap();
+        let tail = read_from(&log, &topic, 0, 300, 1 << 20);
+        let values: Vec<_> = tail.iter().map(|r| r.value.clone().unwrap()).collect();
+        let want: Vec<_> = (0..20)
+            .map(|i| Bytes::from(format!("via-producer-{i}")))
+            .collect();
+        assert_eq!(values, want, "{codec:?}");
+    }
+    // The values are highly repetitive: every real codec must beat storing them raw.
+    let none = sizes["None"];
+    for (codec, size) in &sizes {
+        if codec != "None" {
+            assert!(*size < none, "{codec} stored {size} bytes, none {none}");
+        }
+    }
+}
+
+#[test]
+fn many_consumers_read_independently() {
+    // Guards against consumers sharing state: each of several concurrent consumers (with no
+    // group) must see every record of the topic, in order, while a producer is writing.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(NewTopic::new("fan", 3)).unwrap();
+    const N: usize = 3_000;
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let mut c = log.consumer(ConsumerConfig::default());
+                c.assign((0..3).map(|p| TopicPartition::new("fan", p)).collect())
+                    .unwrap();
+                poll_n(&mut c, N)
+            })
+        })
+        .collect();
+    let producer = log
+        .producer(ProducerConfig::default().batch_records(50))
+        .unwrap();
+    for i in 0..N {
+        producer
+            .send(
+                ProducerRecord::to("fan")
+                    .key(format!("k{i}"))
+                    .value(format!("v{i}")),
+            )
+            .unwrap();
+    }
+    producer.flush().unwrap();
+    for reader in readers {
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), N);
+        let mut seen = BTreeSet::new();
+        let mut last: HashMap<i32, i64> = HashMap::new();
+        for r in &got {
+            assert!(seen.insert((r.partition, r.offset)));
+            assert!(r.offset > last.insert(r.partition, r.offset).unwrap_or(-1));
+            let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();
+            let value = String::from_utf8(r.value.clone().unwrap().to_vec()).unwrap();
+            assert_eq!(key[1..], value[1..]);
+        }
+    }
+}
