@@ -3,11 +3,14 @@
 //!
 //! A pass runs in the background and never blocks appends or reads:
 //! 1. take a snapshot of the closed segments (the active one is never touched) whose
-//!    records are all older than `min.compaction.lag.ms`;
-//! 2. build a map key -> newest offset over them;
-//! 3. for each, write the surviving records to `<base>.log.cleaned` (batches whose records
-//!    all survive are copied byte for byte; others are re-encoded with their original
-//!    offsets, timestamps, compression and producer fields), fsync it;
+//!    records are all older than `min.compaction.lag.ms`; skip the pass if they are the
+//!    same as last time and no tombstone has expired since;
+//! 2. build a map key -> newest offset over them, streaming batch by batch (memory: the
+//!    map, plus one read window);
+//! 3. for each segment that loses records, stream the survivors to `<base>.log.cleaned`
+//!    (batches whose records all survive are copied byte for byte; others are re-encoded
+//!    with their original offsets, timestamps, compression and producer fields, and keep
+//!    the original batch's last offset), fsync it;
 //! 4. under the segment-list lock, rename it over the original and swap the segment in
 //!    the list. Index files are removed before the rename and written after, so a crash
 //!    at any point leaves either the old or the new log with indexes that are absent (and
@@ -16,16 +19,21 @@
 //! Offsets never change; compaction leaves gaps that readers skip.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::io::{StorageFile, read_exact_at};
 use super::partition::Partition;
 use super::segment::{ScanEnd, Segment};
 use crate::error::{Error, Result};
 use crate::record::{
-    BatchHeader, BatchIter, Compression, ProducerStamp, decode_batch, encode_batch,
+    BATCH_HEADER_BYTES, BatchHeader, Compression, ProducerStamp, Record, decode_batch, encode_batch,
 };
+
+/// Bytes read from a segment at a time while compacting.
+const READ_WINDOW_BYTES: usize = 4 << 20;
 
 /// What one compaction pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -38,10 +46,65 @@ pub struct CompactionOutcome {
     pub bytes_freed: u64,
 }
 
-fn read_all(segment: &Segment) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; segment.size() as usize];
-    super::io::read_exact_at(&*segment.file, &mut buf, 0)?;
-    Ok(buf)
+/// The state a pass leaves behind: which closed segments it covered and when the oldest
+/// surviving tombstone expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompactionMark {
+    covered_end_offset: i64,
+    covered_segments: usize,
+    next_tombstone_expiry_ms: i64,
+}
+
+/// Calls `f` with each whole, CRC-checked batch of `segment`, reading in windows.
+fn for_each_batch(
+    segment: &Segment,
+    mut f: impl FnMut(BatchHeader<'_>, &[u8]) -> std::result::Result<ControlFlow<()>, String>,
+) -> std::result::Result<(), String> {
+    let size = segment.size();
+    let mut position = 0u64;
+    let mut buf = Vec::new();
+    while position < size {
+        let want = READ_WINDOW_BYTES.min((size - position) as usize);
+        buf.resize(want, 0);
+        read_exact_at(&*segment.file, &mut buf, position).map_err(|e| e.to_string())?;
+        let mut used = 0usize;
+        while used + BATCH_HEADER_BYTES <= buf.len() {
+            let batch_bytes = BatchHeader::peek(&buf[used..])
+                .map_err(|e| e.to_string())?
+                .batch_bytes();
+            if used + batch_bytes > buf.len() {
+                if used > 0 {
+                    break;
+                }
+                // One batch larger than the window: read it whole.
+                buf.resize(batch_bytes, 0);
+                read_exact_at(&*segment.file, &mut buf, position).map_err(|e| e.to_string())?;
+            }
+            let raw = &buf[used..used + batch_bytes];
+            let header = BatchHeader::parse(raw).map_err(|e| e.to_string())?;
+            if f(header, raw)?.is_break() {
+                return Ok(());
+            }
+            used += batch_bytes;
+        }
+        if used == 0 {
+            return Err(format!("unreadable batch at byte {position}"));
+        }
+        position += used as u64;
+    }
+    Ok(())
+}
+
+/// Whether a record survives: it has no key, or it is its key's newest and not an expired
+/// tombstone.
+fn survives(record: &Record, newest: &HashMap<Bytes, i64>, tombstone_cutoff: i64) -> bool {
+    match &record.key {
+        None => true,
+        Some(key) => {
+            newest.get(key) == Some(&record.offset)
+                && (record.value.is_some() || record.timestamp >= tombstone_cutoff)
+        }
+    }
 }
 
 impl Partition {
@@ -59,81 +122,81 @@ impl Partition {
             .take_while(|s| s.max_timestamp().is_none_or(|t| t <= lag_cutoff))
             .cloned()
             .collect();
-        if candidates.is_empty() {
+        let Some(last) = candidates.last() else {
+            return Ok(CompactionOutcome::default());
+        };
+        let covered_end_offset = last.next_offset();
+        if let Some(mark) = *self.compaction_mark.lock()
+            && mark.covered_end_offset == covered_end_offset
+            && mark.covered_segments == candidates.len()
+            && now_ms < mark.next_tombstone_expiry_ms
+        {
             return Ok(CompactionOutcome::default());
         }
-        let io_err =
-            |segment: &Segment, e: std::io::Error| Error::io("compact", &segment.log_path, e);
         let corrupt = |segment: &Segment, reason: String| Error::CorruptRead {
             topic: self.topic().to_string(),
             partition: self.id(),
             offset: segment.base_offset,
-            reason,
+            reason: format!("while compacting {}: {reason}", segment.log_path.display()),
         };
 
         // Pass 1: newest offset per key.
         let mut newest: HashMap<Bytes, i64> = HashMap::new();
         for segment in &candidates {
-            let bytes = read_all(segment).map_err(|e| io_err(segment, e))?;
-            for item in BatchIter::new(&bytes) {
-                let (start, header) = item.map_err(|e| corrupt(segment, e.to_string()))?;
-                if header.attributes().control() {
-                    continue;
-                }
-                let batch = Bytes::copy_from_slice(&bytes[start..start + header.batch_bytes()]);
-                for record in decode_batch(batch).map_err(|e| corrupt(segment, e))? {
-                    if let Some(key) = record.key {
-                        newest.insert(key, record.offset);
+            for_each_batch(segment, |header, raw| {
+                if !header.attributes().control() {
+                    for record in decode_batch(Bytes::copy_from_slice(raw))? {
+                        if let Some(key) = record.key {
+                            newest.insert(key, record.offset);
+                        }
                     }
                 }
-            }
+                Ok(ControlFlow::Continue(()))
+            })
+            .map_err(|e| corrupt(segment, e))?;
         }
 
         // Pass 2: rewrite each segment that loses records.
         let tombstone_cutoff = now_ms - config.delete_retention_ms as i64;
+        let mut oldest_tombstone = i64::MAX;
         let mut outcome = CompactionOutcome::default();
         for segment in &candidates {
-            let bytes = read_all(segment).map_err(|e| io_err(segment, e))?;
-            let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-            let mut removed = 0u64;
-            for item in BatchIter::new(&bytes) {
-                let (start, header) = item.map_err(|e| corrupt(segment, e.to_string()))?;
-                let raw = &bytes[start..start + header.batch_bytes()];
+            let mut dirty = false;
+            for_each_batch(segment, |header, raw| {
                 if header.attributes().control() {
-                    out.extend_from_slice(raw);
-                    continue;
+                    return Ok(ControlFlow::Continue(()));
                 }
-                let records =
-                    decode_batch(Bytes::copy_from_slice(raw)).map_err(|e| corrupt(segment, e))?;
-                let total = records.len();
-                let kept: Vec<_> = records
-                    .into_iter()
-                    .filter(|r| match &r.key {
-                        None => true,
-                        Some(key) => {
-                            newest.get(key) == Some(&r.offset)
-                                && (r.value.is_some() || r.timestamp >= tombstone_cutoff)
-                        }
-                    })
-                    .collect();
-                removed += (total - kept.len()) as u64;
-                if kept.len() == total {
-                    out.extend_from_slice(raw);
-                } else if !kept.is_empty() {
-                    out.extend_from_slice(
-                        &reencode(&header, &kept).map_err(|e| corrupt(segment, e.to_string()))?,
-                    );
+                let records = decode_batch(Bytes::copy_from_slice(raw))?;
+                for r in &records {
+                    if !survives(r, &newest, tombstone_cutoff) {
+                        dirty = true;
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    if r.key.is_some() && r.value.is_none() {
+                        oldest_tombstone = oldest_tombstone.min(r.timestamp);
+                    }
                 }
-            }
-            if removed == 0 {
+                Ok(ControlFlow::Continue(()))
+            })
+            .map_err(|e| corrupt(segment, e))?;
+            if !dirty {
                 continue;
             }
-            self.swap_cleaned(segment, &out)
-                .map_err(|e| io_err(segment, e))?;
+            let (removed, written) = self
+                .write_cleaned(segment, &newest, tombstone_cutoff, &mut oldest_tombstone)
+                .map_err(|e| corrupt(segment, e))?;
+            let before = segment.size();
+            self.swap_cleaned(segment)
+                .map_err(|e| Error::io("compact", &segment.log_path, e))?;
             outcome.segments_cleaned += 1;
             outcome.records_removed += removed;
-            outcome.bytes_freed += (bytes.len() - out.len()) as u64;
+            outcome.bytes_freed += before.saturating_sub(written);
         }
+        *self.compaction_mark.lock() = Some(CompactionMark {
+            covered_end_offset,
+            covered_segments: candidates.len(),
+            next_tombstone_expiry_ms: oldest_tombstone.saturating_add(config.delete_retention_ms as i64),
+        });
         if outcome.segments_cleaned > 0 {
             tracing::info!(
                 topic = self.topic(),
@@ -147,15 +210,59 @@ impl Partition {
         Ok(outcome)
     }
 
-    fn swap_cleaned(&self, old: &Arc<Segment>, contents: &[u8]) -> std::io::Result<()> {
+    /// Streams the surviving records of `segment` to `<base>.log.cleaned`, fsynced.
+    /// Returns (records removed, bytes written).
+    fn write_cleaned(
+        &self,
+        segment: &Segment,
+        newest: &HashMap<Bytes, i64>,
+        tombstone_cutoff: i64,
+        oldest_tombstone: &mut i64,
+    ) -> std::result::Result<(u64, u64), String> {
+        let cleaned_path = segment.log_path.with_extension("log.cleaned");
+        let file: Arc<dyn StorageFile> = self
+            .storage()
+            .open(&cleaned_path, true)
+            .map_err(|e| format!("creating {}: {e}", cleaned_path.display()))?;
+        file.set_len(0).map_err(|e| e.to_string())?;
+        let mut written = 0u64;
+        let mut removed = 0u64;
+        for_each_batch(segment, |header, raw| {
+            let mut write = |bytes: &[u8]| {
+                file.write_all_at(bytes, written)
+                    .map_err(|e| format!("writing {}: {e}", cleaned_path.display()))?;
+                written += bytes.len() as u64;
+                Ok::<(), String>(())
+            };
+            if header.attributes().control() {
+                write(raw)?;
+                return Ok(ControlFlow::Continue(()));
+            }
+            let records = decode_batch(Bytes::copy_from_slice(raw))?;
+            let total = records.len();
+            let kept: Vec<Record> = records
+                .into_iter()
+                .filter(|r| survives(r, newest, tombstone_cutoff))
+                .collect();
+            for r in kept.iter().filter(|r| r.key.is_some() && r.value.is_none()) {
+                *oldest_tombstone = (*oldest_tombstone).min(r.timestamp);
+            }
+            removed += (total - kept.len()) as u64;
+            if kept.len() == total {
+                write(raw)?;
+            } else if !kept.is_empty() {
+                write(&reencode(&header, &kept).map_err(|e| e.to_string())?)?;
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        file.sync_data()
+            .map_err(|e| format!("fsync {}: {e}", cleaned_path.display()))?;
+        Ok((removed, written))
+    }
+
+    fn swap_cleaned(&self, old: &Arc<Segment>) -> std::io::Result<()> {
         let storage = self.storage().clone();
         let cleaned_path = old.log_path.with_extension("log.cleaned");
-        {
-            let file = storage.open(&cleaned_path, true)?;
-            file.set_len(0)?;
-            file.write_all_at(contents, 0)?;
-            file.sync_data()?;
-        }
         let interval = self.config().index_interval_bytes;
         let mut swapped = Ok(());
         self.replace_segments(|current| {
@@ -196,7 +303,7 @@ impl Partition {
     }
 }
 
-fn reencode(header: &BatchHeader<'_>, kept: &[crate::record::Record]) -> Result<Vec<u8>> {
+fn reencode(header: &BatchHeader<'_>, kept: &[Record]) -> Result<Vec<u8>> {
     let compression =
         Compression::from_id(header.attributes().compression_id()).unwrap_or_default();
     let first = kept.first().map_or(header.base_offset(), |r| r.offset);

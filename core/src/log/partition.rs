@@ -99,6 +99,8 @@ pub struct Partition {
     checkpointed_offset: AtomicI64,
     poison: Mutex<Option<String>>,
     notifier: Arc<Notifier>,
+    /// What the last compaction pass saw, so an unchanged log is not re-examined.
+    pub(crate) compaction_mark: Mutex<Option<super::compaction::CompactionMark>>,
     last_flush_ms: AtomicI64,
 }
 
@@ -286,6 +288,7 @@ impl Partition {
             checkpointed_offset: AtomicI64::new(recovery_point.unwrap_or(-1)),
             poison: Mutex::new(None),
             notifier,
+            compaction_mark: Mutex::new(None),
             last_flush_ms: AtomicI64::new(crate::now_ms()),
         };
         partition.writer.lock().producers = partition.rebuild_producer_state()?;
@@ -354,6 +357,8 @@ impl Partition {
     }
     pub(crate) fn set_config(&self, config: Arc<TopicConfig>) {
         *self.config.write() = config;
+        // New compaction settings may make an unchanged log compactable.
+        *self.compaction_mark.lock() = None;
     }
     pub(crate) fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
         self.segments.read().clone()
