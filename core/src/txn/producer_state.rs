@@ -90,12 +90,22 @@ impl ProducerStateTable {
                 SequenceCheck::OutOfOrder { expected: 0 }
             };
         }
-        if let Some(dup) = entry
+        // A retry ends at the same sequence. Compaction may have dropped the first records
+        // of the stored batch (moving its first sequence up), so a retry may start earlier;
+        // sequences and offsets advance together inside a batch, which gives back the
+        // original base offset.
+        if let Some(stored) = entry
             .batches
             .iter()
-            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+            .find(|b| b.last_seq == last_seq && first_seq <= b.first_seq)
         {
-            return SequenceCheck::Duplicate(*dup);
+            let shift = i64::from(stored.first_seq - first_seq);
+            return SequenceCheck::Duplicate(BatchSeq {
+                first_seq,
+                last_seq,
+                base_offset: stored.base_offset - shift,
+                last_offset: stored.last_offset,
+            });
         }
         match entry.batches.back() {
             Some(last) if first_seq != next_seq(last.last_seq) => SequenceCheck::OutOfOrder {
@@ -145,6 +155,10 @@ mod tests {
         assert_eq!(t.check(7, 0, 0, 4), SequenceCheck::Append);
         t.record(7, 0, b(0, 4, 100));
         assert_eq!(t.check(7, 0, 0, 4), SequenceCheck::Duplicate(b(0, 4, 100)));
+        // As stored after compaction dropped its first two records.
+        let mut c = ProducerStateTable::default();
+        c.record(7, 0, BatchSeq { first_seq: 2, last_seq: 4, base_offset: 102, last_offset: 104 });
+        assert_eq!(c.check(7, 0, 0, 4), SequenceCheck::Duplicate(b(0, 4, 100)));
         assert_eq!(
             t.check(7, 0, 6, 9),
             SequenceCheck::OutOfOrder { expected: 5 }
