@@ -25,13 +25,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer = log.producer(ProducerConfig::default())?;
     for i in 0..30 {
         let customer = format!("customer-{}", i % 5);
-        producer.send(ProducerRecord::to("orders").key(customer).value(format!("order-{i}")))?;
+        producer.send(
+            ProducerRecord::to("orders")
+                .key(customer)
+                .value(format!("order-{i}")),
+        )?;
     }
     producer.flush()?;
     drop(producer);
 
     // A group consumer reads the first 10 records and commits its position.
-    let group = ConsumerConfig::default().group("billing").enable_auto_commit(false).max_poll_records(10);
+    let group = ConsumerConfig::default()
+        .group("billing")
+        .enable_auto_commit(false)
+        .max_poll_records(10);
     let mut consumer = log.consumer(group.clone());
     consumer.subscribe(&["orders"])?;
     let first = consumer.poll(Duration::from_secs(1))?;

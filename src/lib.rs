@@ -24,7 +24,8 @@ pub use sluice_core as core;
 /// The names most programs need.
 pub mod prelude {
     pub use sluice_core::{
-        Compression, Consumer, ConsumerConfig, ConsumerRecord, Durability, Log, LogConfig, LogOptions, NewTopic,
-        OffsetReset, Producer, ProducerConfig, ProducerRecord, RecordMetadata, Seek, TopicPartition,
+        Compression, Consumer, ConsumerConfig, ConsumerRecord, Durability, Log, LogConfig,
+        LogOptions, NewTopic, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+        RecordMetadata, Seek, TopicPartition,
     };
 }

@@ -42,7 +42,11 @@ fn ok(out: &Output) -> String {
 }
 
 fn failed(out: &Output) -> String {
-    assert!(!out.status.success(), "expected failure, got success: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -53,11 +57,24 @@ fn quickstart_runs_and_reruns() {
     let first = ok(&sluice(dir.path(), &["quickstart", "--records", "2000"]));
     assert!(first.contains("created (3 partitions)"), "{first}");
     assert!(first.contains("consumed 2000 records back"), "{first}");
-    assert!(dir.path().join("sluice-data/topics/quickstart-pageviews").is_dir());
+    assert!(
+        dir.path()
+            .join("sluice-data/topics/quickstart-pageviews")
+            .is_dir()
+    );
     let second = ok(&sluice(dir.path(), &["quickstart", "--records", "1000"]));
     assert!(second.contains("already there"), "{second}");
     assert!(second.contains("consumed 1000 records back"), "{second}");
-    let topics = ok(&sluice(dir.path(), &["topics", "describe", "quickstart-pageviews", "--format", "json"]));
+    let topics = ok(&sluice(
+        dir.path(),
+        &[
+            "topics",
+            "describe",
+            "quickstart-pageviews",
+            "--format",
+            "json",
+        ],
+    ));
     let d: serde_json::Value = serde_json::from_str(&topics).unwrap();
     let total: i64 = d["partitions"]
         .as_array()
@@ -73,18 +90,40 @@ fn quickstart_runs_and_reruns() {
 fn topics_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = ok(&sluice(d, &["topics", "create", "orders", "--partitions", "4", "--config", "retention.ms=1000"]));
-    assert!(out.contains("Created topic orders with 4 partition(s)"), "{out}");
+    let out = ok(&sluice(
+        d,
+        &[
+            "topics",
+            "create",
+            "orders",
+            "--partitions",
+            "4",
+            "--config",
+            "retention.ms=1000",
+        ],
+    ));
+    assert!(
+        out.contains("Created topic orders with 4 partition(s)"),
+        "{out}"
+    );
     assert_eq!(ok(&sluice(d, &["topics", "list"])).trim(), "orders");
-    assert!(ok(&sluice(d, &["topics", "list", "--include-internal"])).contains("__consumer_offsets"));
+    assert!(
+        ok(&sluice(d, &["topics", "list", "--include-internal"])).contains("__consumer_offsets")
+    );
     let described = ok(&sluice(d, &["topics", "describe", "orders"]));
     assert!(described.contains("Partitions: 4"), "{described}");
     assert!(described.contains("retention.ms=1000 (set)"), "{described}");
 
     let err = failed(&sluice(d, &["topics", "create", "orders"]));
     assert!(err.contains("already exists"), "{err}");
-    ok(&sluice(d, &["topics", "create", "orders", "--if-not-exists"]));
-    let err = failed(&sluice(d, &["topics", "create", "x", "--config", "retention.mss=5"]));
+    ok(&sluice(
+        d,
+        &["topics", "create", "orders", "--if-not-exists"],
+    ));
+    let err = failed(&sluice(
+        d,
+        &["topics", "create", "x", "--config", "retention.mss=5"],
+    ));
     assert!(err.contains("retention.mss"), "{err}");
     let err = failed(&sluice(d, &["topics", "create", "bad name"]));
     assert!(err.contains("invalid topic name"), "{err}");
@@ -101,39 +140,113 @@ fn produce_and_consume() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(&sluice(d, &["topics", "create", "t", "--partitions", "1"]));
-    let out = sluice_with_stdin(d, &["produce", "t", "--key-separator", ":"], "a:1\nb:2\r\nc:3\n");
+    let out = sluice_with_stdin(
+        d,
+        &["produce", "t", "--key-separator", ":"],
+        "a:1\nb:2\r\nc:3\n",
+    );
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Produced 3 record(s)"));
 
-    let all = ok(&sluice(d, &["consume", "t", "--from-beginning", "--timeout-ms", "300"]));
+    let all = ok(&sluice(
+        d,
+        &["consume", "t", "--from-beginning", "--timeout-ms", "300"],
+    ));
     assert_eq!(all, "1\n2\n3\n");
-    let kv = ok(&sluice(d, &["consume", "t", "--from-beginning", "--max-records", "2", "--format", "key-value"]));
+    let kv = ok(&sluice(
+        d,
+        &[
+            "consume",
+            "t",
+            "--from-beginning",
+            "--max-records",
+            "2",
+            "--format",
+            "key-value",
+        ],
+    ));
     assert_eq!(kv, "a\t1\nb\t2\n");
-    let from_offset = ok(&sluice(d, &["consume", "t", "--offset", "1", "--timeout-ms", "200"]));
+    let from_offset = ok(&sluice(
+        d,
+        &["consume", "t", "--offset", "1", "--timeout-ms", "200"],
+    ));
     assert_eq!(from_offset, "2\n3\n");
-    let json = ok(&sluice(d, &["consume", "t", "--from-beginning", "--max-records", "1", "--format", "json"]));
+    let json = ok(&sluice(
+        d,
+        &[
+            "consume",
+            "t",
+            "--from-beginning",
+            "--max-records",
+            "1",
+            "--format",
+            "json",
+        ],
+    ));
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(v["key"], "a");
     assert_eq!(v["offset"], 0);
-    let future = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() + 60_000).to_string();
-    let none = ok(&sluice(d, &["consume", "t", "--from-timestamp", &future, "--timeout-ms", "200"]));
+    let future = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 60_000)
+        .to_string();
+    let none = ok(&sluice(
+        d,
+        &[
+            "consume",
+            "t",
+            "--from-timestamp",
+            &future,
+            "--timeout-ms",
+            "200",
+        ],
+    ));
     assert_eq!(none, "");
-    let past = ok(&sluice(d, &["consume", "t", "--from-timestamp", "0", "--timeout-ms", "200"]));
+    let past = ok(&sluice(
+        d,
+        &[
+            "consume",
+            "t",
+            "--from-timestamp",
+            "0",
+            "--timeout-ms",
+            "200",
+        ],
+    ));
     assert_eq!(past, "1\n2\n3\n");
     // Without a start flag, only new records: none arrive, so nothing is printed.
     assert_eq!(ok(&sluice(d, &["consume", "t", "--timeout-ms", "200"])), "");
 
     // A group resumes after what it printed.
-    let first = ok(&sluice(d, &["consume", "t", "--group", "g", "--from-beginning", "--max-records", "2"]));
+    let first = ok(&sluice(
+        d,
+        &[
+            "consume",
+            "t",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--max-records",
+            "2",
+        ],
+    ));
     assert_eq!(first, "1\n2\n");
-    let rest = ok(&sluice(d, &["consume", "t", "--group", "g", "--timeout-ms", "300"]));
+    let rest = ok(&sluice(
+        d,
+        &["consume", "t", "--group", "g", "--timeout-ms", "300"],
+    ));
     assert_eq!(rest, "3\n");
 
     // A line without the separator stops produce with its line number; earlier lines stay.
     let out = sluice_with_stdin(d, &["produce", "t", "--key-separator", ":"], "d:4\nnokey\n");
     let err = failed(&out);
     assert!(err.contains("line 2 has no key separator"), "{err}");
-    let tail = ok(&sluice(d, &["consume", "t", "--offset", "3", "--timeout-ms", "200"]));
+    let tail = ok(&sluice(
+        d,
+        &["consume", "t", "--offset", "3", "--timeout-ms", "200"],
+    ));
     assert_eq!(tail, "4\n");
 }
 
@@ -148,7 +261,11 @@ fn bad_settings_file_is_named() {
     std::fs::write(d.join("sluice.toml"), "[log]\ndurablity = \"sync\"\n").unwrap();
     let err = failed(&sluice(d, &["topics", "list"]));
     assert!(err.contains("durablity"), "{err}");
-    std::fs::write(d.join("sluice.toml"), "data_dir = \"elsewhere\"\n[log]\ndurability = \"sync\"\n").unwrap();
+    std::fs::write(
+        d.join("sluice.toml"),
+        "data_dir = \"elsewhere\"\n[log]\ndurability = \"sync\"\n",
+    )
+    .unwrap();
     ok(&sluice(d, &["topics", "create", "x"]));
     assert!(d.join("elsewhere/topics/x").is_dir());
 }
@@ -170,5 +287,9 @@ fn broken_pipe_is_quiet() {
         .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -7,7 +7,10 @@ use std::process::Command;
 fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/<test-binary> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe.parent().and_then(|p| p.parent()).expect("target profile dir");
+    let profile_dir = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target profile dir");
     profile_dir.join("examples").join(name)
 }
 
@@ -15,9 +18,17 @@ fn example(name: &str) -> PathBuf {
 #[test]
 fn log_basics() {
     let path = example("log_basics");
-    assert!(path.exists(), "{} not built; run through cargo test", path.display());
+    assert!(
+        path.exists(),
+        "{} not built; run through cargo test",
+        path.display()
+    );
     let out = Command::new(&path).output().expect("run example");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("first poll: 10 records"), "{stdout}");
     assert!(stdout.contains("total: 30"), "{stdout}");

@@ -59,7 +59,8 @@ pub struct ConsumeArgs {
 pub fn run(args: &ConsumeArgs) -> anyhow::Result<()> {
     let log = args.log.open()?;
     let partitions = log.partition_count(&args.topic)?;
-    let explicit_start = args.from_beginning || args.offset.is_some() || args.from_timestamp.is_some();
+    let explicit_start =
+        args.from_beginning || args.offset.is_some() || args.from_timestamp.is_some();
     let mut config = ConsumerConfig::default()
         .enable_auto_commit(false)
         .auto_offset_reset(if args.from_beginning {
@@ -73,10 +74,15 @@ pub fn run(args: &ConsumeArgs) -> anyhow::Result<()> {
     let mut consumer = log.consumer(config);
     let chosen: Vec<TopicPartition> = match args.partition {
         Some(p) if !(0..partitions).contains(&p) => {
-            bail!("topic '{}' has no partition {p} (it has {partitions})", args.topic)
+            bail!(
+                "topic '{}' has no partition {p} (it has {partitions})",
+                args.topic
+            )
         }
         Some(p) => vec![TopicPartition::new(&args.topic, p)],
-        None => (0..partitions).map(|p| TopicPartition::new(&args.topic, p)).collect(),
+        None => (0..partitions)
+            .map(|p| TopicPartition::new(&args.topic, p))
+            .collect(),
     };
     match (&args.group, args.partition) {
         (Some(_), None) => consumer.subscribe(&[args.topic.as_str()])?,
@@ -120,7 +126,10 @@ pub fn run(args: &ConsumeArgs) -> anyhow::Result<()> {
         let mut done = Vec::new();
         for record in records {
             print_record(&mut out, &record, args.format).context("writing to standard output")?;
-            done.push((TopicPartition::new(&record.topic, record.partition), record.offset + 1));
+            done.push((
+                TopicPartition::new(&record.topic, record.partition),
+                record.offset + 1,
+            ));
             printed += 1;
             if printed >= limit {
                 out.flush().context("writing to standard output")?;
@@ -147,7 +156,11 @@ fn text(bytes: Option<&[u8]>) -> serde_json::Value {
     }
 }
 
-fn print_record(out: &mut impl Write, record: &ConsumerRecord, format: Format) -> std::io::Result<()> {
+fn print_record(
+    out: &mut impl Write,
+    record: &ConsumerRecord,
+    format: Format,
+) -> std::io::Result<()> {
     match format {
         Format::Value => {
             out.write_all(record.value.as_deref().unwrap_or_default())?;

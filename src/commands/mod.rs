@@ -59,7 +59,9 @@ impl LogArgs {
     pub fn load_config(&self) -> anyhow::Result<Config> {
         match &self.config {
             Some(path) => Ok(Config::from_file(path)?),
-            None if Path::new("sluice.toml").exists() => Ok(Config::from_file(Path::new("sluice.toml"))?),
+            None if Path::new("sluice.toml").exists() => {
+                Ok(Config::from_file(Path::new("sluice.toml"))?)
+            }
             None => Ok(Config::default()),
         }
     }

@@ -32,7 +32,11 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     let created = log.ensure_topic(NewTopic::new(TOPIC, PARTITIONS))?;
     println!(
         "  topic {TOPIC}: {} ({PARTITIONS} partitions)",
-        if created { "created" } else { "already there, appending" }
+        if created {
+            "created"
+        } else {
+            "already there, appending"
+        }
     );
 
     // Remember where each partition ends, to read back exactly what this run adds.
@@ -47,7 +51,10 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     for i in 0..args.records {
         let user = format!("user-{}", i % 97);
         let page = PAGES[(i as usize * 7) % PAGES.len()];
-        let value = format!(r#"{{"user":"{user}","page":"{page}","ts":{}}}"#, base_ts + i as i64);
+        let value = format!(
+            r#"{{"user":"{user}","page":"{page}","ts":{}}}"#,
+            base_ts + i as i64
+        );
         bytes += value.len() as u64;
         producer.send(ProducerRecord::to(TOPIC).key(user).value(value))?;
     }
@@ -57,7 +64,9 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut consumer = log.consumer(ConsumerConfig::default().enable_auto_commit(false));
-    let partitions: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(TOPIC, p)).collect();
+    let partitions: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(TOPIC, p))
+        .collect();
     consumer.assign(partitions.clone())?;
     for tp in &partitions {
         consumer.seek(tp, Seek::Offset(starts[&tp.partition]))?;

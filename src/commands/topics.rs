@@ -105,7 +105,10 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<()> {
                 }
                 other => {
                     other?;
-                    println!("Created topic {} with {partitions} partition(s).", args.name);
+                    println!(
+                        "Created topic {} with {partitions} partition(s).",
+                        args.name
+                    );
                 }
             }
             log.close()?;
@@ -124,7 +127,10 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<()> {
             let d = log.describe_topic(&args.name)?;
             match args.format {
                 DescribeFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&d).context("encoding description")?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&d).context("encoding description")?
+                    );
                 }
                 DescribeFormat::Text => {
                     println!("Topic: {}  Partitions: {}", d.name, d.partitions.len());
@@ -135,12 +141,20 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<()> {
                     for p in &d.partitions {
                         println!(
                             "{:>9}  {:>16}  {:>16}  {:>12}  {:>8}",
-                            p.partition, p.log_start_offset, p.log_end_offset, p.size_bytes, p.segments
+                            p.partition,
+                            p.log_start_offset,
+                            p.log_end_offset,
+                            p.size_bytes,
+                            p.segments
                         );
                     }
                     println!("Config:");
                     for (key, value) in &d.config {
-                        let marker = if d.overrides.contains_key(key) { " (set)" } else { "" };
+                        let marker = if d.overrides.contains_key(key) {
+                            " (set)"
+                        } else {
+                            ""
+                        };
                         println!("  {key}={value}{marker}");
                     }
                 }

@@ -195,7 +195,8 @@ impl Partition {
         *self.compaction_mark.lock() = Some(CompactionMark {
             covered_end_offset,
             covered_segments: candidates.len(),
-            next_tombstone_expiry_ms: oldest_tombstone.saturating_add(config.delete_retention_ms as i64),
+            next_tombstone_expiry_ms: oldest_tombstone
+                .saturating_add(config.delete_retention_ms as i64),
         });
         if outcome.segments_cleaned > 0 {
             tracing::info!(

@@ -176,7 +176,9 @@ impl Indexes {
             indexes.times.push(TimeEntry { timestamp, offset });
         }
         // A non-empty segment always has a time entry for its first batch.
-        if log_bytes > 0 && indexes.times.first().map(|t| t.offset) != indexes.offsets.first().map(|o| o.offset) {
+        if log_bytes > 0
+            && indexes.times.first().map(|t| t.offset) != indexes.offsets.first().map(|o| o.offset)
+        {
             return None;
         }
         indexes.max_timestamp = indexes.times.last().map(|e| e.timestamp);

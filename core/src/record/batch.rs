@@ -308,7 +308,11 @@ pub(crate) fn set_log_append_time(bytes: &mut [u8], now_ms: i64) {
 /// ends at `original_last_offset`, and a log-append-time batch keeps its timestamp type and
 /// max timestamp. The CRC is recomputed. Idempotent-producer state rebuilt from the log
 /// then sees the same last sequence as before compaction.
-pub(crate) fn restore_span(bytes: &mut [u8], original_last_offset: i64, log_append_time: Option<i64>) {
+pub(crate) fn restore_span(
+    bytes: &mut [u8],
+    original_last_offset: i64,
+    log_append_time: Option<i64>,
+) {
     let base = be_i64(bytes, 0);
     let delta = (original_last_offset - base).clamp(0, i64::from(i32::MAX)) as i32;
     bytes[LAST_OFFSET_DELTA_POS..LAST_OFFSET_DELTA_POS + 4].copy_from_slice(&delta.to_be_bytes());

@@ -157,7 +157,16 @@ mod tests {
         assert_eq!(t.check(7, 0, 0, 4), SequenceCheck::Duplicate(b(0, 4, 100)));
         // As stored after compaction dropped its first two records.
         let mut c = ProducerStateTable::default();
-        c.record(7, 0, BatchSeq { first_seq: 2, last_seq: 4, base_offset: 102, last_offset: 104 });
+        c.record(
+            7,
+            0,
+            BatchSeq {
+                first_seq: 2,
+                last_seq: 4,
+                base_offset: 102,
+                last_offset: 104,
+            },
+        );
         assert_eq!(c.check(7, 0, 0, 4), SequenceCheck::Duplicate(b(0, 4, 100)));
         assert_eq!(
             t.check(7, 0, 6, 9),

@@ -1,12 +1,870 @@
-//! `sluice bench log` (being written).
+//! `sluice bench log`: appends pre-encoded batches through the log and reads them back, next
+//! to a raw sequential write and read of the same bytes on the same file system with the
+//! same fsync policy, so every figure comes with the machine's own limit beside it.
+//!
+//! What the clock covers (the method is written up in `docs/benchmarks.md`):
+//! - not encoding: batches are built before the clock starts, as a producer hands them
+//!   over, and each buffer is reused (an append only rewrites the base offset in place);
+//! - append: `Partition::append` of every batch, one thread per partition. For `none` and
+//!   `interval` the final fsync is timed apart (`flush`), for the log and the raw file alike;
+//!   under `sync` every append has already fsynced;
+//! - read: `Partition::read` from offset 0 in 1 MiB steps to the end, counting records from
+//!   the batch headers (CRC-checked by `BatchIter`, as a consumer does). Served from the page
+//!   cache: the data was just written;
+//! - raw: one plain file per partition, written with `pwrite` in chunks of one batch with the
+//!   same fsync policy, then read back with `pread` in the same chunks.
+//!
+//! Log and raw phases alternate which goes first from run to run, and each phase deletes
+//! its files before the next starts, so neither inherits the other's dirty pages.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
 use clap::Args;
+use serde_json::{Value, json};
+use sluice_core::record::{BatchIter, ProducerStamp, Record, decode_batch, encode_batch};
+use sluice_core::{Compression, Durability, LogConfig, LogOptions, NewTopic, Partition};
 
 /// Arguments of `sluice bench log`.
 #[derive(Debug, Args)]
-pub struct LogBenchArgs {}
+pub struct LogBenchArgs {
+    /// Records to append in total, spread over the partitions a batch at a time.
+    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub records: u64,
+
+    /// Size of each record's value in bytes (records have no key or headers).
+    #[arg(long, default_value_t = 100)]
+    pub record_bytes: usize,
+
+    /// Records per batch; one batch is one append, as a producer sends it.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub batch_size: u64,
+
+    /// Partitions of the benchmark topic; each is appended to and read by its own thread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=PARTITIONS_MAX))]
+    pub partitions: i32,
+
+    /// When an append is durable: `none`, `interval` (an fsync every 1000 ms, in the
+    /// background), `interval:MS`, or `sync` (an fsync per append). The raw file gets the
+    /// same policy.
+    #[arg(long, default_value = "none", value_parser = parse_durability)]
+    pub durability: Durability,
+
+    /// Compression of the batches: none, gzip, snappy, lz4 or zstd. Encoding is not timed;
+    /// the bytes counted are the compressed on-disk bytes.
+    #[arg(long, default_value = "none")]
+    pub compression: Compression,
+
+    /// Roll the log's segments at this size (`log.segment_bytes`). Each roll fsyncs the
+    /// segment it closes, whatever the durability, so runs larger than this pay for it.
+    #[arg(long, default_value_t = LogConfig::default().segment_bytes)]
+    pub segment_bytes: u64,
+
+    /// Directory to run in; its file system is what gets measured. Must be empty or absent;
+    /// the files written are deleted afterwards. Default: a fresh directory under the
+    /// system temp directory, removed afterwards.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Times to repeat the whole measurement; the figures reported are medians.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+
+    /// Also time a consume pass: read again and decode every record (kafka-protocol codec).
+    #[arg(long)]
+    pub decode: bool,
+
+    /// Print one JSON object to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One thread per partition: keep that bounded.
+const PARTITIONS_MAX: i64 = 256;
+/// `max_bytes` of every read, Kafka's default `max.partition.fetch.bytes`.
+const READ_BYTES_MAX: usize = 1 << 20;
+/// Distinct encoded batches kept in memory, over all partitions; longer runs cycle through
+/// them. Larger than any CPU cache, so appends don't copy from cache-hot buffers.
+const POOL_BYTES_MAX: usize = 128 << 20;
+const TOPIC: &str = "bench";
+const MB: f64 = 1e6;
+
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    Durability::parse(s).map_err(|e| e.to_string())
+}
 
 /// Runs the benchmark.
-pub fn run(_args: &LogBenchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("sluice bench log is not built yet")
+pub fn run(args: &LogBenchArgs) -> anyhow::Result<()> {
+    let max_message_bytes = LogConfig::default().max_message_bytes;
+    let feeds = build_feeds(args)?;
+    let workload = Workload::of(&feeds);
+    if let Some(largest) = feeds
+        .iter()
+        .flat_map(|f| &f.pool)
+        .map(|b| b.bytes.len())
+        .max()
+        && largest as u64 > max_message_bytes
+    {
+        bail!(
+            "a batch of {} records of {} bytes encodes to {largest} bytes, over the log's \
+             max.message.bytes of {max_message_bytes}; lower --batch-size or --record-bytes",
+            args.batch_size,
+            args.record_bytes
+        );
+    }
+    let scratch = Scratch::new(args.data_dir.as_deref())?;
+    let mut feeds = feeds;
+    let mut runs = Vec::new();
+    for run in 0..args.runs {
+        if !args.json {
+            eprintln!("run {}/{}...", run + 1, args.runs);
+        }
+        // Alternate the order so that neither side always runs on a warmer machine.
+        let (log, raw) = if run % 2 == 0 {
+            let log = bench_log(&scratch.phase_dir("log")?, &mut feeds, args, &workload)?;
+            scratch.remove_phase_dir("log")?;
+            let raw = bench_raw(&scratch.phase_dir("raw")?, &feeds, args.durability)?;
+            scratch.remove_phase_dir("raw")?;
+            (log, raw)
+        } else {
+            let raw = bench_raw(&scratch.phase_dir("raw")?, &feeds, args.durability)?;
+            scratch.remove_phase_dir("raw")?;
+            let log = bench_log(&scratch.phase_dir("log")?, &mut feeds, args, &workload)?;
+            scratch.remove_phase_dir("log")?;
+            (log, raw)
+        };
+        runs.push(RunTimes { log, raw });
+    }
+    let report = Report::new(args, workload, &runs, &scratch.root);
+    if args.json {
+        println!("{}", serde_json::to_string(&report.json(args, &runs))?);
+    } else {
+        report.print(args);
+    }
+    Ok(())
+}
+
+/// One encoded batch and how many records it holds.
+struct Batch {
+    bytes: Vec<u8>,
+    records: u64,
+}
+
+/// What one partition's thread appends: a pool of distinct batches and the order to append
+/// them in (indexes into the pool).
+struct Feed {
+    pool: Vec<Batch>,
+    order: Vec<usize>,
+}
+
+impl Feed {
+    fn batches(&self) -> impl Iterator<Item = &Batch> {
+        self.order.iter().filter_map(|&i| self.pool.get(i))
+    }
+}
+
+/// Totals over all feeds: what every run appends, reads and writes raw.
+struct Workload {
+    records: u64,
+    bytes: u64,
+    batches: u64,
+}
+
+impl Workload {
+    fn of(feeds: &[Feed]) -> Workload {
+        let batches = feeds.iter().flat_map(Feed::batches);
+        batches.fold(
+            Workload {
+                records: 0,
+                bytes: 0,
+                batches: 0,
+            },
+            |w, b| Workload {
+                records: w.records + b.records,
+                bytes: w.bytes + b.bytes.len() as u64,
+                batches: w.batches + 1,
+            },
+        )
+    }
+}
+
+/// Splits the records into batches (the last may be short), deals them to partitions
+/// round-robin, and encodes a bounded pool of distinct batches per partition.
+fn build_feeds(args: &LogBenchArgs) -> anyhow::Result<Vec<Feed>> {
+    let partitions = args.partitions as u64;
+    let total_batches = args.records.div_ceil(args.batch_size);
+    let last_records = args.records - (total_batches - 1) * args.batch_size;
+    // Values plus about 8 bytes of per-record framing.
+    let batch_estimate = (args.batch_size as usize).saturating_mul(args.record_bytes + 8);
+    let pool_max = (POOL_BYTES_MAX / args.partitions as usize / batch_estimate.max(1)).max(1);
+    let mut rng = XorShift(0x5EED_1E55_CAFE_F00D);
+    let mut feeds = Vec::with_capacity(args.partitions as usize);
+    for p in 0..partitions {
+        let dealt = if p < total_batches {
+            (total_batches - p).div_ceil(partitions)
+        } else {
+            0
+        };
+        let has_short = last_records < args.batch_size && (total_batches - 1) % partitions == p;
+        let full = dealt - u64::from(has_short);
+        let distinct = full.min(pool_max as u64) as usize;
+        let mut pool = Vec::with_capacity(distinct + 1);
+        for _ in 0..distinct {
+            pool.push(encode(&mut rng, args.batch_size, args)?);
+        }
+        let mut order: Vec<usize> = (0..full as usize).map(|i| i % distinct.max(1)).collect();
+        if has_short {
+            pool.push(encode(&mut rng, last_records, args)?);
+            order.push(pool.len() - 1);
+        }
+        feeds.push(Feed { pool, order });
+    }
+    Ok(feeds)
+}
+
+fn encode(rng: &mut XorShift, records: u64, args: &LogBenchArgs) -> anyhow::Result<Batch> {
+    let now = sluice_core::now_ms();
+    let records: Vec<Record> = (0..records as i64)
+        .map(|offset| Record {
+            offset,
+            timestamp: now,
+            key: None,
+            value: Some(rng.text(args.record_bytes)),
+            headers: Vec::new(),
+        })
+        .collect();
+    let bytes = encode_batch(&records, args.compression, ProducerStamp::default())?;
+    Ok(Batch {
+        bytes: bytes.to_vec(),
+        records: records.len() as u64,
+    })
+}
+
+/// xorshift64: cheap pseudo-random bytes for record values.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    /// Lowercase ASCII: random enough that compression cannot collapse it, regular enough
+    /// that it has something to do.
+    fn text(&mut self, len: usize) -> Bytes {
+        let mut value = Vec::with_capacity(len);
+        while value.len() < len {
+            let word = self.next().to_le_bytes();
+            let take = (len - value.len()).min(word.len());
+            value.extend(word.iter().take(take).map(|b| b'a' + b % 26));
+        }
+        Bytes::from(value)
+    }
+}
+
+/// The benchmark's working directory, cleaned up on drop.
+struct Scratch {
+    root: PathBuf,
+    /// Whether the directory is ours to remove (it was created for this run).
+    owned: bool,
+}
+
+impl Scratch {
+    fn new(requested: Option<&Path>) -> anyhow::Result<Scratch> {
+        let (root, owned) = match requested {
+            Some(dir) => {
+                let empty = match std::fs::read_dir(dir) {
+                    Ok(mut entries) => entries.next().is_none(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                    Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+                };
+                if !empty {
+                    bail!(
+                        "--data-dir {} is not empty; give an empty or new directory (the \
+                         benchmark deletes what it writes there)",
+                        dir.display()
+                    );
+                }
+                (dir.to_path_buf(), false)
+            }
+            None => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let name = format!("sluice-bench-log-{}-{nanos}", std::process::id());
+                (std::env::temp_dir().join(name), true)
+            }
+        };
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        Ok(Scratch { root, owned })
+    }
+
+    fn phase_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.root.join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    fn remove_phase_dir(&self, name: &str) -> anyhow::Result<()> {
+        let dir = self.root.join(name);
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = std::fs::remove_dir_all(&self.root);
+        } else {
+            for phase in ["log", "raw"] {
+                let _ = std::fs::remove_dir_all(self.root.join(phase));
+            }
+        }
+    }
+}
+
+/// Seconds each step of one run took.
+struct RunTimes {
+    log: LogTimes,
+    raw: RawTimes,
+}
+
+struct LogTimes {
+    append_s: f64,
+    /// The final `Log::flush` (for `sync`, nothing is left to flush).
+    flush_s: f64,
+    read_s: f64,
+    /// Read again plus decoding every record, with `--decode`.
+    consume_s: Option<f64>,
+}
+
+struct RawTimes {
+    write_s: f64,
+    /// The final `sync_data` of every file.
+    flush_s: f64,
+    read_s: f64,
+}
+
+fn bench_log(
+    dir: &Path,
+    feeds: &mut [Feed],
+    args: &LogBenchArgs,
+    workload: &Workload,
+) -> anyhow::Result<LogTimes> {
+    let config = LogConfig {
+        segment_bytes: args.segment_bytes,
+        ..LogConfig::default()
+    }
+    .with_durability(args.durability);
+    // The background thread is what fsyncs under `interval`; the other modes don't need it.
+    let background = matches!(args.durability, Durability::Interval(_));
+    let log = LogOptions::new()
+        .config(config)
+        .background(background)
+        .open(dir)
+        .with_context(|| format!("opening a log in {}", dir.display()))?;
+    log.create_topic(NewTopic::new(TOPIC, args.partitions))?;
+    let partitions = (0..args.partitions)
+        .map(|p| log.partition(TOPIC, p))
+        .collect::<sluice_core::Result<Vec<Arc<Partition>>>>()?;
+
+    let start = Instant::now();
+    per_partition(feeds.iter_mut().zip(&partitions), |(feed, partition)| {
+        for &i in &feed.order {
+            let batch = feed
+                .pool
+                .get_mut(i)
+                .ok_or_else(|| anyhow!("bad pool index"))?;
+            partition.append(&mut batch.bytes)?;
+        }
+        Ok(())
+    })?;
+    let append_s = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    log.flush()?;
+    let flush_s = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let counts = per_partition(partitions.iter(), |p| read_partition(p, false))?;
+    let read_s = start.elapsed().as_secs_f64();
+    check_counts("read", &counts, workload)?;
+
+    let consume_s = if args.decode {
+        let start = Instant::now();
+        let counts = per_partition(partitions.iter(), |p| read_partition(p, true))?;
+        let consume_s = start.elapsed().as_secs_f64();
+        check_counts("consume", &counts, workload)?;
+        Some(consume_s)
+    } else {
+        None
+    };
+    log.close()?;
+    Ok(LogTimes {
+        append_s,
+        flush_s,
+        read_s,
+        consume_s,
+    })
+}
+
+/// Reads a partition from its start to its end; returns (records, bytes). Records are
+/// counted from batch headers, or from decoding every record when `decode`.
+fn read_partition(partition: &Partition, decode: bool) -> anyhow::Result<(u64, u64)> {
+    let end = partition.log_end_offset();
+    let mut offset = partition.log_start_offset();
+    let (mut records, mut bytes) = (0u64, 0u64);
+    while offset < end {
+        let read = partition.read(offset, READ_BYTES_MAX)?;
+        if read.records.is_empty() {
+            bail!("read at offset {offset} returned nothing before the log end {end}");
+        }
+        for item in BatchIter::new(&read.records) {
+            let (start, header) = item?;
+            if decode {
+                let batch = read.records.slice(start..start + header.batch_bytes());
+                let decoded = decode_batch(batch).map_err(|e| anyhow!("decoding: {e}"))?;
+                records += std::hint::black_box(decoded).len() as u64;
+            } else {
+                records += header.record_count() as u64;
+            }
+            offset = header.last_offset() + 1;
+        }
+        bytes += read.records.len() as u64;
+    }
+    Ok((records, bytes))
+}
+
+fn check_counts(what: &str, counts: &[(u64, u64)], workload: &Workload) -> anyhow::Result<()> {
+    let records: u64 = counts.iter().map(|c| c.0).sum();
+    let bytes: u64 = counts.iter().map(|c| c.1).sum();
+    if records != workload.records || bytes != workload.bytes {
+        bail!(
+            "{what} returned {records} records in {bytes} bytes, but {} records in {} bytes \
+             were appended",
+            workload.records,
+            workload.bytes
+        );
+    }
+    Ok(())
+}
+
+fn bench_raw(dir: &Path, feeds: &[Feed], durability: Durability) -> anyhow::Result<RawTimes> {
+    let files = (0..feeds.len())
+        .map(|p| {
+            let path = dir.join(format!("raw-{p}.bin"));
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))
+        })
+        .collect::<anyhow::Result<Vec<File>>>()?;
+
+    let start = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        // Like the log's background thread: one flusher for every file, on its own thread.
+        let (stop, stopped) = mpsc::channel::<()>();
+        let files = &files;
+        let flusher = match durability {
+            Durability::Interval(ms) => Some(s.spawn(move || -> anyhow::Result<()> {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Duration::from_millis(ms))
+                {
+                    for file in files {
+                        file.sync_data()?;
+                    }
+                }
+                Ok(())
+            })),
+            _ => None,
+        };
+        let written = per_partition(feeds.iter().zip(files), |(feed, file)| {
+            let mut position = 0u64;
+            for batch in feed.batches() {
+                file.write_all_at(&batch.bytes, position)?;
+                if durability == Durability::Sync {
+                    file.sync_data()?;
+                }
+                position += batch.bytes.len() as u64;
+            }
+            Ok(())
+        });
+        drop(stop);
+        if let Some(flusher) = flusher {
+            flusher
+                .join()
+                .map_err(|_| anyhow!("raw flusher thread panicked"))??;
+        }
+        written.map(drop)
+    })?;
+    let write_s = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for file in &files {
+        file.sync_data()?;
+    }
+    let flush_s = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    per_partition(feeds.iter().zip(&files), |(feed, file)| {
+        let largest = feed.pool.iter().map(|b| b.bytes.len()).max().unwrap_or(0);
+        let mut buf = vec![0u8; largest];
+        let mut position = 0u64;
+        for batch in feed.batches() {
+            let chunk = buf
+                .get_mut(..batch.bytes.len())
+                .ok_or_else(|| anyhow!("read buffer too small"))?;
+            file.read_exact_at(chunk, position)?;
+            position += chunk.len() as u64;
+        }
+        std::hint::black_box(&buf);
+        Ok(())
+    })?;
+    let read_s = start.elapsed().as_secs_f64();
+    Ok(RawTimes {
+        write_s,
+        flush_s,
+        read_s,
+    })
+}
+
+/// Runs `work` on every item, each on its own thread, and collects the results in order.
+fn per_partition<I, T, F>(items: I, work: F) -> anyhow::Result<Vec<T>>
+where
+    I: Iterator,
+    I::Item: Send,
+    T: Send,
+    F: Fn(I::Item) -> anyhow::Result<T> + Sync,
+{
+    std::thread::scope(|s| {
+        let work = &work;
+        let handles: Vec<_> = items.map(|item| s.spawn(move || work(item))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow!("benchmark thread panicked"))?)
+            .collect()
+    })
+}
+
+/// A median duration over the runs and the throughput it gives.
+#[derive(Clone, Copy)]
+struct Rate {
+    seconds: f64,
+    records_per_s: f64,
+    mb_per_s: f64,
+}
+
+/// One figure of the report.
+struct Line {
+    /// Its key in the JSON output.
+    key: &'static str,
+    /// Its label in the table.
+    label: &'static str,
+    rate: Rate,
+    /// For a log figure, the key of the raw figure it is compared with.
+    raw: Option<&'static str>,
+}
+
+/// Medians over the runs, in the order they are printed.
+struct Report {
+    lines: Vec<Line>,
+    workload: Workload,
+    data_dir: PathBuf,
+}
+
+impl Report {
+    fn new(args: &LogBenchArgs, workload: Workload, runs: &[RunTimes], dir: &Path) -> Report {
+        let rate = |pick: fn(&RunTimes) -> f64| {
+            let seconds = median(runs.iter().map(pick).collect());
+            Rate {
+                seconds,
+                records_per_s: workload.records as f64 / seconds,
+                mb_per_s: workload.bytes as f64 / MB / seconds,
+            }
+        };
+        let line = |key, label, pick: fn(&RunTimes) -> f64, raw| Line {
+            key,
+            label,
+            rate: rate(pick),
+            raw,
+        };
+        let mut lines = vec![
+            line("append", "append", |r| r.log.append_s, Some("raw_write")),
+            line(
+                "append_incl_flush",
+                "append + final fsync",
+                |r| r.log.append_s + r.log.flush_s,
+                Some("raw_write_incl_flush"),
+            ),
+            line(
+                "read",
+                "read (page cache)",
+                |r| r.log.read_s,
+                Some("raw_read"),
+            ),
+            line("raw_write", "raw write", |r| r.raw.write_s, None),
+            line(
+                "raw_write_incl_flush",
+                "raw write + final fsync",
+                |r| r.raw.write_s + r.raw.flush_s,
+                None,
+            ),
+            line("raw_read", "raw read (page cache)", |r| r.raw.read_s, None),
+        ];
+        if args.decode {
+            let consume = |r: &RunTimes| r.log.consume_s.unwrap_or(f64::NAN);
+            lines.insert(3, line("consume", "consume (read + decode)", consume, None));
+        }
+        Report {
+            lines,
+            workload,
+            data_dir: dir.to_path_buf(),
+        }
+    }
+
+    fn rate(&self, key: &str) -> Option<Rate> {
+        self.lines.iter().find(|l| l.key == key).map(|l| l.rate)
+    }
+
+    /// `(name, log / raw)` for every log figure that has a raw counterpart.
+    fn ratios(&self) -> Vec<(String, f64)> {
+        let ratio = |l: &Line| {
+            let raw = self.rate(l.raw?)?;
+            Some((
+                format!("{}_vs_{}", l.key, l.raw?),
+                l.rate.mb_per_s / raw.mb_per_s,
+            ))
+        };
+        self.lines.iter().filter_map(ratio).collect()
+    }
+
+    /// The issue's targets, stated for `none`, 100-byte records and 1000 per batch.
+    fn targets(&self) -> Vec<(&'static str, bool, String)> {
+        let (Some(append), Some(read), Some(raw_write)) = (
+            self.rate("append"),
+            self.rate("read"),
+            self.rate("raw_write"),
+        ) else {
+            return Vec::new();
+        };
+        let vs_raw = append.mb_per_s / raw_write.mb_per_s;
+        vec![
+            (
+                "append >= 80% of raw write",
+                vs_raw >= 0.8,
+                format!("{:.1}%", vs_raw * 100.0),
+            ),
+            (
+                "append >= 3M records/s",
+                append.records_per_s >= 3e6,
+                format!("{:.2}M records/s", append.records_per_s / 1e6),
+            ),
+            (
+                "read >= 2 GB/s (page cache)",
+                read.mb_per_s >= 2000.0,
+                format!("{:.2} GB/s", read.mb_per_s / 1000.0),
+            ),
+        ]
+    }
+
+    fn json(&self, args: &LogBenchArgs, runs: &[RunTimes]) -> Value {
+        let mut out = serde_json::Map::new();
+        for l in &self.lines {
+            let figure = json!({
+                "records_per_s": l.rate.records_per_s,
+                "mb_per_s": l.rate.mb_per_s,
+                "seconds": l.rate.seconds,
+            });
+            out.insert(l.key.into(), figure);
+        }
+        let ratios: serde_json::Map<String, Value> = self
+            .ratios()
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        out.insert("ratios".into(), Value::Object(ratios));
+        out.insert(
+            "config".into(),
+            json!({
+                "records": self.workload.records,
+                "record_bytes": args.record_bytes,
+                "batch_size": args.batch_size,
+                "partitions": args.partitions,
+                "durability": args.durability.to_string(),
+                "compression": args.compression,
+                "segment_bytes": args.segment_bytes,
+                "runs": args.runs,
+                "batches": self.workload.batches,
+                "bytes": self.workload.bytes,
+                "read_max_bytes": READ_BYTES_MAX,
+                "data_dir": self.data_dir.display().to_string(),
+            }),
+        );
+        let targets = self.targets().into_iter();
+        let targets =
+            targets.map(|(name, met, value)| json!({"target": name, "met": met, "value": value}));
+        out.insert("targets".into(), Value::Array(targets.collect()));
+        let runs = runs.iter().map(|r| {
+            json!({
+                "append_s": r.log.append_s,
+                "flush_s": r.log.flush_s,
+                "read_s": r.log.read_s,
+                "consume_s": r.log.consume_s,
+                "raw_write_s": r.raw.write_s,
+                "raw_flush_s": r.raw.flush_s,
+                "raw_read_s": r.raw.read_s,
+            })
+        });
+        out.insert("runs".into(), Value::Array(runs.collect()));
+        Value::Object(out)
+    }
+
+    fn print(&self, args: &LogBenchArgs) {
+        let w = &self.workload;
+        println!(
+            "sluice bench log: {} records of {} B in batches of {}, {} partition(s), \
+             durability {}, compression {}; median of {} run(s)",
+            w.records,
+            args.record_bytes,
+            args.batch_size,
+            args.partitions,
+            args.durability,
+            format!("{:?}", args.compression).to_lowercase(),
+            args.runs
+        );
+        println!(
+            "{} batches, {:.1} MB on disk ({:.1} B per record), in {}{}\n",
+            w.batches,
+            w.bytes as f64 / MB,
+            w.bytes as f64 / w.records as f64,
+            self.data_dir.display(),
+            if args.data_dir.is_none() {
+                " (removed)"
+            } else {
+                ""
+            }
+        );
+        println!(
+            "{:<26} {:>9} {:>13} {:>10} {:>8}",
+            "", "seconds", "records/s", "MB/s", "vs raw"
+        );
+        for l in &self.lines {
+            let raw = l.raw.and_then(|key| self.rate(key));
+            let ratio = raw.map_or(String::new(), |raw| {
+                format!("{:.1}%", l.rate.mb_per_s / raw.mb_per_s * 100.0)
+            });
+            println!(
+                "{:<26} {:>9.3} {:>13.0} {:>10.1} {ratio:>8}",
+                l.label, l.rate.seconds, l.rate.records_per_s, l.rate.mb_per_s
+            );
+        }
+        if args.durability == Durability::None {
+            println!("\ntargets (stated for durability none, 100 B records, 1000 per batch):");
+            for (name, met, value) in self.targets() {
+                let verdict = if met { "met" } else { "MISSED" };
+                println!("  {name:<30} {value:>18}  {verdict}");
+            }
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    match (values.get(mid.wrapping_sub(1)), values.get(mid)) {
+        (Some(low), Some(high)) if values.len().is_multiple_of(2) => (low + high) / 2.0,
+        (_, Some(middle)) => *middle,
+        _ => f64::NAN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LogBenchArgs,
+    }
+
+    fn args(extra: &[&str]) -> LogBenchArgs {
+        let argv = ["bench"].iter().chain(extra).copied();
+        Cli::try_parse_from(argv).expect("valid arguments").args
+    }
+
+    // Every record is dealt exactly once, including a short last batch and partitions that
+    // get no batch at all, so the byte and record totals the rates use are right.
+    #[test]
+    fn feeds_hold_every_record_once() {
+        let a = args(&[
+            "--records",
+            "2500",
+            "--batch-size",
+            "1000",
+            "--partitions",
+            "4",
+        ]);
+        let feeds = build_feeds(&a).expect("encode");
+        let w = Workload::of(&feeds);
+        assert_eq!((w.records, w.batches), (2500, 3));
+        let per_partition: Vec<usize> = feeds.iter().map(|f| f.order.len()).collect();
+        assert_eq!(per_partition, [1, 1, 1, 0]);
+    }
+
+    // A whole run over a tiny workload, in every durability mode: the log reads back
+    // exactly what was appended (bench_log checks it) and the scratch files are removed.
+    #[test]
+    fn small_run_round_trips_and_cleans_up() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data_dir = dir.path().join("bench");
+        for durability in ["none", "interval:10", "sync"] {
+            let mut a = args(&["--records", "3001", "--partitions", "2", "--decode"]);
+            a.durability = parse_durability(durability).expect("durability");
+            a.data_dir = Some(data_dir.clone());
+            let feeds = build_feeds(&a).expect("encode");
+            let workload = Workload::of(&feeds);
+            let scratch = Scratch::new(a.data_dir.as_deref()).expect("scratch");
+            let mut feeds = feeds;
+            let log = bench_log(
+                &scratch.phase_dir("log").expect("dir"),
+                &mut feeds,
+                &a,
+                &workload,
+            )
+            .expect("log phase");
+            assert!(log.consume_s.is_some());
+            bench_raw(
+                &scratch.phase_dir("raw").expect("dir"),
+                &feeds,
+                a.durability,
+            )
+            .expect("raw phase");
+            drop(scratch);
+            let left: Vec<_> = std::fs::read_dir(&data_dir).expect("list").collect();
+            assert!(
+                left.is_empty(),
+                "{} still holds {left:?}",
+                data_dir.display()
+            );
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+    }
 }
