@@ -338,7 +338,8 @@ impl Consumer {
         }
     }
 
-    /// Reads from assigned partitions, round robin, until something is buffered.
+    /// Reads from assigned partitions, round robin, until a poll's worth is buffered or
+    /// every partition has been read once.
     fn fetch(&mut self) -> Result<()> {
         let n = self.assignment.len();
         for i in 0..n {
@@ -399,7 +400,9 @@ impl Consumer {
                 next = next.max(batch_next);
             }
             self.positions.insert(tp.clone(), next);
-            if !self.buffer.is_empty() {
+            // Fill up to one poll's worth across partitions; start after this one next time
+            // so no partition starves the others.
+            if self.buffer.len() >= self.config.max_poll_records {
                 self.next_partition = (self.next_partition + i + 1) % n;
                 return Ok(());
             }

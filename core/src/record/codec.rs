@@ -1,19 +1,16 @@
-//! Building and decoding batches through the `kafka-protocol` codec.
+//! Building batches through the `kafka-protocol` codec, and the record types clients see.
 //!
-//! These are the slow-path helpers used by clients (the embedded producer and consumer) and
-//! by compaction; the log itself only parses headers.
+//! These are the slow-path helpers used by clients (the embedded producer) and by
+//! compaction; the log itself only parses headers. Decoding is in `decode.rs`.
 
 use std::str::FromStr;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{self, Decompressor};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    self as kp, NO_PARTITION_LEADER_EPOCH, RecordBatchDecoder, RecordBatchEncoder,
-    RecordEncodeOptions,
+    self as kp, NO_PARTITION_LEADER_EPOCH, RecordBatchEncoder, RecordEncodeOptions,
 };
 
-use super::BatchHeader;
 use crate::error::{Error, Result};
 
 /// Compression codec of a batch.
@@ -182,82 +179,10 @@ pub fn encode_batch(
     Ok(buf)
 }
 
-/// Decodes every record of one batch (`bytes` holds exactly that batch).
-///
-/// Timestamps follow the batch's timestamp type: for log-append-time batches every record
-/// carries the batch's max timestamp, as Kafka clients report it.
-///
-/// Safe on hostile input: the record count is checked against the (decompressed) records
-/// section before the decoder reserves memory for it, and a panic inside the third-party
-/// decoder is turned into an error.
-pub fn decode_batch(bytes: Bytes) -> std::result::Result<Vec<Record>, String> {
-    let header = BatchHeader::peek(&bytes).map_err(|e| e.to_string())?;
-    if header.batch_bytes() > bytes.len() {
-        return Err(format!(
-            "batch claims {} bytes but {} are present",
-            header.batch_bytes(),
-            bytes.len()
-        ));
-    }
-    let log_append_time = header
-        .attributes()
-        .log_append_time()
-        .then(|| header.max_timestamp());
-    let count =
-        usize::try_from(header.record_count()).map_err(|_| "negative record count".to_string())?;
-    let fits = move |records: &Bytes| -> anyhow::Result<()> {
-        if count.saturating_mul(MIN_RECORD_BYTES) > records.len() {
-            anyhow::bail!(
-                "batch claims {count} records but its records section is only {} bytes",
-                records.len()
-            );
-        }
-        Ok(())
-    };
-    let decompress = move |buf: &mut Bytes, codec: kp::Compression| -> anyhow::Result<Bytes> {
-        let take = |b: &mut Bytes| Ok(b.split_to(b.len()));
-        let records = match codec {
-            kp::Compression::None => take(buf)?,
-            kp::Compression::Gzip => compression::Gzip::decompress(buf, take)?,
-            kp::Compression::Snappy => compression::Snappy::decompress(buf, take)?,
-            kp::Compression::Lz4 => compression::Lz4::decompress(buf, take)?,
-            kp::Compression::Zstd => compression::Zstd::decompress(buf, take)?,
-        };
-        fits(&records)?;
-        Ok(records)
-    };
-    let mut buf = bytes.slice(..header.batch_bytes());
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        RecordBatchDecoder::decode_with_custom_compression(&mut buf, Some(decompress))
-    }))
-    .map_err(|_| "the record decoder panicked on this batch (malformed records)".to_string())?
-    .map_err(|e| e.to_string())?;
-    Ok(decoded
-        .records
-        .into_iter()
-        .map(|r| Record {
-            offset: r.offset,
-            timestamp: log_append_time.unwrap_or(r.timestamp),
-            key: r.key,
-            value: r.value,
-            headers: r
-                .headers
-                .into_iter()
-                .map(|(k, v)| Header {
-                    key: k.to_string(),
-                    value: v,
-                })
-                .collect(),
-        })
-        .collect())
-}
-
-/// The smallest a v2 record can be: seven one-byte varints.
-const MIN_RECORD_BYTES: usize = 7;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{BatchHeader, decode_batch};
 
     fn sample(n: i64) -> Vec<Record> {
         (0..n)

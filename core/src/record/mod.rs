@@ -9,11 +9,13 @@
 
 mod batch;
 mod codec;
+mod decode;
+mod decompress;
 mod partitioner;
 
 pub use batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, BatchIter, RecordBatchAttributes};
 pub(crate) use batch::{restore_span, set_base_offset, set_log_append_time};
-pub use codec::{
-    Compression, Header, ProducerStamp, Record, TimestampType, decode_batch, encode_batch,
-};
+pub use codec::{Compression, Header, ProducerStamp, Record, TimestampType, encode_batch};
+pub use decode::decode_batch;
+pub use decompress::MAX_DECOMPRESSED_BATCH_BYTES;
 pub use partitioner::{murmur2, partition_for_key};
