@@ -16,6 +16,7 @@ mod index;
 pub mod io;
 mod notify;
 mod partition;
+mod recovery;
 mod retention;
 mod segment;
 mod topic;

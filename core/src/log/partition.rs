@@ -9,6 +9,9 @@
 //!   unacknowledged is ever served;
 //! - once poisoned (an fsync failed, or a failed write could not be undone) the partition
 //!   refuses writes until it is reopened and recovered from what is really on disk.
+//!
+//! Opening (recovery) lives in `recovery.rs`, which builds the partition through
+//! [`Partition::from_recovered`]; the checkpoint files written here are defined there.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,19 +19,18 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::io::{Storage, write_atomic};
 use super::notify::Notifier;
-use super::segment::{AppendFailure, ScanEnd, Segment};
+use super::recovery::{
+    LOG_START_FILE, PRODUCER_SNAPSHOT_FILE, ProducerSnapshot, RECOVERY_POINT_FILE,
+};
+use super::segment::{AppendFailure, Segment};
 use crate::config::{Durability, TimestampKind, TopicConfig};
 use crate::error::{Error, Result};
 use crate::record::{BatchError, BatchIter};
 use crate::txn::{BatchSeq, ProducerStateTable, SequenceCheck};
-
-const RECOVERY_POINT_FILE: &str = "recovery-point";
-const LOG_START_FILE: &str = "log-start-offset";
-const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,12 +75,6 @@ struct Writer {
     producers: ProducerStateTable,
 }
 
-#[derive(Serialize, Deserialize)]
-struct ProducerSnapshot {
-    offset: i64,
-    table: ProducerStateTable,
-}
-
 /// One partition of a topic.
 pub struct Partition {
     topic: String,
@@ -115,221 +111,55 @@ impl std::fmt::Debug for Partition {
     }
 }
 
-fn read_i64_file(path: &Path) -> Result<Option<i64>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text.trim().parse::<i64>().ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path, e)),
-    }
+/// What recovery found on disk, plus the partition's identity and wiring: everything
+/// [`Partition::from_recovered`] needs. Built only by `recovery.rs`.
+pub(super) struct Recovered {
+    pub(super) topic: String,
+    pub(super) id: i32,
+    pub(super) dir: PathBuf,
+    pub(super) storage: Arc<dyn Storage>,
+    pub(super) config: Arc<TopicConfig>,
+    pub(super) notifier: Arc<Notifier>,
+    /// Checked segments, ascending and contiguous; never empty.
+    pub(super) segments: Vec<Arc<Segment>>,
+    pub(super) log_start_offset: i64,
+    /// The offset the next record will get; everything below it is durable (recovery
+    /// fsynced whatever it scanned), so it is also the flushed offset.
+    pub(super) log_end_offset: i64,
+    /// The recovery point read from disk, if any.
+    pub(super) recovery_point: Option<i64>,
 }
 
 impl Partition {
-    /// Opens (creating if needed) the partition in `dir`, recovering from an unclean stop.
-    pub(crate) fn open(
-        topic: &str,
-        id: i32,
-        dir: PathBuf,
-        config: Arc<TopicConfig>,
-        storage: Arc<dyn Storage>,
-        notifier: Arc<Notifier>,
-    ) -> Result<Partition> {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io("create partition directory", &dir, e))?;
-        let interval = config.index_interval_bytes;
-        let mut bases = Vec::new();
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("list", &dir, e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", &dir, e))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".cleaned") || name.ends_with(".tmp") {
-                // Leftovers of a compaction or checkpoint interrupted before its rename.
-                let _ = std::fs::remove_file(entry.path());
-                continue;
-            }
-            if let Some(stem) = name.strip_suffix(".log")
-                && let Ok(base) = stem.parse::<i64>()
-            {
-                bases.push(base);
-            }
-        }
-        bases.sort_unstable();
-        let stored_start = read_i64_file(&dir.join(LOG_START_FILE))?;
-        if bases.is_empty() {
-            bases.push(stored_start.unwrap_or(0));
-        }
-        let recovery_point = read_i64_file(&dir.join(RECOVERY_POINT_FILE))?;
-        let mut segments: Vec<Arc<Segment>> = Vec::with_capacity(bases.len());
-        let mut first_unflushed: Option<usize> = None;
-        for (i, &base) in bases.iter().enumerate() {
-            let segment = Segment::open(&*storage, &dir, base, true)
-                .map_err(|e| Error::io("open segment", Segment::paths(&dir, base).0, e))?;
-            let next_base = bases.get(i + 1).copied();
-            let trusted =
-                matches!((recovery_point, next_base), (Some(rp), Some(next)) if next <= rp);
-            let io = |e| Error::io("recover segment", &segment.log_path, e);
-            let end = if trusted {
-                segment.load_trusted(&*storage, interval).map_err(io)?
-            } else {
-                // The last segment after a clean close or a flush: if a header walk ends
-                // cleanly at or below the recovery point, all of it was fsynced (and
-                // validated when appended); only otherwise pay for a full CRC scan.
-                let flushed_tail = match recovery_point {
-                    Some(rp) if next_base.is_none() && rp > base => {
-                        matches!(
-                            segment.load_trusted(&*storage, interval).map_err(io)?,
-                            ScanEnd::Clean
-                        ) && segment.next_offset() <= rp
-                    }
-                    _ => false,
-                };
-                if flushed_tail {
-                    ScanEnd::Clean
-                } else {
-                    first_unflushed.get_or_insert(i);
-                    segment.scan(true, interval).map_err(io)?
-                }
-            };
-            if let ScanEnd::Invalid {
-                position,
-                reason,
-                min_following_offset,
-            } = end
-            {
-                let later_data = bases[i + 1..].iter().any(|&b| {
-                    std::fs::metadata(Segment::paths(&dir, b).0).is_ok_and(|m| m.len() > 0)
-                });
-                let follows = if later_data {
-                    true
-                } else {
-                    segment
-                        .valid_batch_after(position, min_following_offset)
-                        .map_err(|e| Error::io("recover segment", &segment.log_path, e))?
-                        .is_some()
-                };
-                if trusted || follows {
-                    return Err(Error::Corrupt {
-                        path: segment.log_path.clone(),
-                        position,
-                        reason,
-                    });
-                }
-                let dropped = segment.file.len().unwrap_or(0).saturating_sub(position);
-                tracing::warn!(
-                    file = %segment.log_path.display(),
-                    position,
-                    dropped_bytes = dropped,
-                    "truncating torn tail: {reason}"
-                );
-                segment
-                    .truncate_to_position(position, interval)
-                    .map_err(|e| Error::io("truncate torn tail of", &segment.log_path, e))?;
-                segments.push(Arc::new(segment));
-                // Later segments are empty (checked above): drop them.
-                for &b in &bases[i + 1..] {
-                    remove_segment_files(&dir, b);
-                }
-                break;
-            }
-            if let Some(prev) = segments.last()
-                && prev.next_offset() > base
-            {
-                return Err(Error::Corrupt {
-                    path: segment.log_path.clone(),
-                    position: 0,
-                    reason: format!(
-                        "segment starts at offset {base} but the previous one runs to {}",
-                        prev.next_offset() - 1
-                    ),
-                });
-            }
-            segments.push(Arc::new(segment));
-        }
-        let last = segments
-            .last()
-            .cloned()
-            .ok_or_else(|| Error::InvalidArgument("no segment".into()))?;
-        last.age_from_first_batch();
-        let log_end_offset = last.next_offset().max(last.base_offset);
-        let first_base = segments.first().map_or(0, |s| s.base_offset);
-        let log_start_offset = stored_start
-            .unwrap_or(first_base)
-            .max(first_base)
-            .min(log_end_offset);
-
-        // What was scanned may only be in the page cache (a process crash keeps it there):
-        // make it durable before declaring it recovered.
-        if let Some(i) = first_unflushed {
-            for segment in &segments[i..] {
-                segment
-                    .file
-                    .sync_data()
-                    .map_err(|e| Error::io("fsync recovered segment", &segment.log_path, e))?;
-            }
-            storage
-                .sync_dir(&dir)
-                .map_err(|e| Error::io("fsync directory", &dir, e))?;
-        }
-
-        let partition = Partition {
-            topic: topic.to_string(),
-            id,
-            dir,
-            storage,
-            config: RwLock::new(config),
-            segments: RwLock::new(Arc::new(segments)),
+    /// Assembles a partition over recovered segments. The producer table starts empty:
+    /// recovery restores it with [`Partition::restore_producers`] before writing a
+    /// checkpoint.
+    pub(super) fn from_recovered(r: Recovered) -> Partition {
+        Partition {
+            topic: r.topic,
+            id: r.id,
+            dir: r.dir,
+            storage: r.storage,
+            config: RwLock::new(r.config),
+            segments: RwLock::new(Arc::new(r.segments)),
             writer: Mutex::new(Writer {
                 producers: ProducerStateTable::default(),
             }),
             list_lock: Mutex::new(()),
-            log_start_offset: AtomicI64::new(log_start_offset),
-            log_end_offset: AtomicI64::new(log_end_offset),
-            flushed_offset: AtomicI64::new(log_end_offset),
-            checkpointed_offset: AtomicI64::new(recovery_point.unwrap_or(-1)),
+            log_start_offset: AtomicI64::new(r.log_start_offset),
+            log_end_offset: AtomicI64::new(r.log_end_offset),
+            flushed_offset: AtomicI64::new(r.log_end_offset),
+            checkpointed_offset: AtomicI64::new(r.recovery_point.unwrap_or(-1)),
             poison: Mutex::new(None),
-            notifier,
+            notifier: r.notifier,
             compaction_mark: Mutex::new(None),
             last_flush_ms: AtomicI64::new(crate::now_ms()),
-        };
-        partition.writer.lock().producers = partition.rebuild_producer_state()?;
-        partition.write_checkpoint()?;
-        Ok(partition)
+        }
     }
 
-    /// Loads the producer-state snapshot and replays batch headers after it.
-    fn rebuild_producer_state(&self) -> Result<ProducerStateTable> {
-        let path = self.dir.join(PRODUCER_SNAPSHOT_FILE);
-        let end = self.log_end_offset();
-        let (mut table, from) = match std::fs::read(&path) {
-            Ok(raw) => match serde_json::from_slice::<ProducerSnapshot>(&raw) {
-                Ok(s) if s.offset <= end => (s.table, s.offset),
-                _ => (ProducerStateTable::default(), self.log_start_offset()),
-            },
-            Err(_) => (ProducerStateTable::default(), self.log_start_offset()),
-        };
-        let mut offset = from;
-        while offset < end {
-            let read = self.read(offset, 1 << 20)?;
-            if read.records.is_empty() {
-                break;
-            }
-            for item in BatchIter::new(&read.records) {
-                let (_, header) = item.map_err(|e| Error::Corrupt {
-                    path: self.dir.clone(),
-                    position: 0,
-                    reason: format!("rebuilding producer state at offset {offset}: {e}"),
-                })?;
-                if header.has_producer_id() && header.base_offset() >= from {
-                    table.record(
-                        header.producer_id(),
-                        header.producer_epoch(),
-                        BatchSeq::of(&header),
-                    );
-                }
-                offset = header.last_offset() + 1;
-            }
-        }
-        Ok(table)
+    /// Installs the producer table rebuilt by recovery.
+    pub(super) fn restore_producers(&self, producers: ProducerStateTable) {
+        self.writer.lock().producers = producers;
     }
 
     /// Topic name.
@@ -705,7 +535,7 @@ impl Partition {
     }
 
     /// Persists the recovery point (and the producer snapshot it goes with) if it moved.
-    fn write_checkpoint(&self) -> Result<()> {
+    pub(super) fn write_checkpoint(&self) -> Result<()> {
         let flushed = self.flushed_offset.load(Ordering::Acquire);
         if self.checkpointed_offset.load(Ordering::Acquire) == flushed {
             return Ok(());

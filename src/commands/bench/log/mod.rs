@@ -16,20 +16,26 @@
 //!
 //! Log and raw phases alternate which goes first from run to run, and each phase deletes
 //! its files before the next starts, so neither inherits the other's dirty pages.
+//!
+//! This file holds the arguments, the workload (pre-encoded batches dealt to partitions),
+//! the scratch directory and the log phase; `raw.rs` is the raw baseline and `report.rs`
+//! turns the runs into the table, the JSON document and the target verdicts.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+mod raw;
+mod report;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use bytes::Bytes;
 use clap::Args;
-use serde_json::{Value, json};
 use sluice_core::record::{BatchIter, ProducerStamp, Record, decode_batch, encode_batch};
 use sluice_core::{Compression, Durability, LogConfig, LogOptions, NewTopic, Partition};
+
+use raw::{RawTimes, bench_raw};
+use report::Report;
 
 /// Arguments of `sluice bench log`.
 #[derive(Debug, Args)]
@@ -348,13 +354,6 @@ struct LogTimes {
     consume_s: Option<f64>,
 }
 
-struct RawTimes {
-    write_s: f64,
-    /// The final `sync_data` of every file.
-    flush_s: f64,
-    read_s: f64,
-}
-
 fn bench_log(
     dir: &Path,
     feeds: &mut [Feed],
@@ -458,86 +457,6 @@ fn check_counts(what: &str, counts: &[(u64, u64)], workload: &Workload) -> anyho
     Ok(())
 }
 
-fn bench_raw(dir: &Path, feeds: &[Feed], durability: Durability) -> anyhow::Result<RawTimes> {
-    let files = (0..feeds.len())
-        .map(|p| {
-            let path = dir.join(format!("raw-{p}.bin"));
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .with_context(|| format!("creating {}", path.display()))
-        })
-        .collect::<anyhow::Result<Vec<File>>>()?;
-
-    let start = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        // Like the log's background thread: one flusher for every file, on its own thread.
-        let (stop, stopped) = mpsc::channel::<()>();
-        let files = &files;
-        let flusher = match durability {
-            Durability::Interval(ms) => Some(s.spawn(move || -> anyhow::Result<()> {
-                while let Err(mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(Duration::from_millis(ms))
-                {
-                    for file in files {
-                        file.sync_data()?;
-                    }
-                }
-                Ok(())
-            })),
-            _ => None,
-        };
-        let written = per_partition(feeds.iter().zip(files), |(feed, file)| {
-            let mut position = 0u64;
-            for batch in feed.batches() {
-                file.write_all_at(&batch.bytes, position)?;
-                if durability == Durability::Sync {
-                    file.sync_data()?;
-                }
-                position += batch.bytes.len() as u64;
-            }
-            Ok(())
-        });
-        drop(stop);
-        if let Some(flusher) = flusher {
-            flusher
-                .join()
-                .map_err(|_| anyhow!("raw flusher thread panicked"))??;
-        }
-        written.map(drop)
-    })?;
-    let write_s = start.elapsed().as_secs_f64();
-    let start = Instant::now();
-    for file in &files {
-        file.sync_data()?;
-    }
-    let flush_s = start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    per_partition(feeds.iter().zip(&files), |(feed, file)| {
-        let largest = feed.pool.iter().map(|b| b.bytes.len()).max().unwrap_or(0);
-        let mut buf = vec![0u8; largest];
-        let mut position = 0u64;
-        for batch in feed.batches() {
-            let chunk = buf
-                .get_mut(..batch.bytes.len())
-                .ok_or_else(|| anyhow!("read buffer too small"))?;
-            file.read_exact_at(chunk, position)?;
-            position += chunk.len() as u64;
-        }
-        std::hint::black_box(&buf);
-        Ok(())
-    })?;
-    let read_s = start.elapsed().as_secs_f64();
-    Ok(RawTimes {
-        write_s,
-        flush_s,
-        read_s,
-    })
-}
-
 /// Runs `work` on every item, each on its own thread, and collects the results in order.
 fn per_partition<I, T, F>(items: I, work: F) -> anyhow::Result<Vec<T>>
 where
@@ -554,238 +473,6 @@ where
             .map(|h| h.join().map_err(|_| anyhow!("benchmark thread panicked"))?)
             .collect()
     })
-}
-
-/// A median duration over the runs and the throughput it gives.
-#[derive(Clone, Copy)]
-struct Rate {
-    seconds: f64,
-    records_per_s: f64,
-    mb_per_s: f64,
-}
-
-/// One figure of the report.
-struct Line {
-    /// Its key in the JSON output.
-    key: &'static str,
-    /// Its label in the table.
-    label: &'static str,
-    rate: Rate,
-    /// For a log figure, the key of the raw figure it is compared with.
-    raw: Option<&'static str>,
-}
-
-/// Medians over the runs, in the order they are printed.
-struct Report {
-    lines: Vec<Line>,
-    workload: Workload,
-    data_dir: PathBuf,
-}
-
-impl Report {
-    fn new(args: &LogBenchArgs, workload: Workload, runs: &[RunTimes], dir: &Path) -> Report {
-        let rate = |pick: fn(&RunTimes) -> f64| {
-            let seconds = median(runs.iter().map(pick).collect());
-            Rate {
-                seconds,
-                records_per_s: workload.records as f64 / seconds,
-                mb_per_s: workload.bytes as f64 / MB / seconds,
-            }
-        };
-        let line = |key, label, pick: fn(&RunTimes) -> f64, raw| Line {
-            key,
-            label,
-            rate: rate(pick),
-            raw,
-        };
-        let mut lines = vec![
-            line("append", "append", |r| r.log.append_s, Some("raw_write")),
-            line(
-                "append_incl_flush",
-                "append + final fsync",
-                |r| r.log.append_s + r.log.flush_s,
-                Some("raw_write_incl_flush"),
-            ),
-            line(
-                "read",
-                "read (page cache)",
-                |r| r.log.read_s,
-                Some("raw_read"),
-            ),
-            line("raw_write", "raw write", |r| r.raw.write_s, None),
-            line(
-                "raw_write_incl_flush",
-                "raw write + final fsync",
-                |r| r.raw.write_s + r.raw.flush_s,
-                None,
-            ),
-            line("raw_read", "raw read (page cache)", |r| r.raw.read_s, None),
-        ];
-        if args.decode {
-            let consume = |r: &RunTimes| r.log.consume_s.unwrap_or(f64::NAN);
-            lines.insert(3, line("consume", "consume (read + decode)", consume, None));
-        }
-        Report {
-            lines,
-            workload,
-            data_dir: dir.to_path_buf(),
-        }
-    }
-
-    fn rate(&self, key: &str) -> Option<Rate> {
-        self.lines.iter().find(|l| l.key == key).map(|l| l.rate)
-    }
-
-    /// `(name, log / raw)` for every log figure that has a raw counterpart.
-    fn ratios(&self) -> Vec<(String, f64)> {
-        let ratio = |l: &Line| {
-            let raw = self.rate(l.raw?)?;
-            Some((
-                format!("{}_vs_{}", l.key, l.raw?),
-                l.rate.mb_per_s / raw.mb_per_s,
-            ))
-        };
-        self.lines.iter().filter_map(ratio).collect()
-    }
-
-    /// The issue's targets, stated for `none`, 100-byte records and 1000 per batch.
-    fn targets(&self) -> Vec<(&'static str, bool, String)> {
-        let (Some(append), Some(read), Some(raw_write)) = (
-            self.rate("append"),
-            self.rate("read"),
-            self.rate("raw_write"),
-        ) else {
-            return Vec::new();
-        };
-        let vs_raw = append.mb_per_s / raw_write.mb_per_s;
-        vec![
-            (
-                "append >= 80% of raw write",
-                vs_raw >= 0.8,
-                format!("{:.1}%", vs_raw * 100.0),
-            ),
-            (
-                "append >= 3M records/s",
-                append.records_per_s >= 3e6,
-                format!("{:.2}M records/s", append.records_per_s / 1e6),
-            ),
-            (
-                "read >= 2 GB/s (page cache)",
-                read.mb_per_s >= 2000.0,
-                format!("{:.2} GB/s", read.mb_per_s / 1000.0),
-            ),
-        ]
-    }
-
-    fn json(&self, args: &LogBenchArgs, runs: &[RunTimes]) -> Value {
-        let mut out = serde_json::Map::new();
-        for l in &self.lines {
-            let figure = json!({
-                "records_per_s": l.rate.records_per_s,
-                "mb_per_s": l.rate.mb_per_s,
-                "seconds": l.rate.seconds,
-            });
-            out.insert(l.key.into(), figure);
-        }
-        let ratios: serde_json::Map<String, Value> = self
-            .ratios()
-            .into_iter()
-            .map(|(k, v)| (k, json!(v)))
-            .collect();
-        out.insert("ratios".into(), Value::Object(ratios));
-        out.insert(
-            "config".into(),
-            json!({
-                "records": self.workload.records,
-                "record_bytes": args.record_bytes,
-                "batch_size": args.batch_size,
-                "partitions": args.partitions,
-                "durability": args.durability.to_string(),
-                "compression": args.compression,
-                "segment_bytes": args.segment_bytes,
-                "runs": args.runs,
-                "batches": self.workload.batches,
-                "bytes": self.workload.bytes,
-                "read_max_bytes": READ_BYTES_MAX,
-                "data_dir": self.data_dir.display().to_string(),
-            }),
-        );
-        let targets = self.targets().into_iter();
-        let targets =
-            targets.map(|(name, met, value)| json!({"target": name, "met": met, "value": value}));
-        out.insert("targets".into(), Value::Array(targets.collect()));
-        let runs = runs.iter().map(|r| {
-            json!({
-                "append_s": r.log.append_s,
-                "flush_s": r.log.flush_s,
-                "read_s": r.log.read_s,
-                "consume_s": r.log.consume_s,
-                "raw_write_s": r.raw.write_s,
-                "raw_flush_s": r.raw.flush_s,
-                "raw_read_s": r.raw.read_s,
-            })
-        });
-        out.insert("runs".into(), Value::Array(runs.collect()));
-        Value::Object(out)
-    }
-
-    fn print(&self, args: &LogBenchArgs) {
-        let w = &self.workload;
-        println!(
-            "sluice bench log: {} records of {} B in batches of {}, {} partition(s), \
-             durability {}, compression {}; median of {} run(s)",
-            w.records,
-            args.record_bytes,
-            args.batch_size,
-            args.partitions,
-            args.durability,
-            format!("{:?}", args.compression).to_lowercase(),
-            args.runs
-        );
-        println!(
-            "{} batches, {:.1} MB on disk ({:.1} B per record), in {}{}\n",
-            w.batches,
-            w.bytes as f64 / MB,
-            w.bytes as f64 / w.records as f64,
-            self.data_dir.display(),
-            if args.data_dir.is_none() {
-                " (removed)"
-            } else {
-                ""
-            }
-        );
-        println!(
-            "{:<26} {:>9} {:>13} {:>10} {:>8}",
-            "", "seconds", "records/s", "MB/s", "vs raw"
-        );
-        for l in &self.lines {
-            let raw = l.raw.and_then(|key| self.rate(key));
-            let ratio = raw.map_or(String::new(), |raw| {
-                format!("{:.1}%", l.rate.mb_per_s / raw.mb_per_s * 100.0)
-            });
-            println!(
-                "{:<26} {:>9.3} {:>13.0} {:>10.1} {ratio:>8}",
-                l.label, l.rate.seconds, l.rate.records_per_s, l.rate.mb_per_s
-            );
-        }
-        if args.durability == Durability::None {
-            println!("\ntargets (stated for durability none, 100 B records, 1000 per batch):");
-            for (name, met, value) in self.targets() {
-                let verdict = if met { "met" } else { "MISSED" };
-                println!("  {name:<30} {value:>18}  {verdict}");
-            }
-        }
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    match (values.get(mid.wrapping_sub(1)), values.get(mid)) {
-        (Some(low), Some(high)) if values.len().is_multiple_of(2) => (low + high) / 2.0,
-        (_, Some(middle)) => *middle,
-        _ => f64::NAN,
-    }
 }
 
 #[cfg(test)]
@@ -859,12 +546,5 @@ mod tests {
                 data_dir.display()
             );
         }
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(Vec::new()).is_nan());
     }
 }
