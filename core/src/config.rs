@@ -179,6 +179,8 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// Log settings.
     pub log: LogConfig,
+    /// Broker settings (`sluice serve`).
+    pub broker: crate::broker::BrokerConfig,
 }
 
 impl Config {

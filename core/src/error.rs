@@ -185,6 +185,18 @@ pub enum Error {
     /// The log has been closed.
     #[error("the log is closed")]
     Closed,
+
+    /// A network operation of the broker failed.
+    #[error("{op} {addr}: {source}")]
+    Network {
+        /// What was being done, e.g. "listen on".
+        op: &'static str,
+        /// The address involved.
+        addr: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 fn io_hint(error: &std::io::Error) -> &'static str {

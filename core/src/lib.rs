@@ -11,6 +11,7 @@
 //! - `group`: committed offsets (on the compacted `__consumer_offsets` topic) and
 //!   in-process group membership with the range assignor.
 //! - [`client`]: the embedded [`Producer`] and [`Consumer`].
+//! - [`broker`]: the log behind the Kafka wire protocol (`sluice serve`).
 //! - [`config`]: `sluice.toml` and per-topic settings.
 //!
 //! # Example
@@ -36,6 +37,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod broker;
 pub mod client;
 pub mod config;
 mod error;

@@ -5,6 +5,7 @@ pub mod bench;
 mod consume;
 mod produce;
 mod quickstart;
+mod serve;
 mod topics;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print records of a topic to standard output, one per line.
     Consume(consume::ConsumeArgs),
+    /// Serve the log over the Apache Kafka wire protocol.
+    Serve(serve::ServeArgs),
     /// Benchmarks against the machine's own limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -108,6 +111,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topics(command) => topics::run(command),
         Command::Produce(args) => produce::run(&args),
         Command::Consume(args) => consume::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Bench(command) => bench::run(command),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    // Clap checks argument definitions only when a subcommand is parsed; this checks all
+    // of them, so a clash (two `--config`s) fails here instead of in a user's shell.
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

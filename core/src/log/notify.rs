@@ -5,11 +5,23 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 /// A generation counter with a condition variable: appends bump it, readers wait for it to
-/// move past what they saw.
-#[derive(Debug, Default)]
+/// move past what they saw. Async readers (the broker's long-polling Fetch) subscribe to a
+/// watch channel that moves with it.
+#[derive(Debug)]
 pub struct Notifier {
     generation: Mutex<u64>,
     changed: Condvar,
+    watch: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Notifier {
+            generation: Mutex::new(0),
+            changed: Condvar::new(),
+            watch: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl Notifier {
@@ -20,8 +32,19 @@ impl Notifier {
 
     /// Signals that data was appended.
     pub fn notify(&self) {
-        *self.generation.lock() += 1;
+        let generation = {
+            let mut g = self.generation.lock();
+            *g += 1;
+            *g
+        };
         self.changed.notify_all();
+        self.watch.send_replace(generation);
+    }
+
+    /// A receiver whose `changed()` completes at the next append. Subscribe *before*
+    /// reading, so an append between the read and the wait is not missed.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.watch.subscribe()
     }
 
     /// Blocks until the generation moves past `seen` or `timeout` passes; returns whether it

@@ -485,16 +485,28 @@ impl Partition {
     /// The offset of the first record with a timestamp at or after `timestamp`, or `None`
     /// if every record is older.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>> {
+        Ok(self
+            .record_at_or_after(timestamp)?
+            .map(|(offset, _)| offset))
+    }
+
+    /// The first record with a timestamp at or after `timestamp`, as (offset, its
+    /// timestamp); `None` if every record is older. Kafka's ListOffsets by time.
+    pub fn record_at_or_after(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let start = self.log_start_offset();
+        let end = self.log_end_offset();
         for segment in self.segments().iter() {
             if segment.max_timestamp().is_none_or(|m| m < timestamp) {
                 continue;
             }
-            if let Some(offset) = segment
+            if let Some((offset, ts)) = segment
                 .offset_for_timestamp(timestamp)
                 .map_err(|e| Error::io("search time index of", &segment.log_path, e))?
             {
-                return Ok(Some(offset.max(start)));
+                if offset >= end {
+                    return Ok(None);
+                }
+                return Ok(Some((offset.max(start), ts)));
             }
         }
         Ok(None)

@@ -224,8 +224,9 @@ impl Segment {
         Ok(Some(Bytes::from(buf)))
     }
 
-    /// The first offset whose record timestamp is at or after `timestamp`, or `None`.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> std::io::Result<Option<i64>> {
+    /// The first record whose timestamp is at or after `timestamp`, as (offset,
+    /// timestamp), or `None`.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> std::io::Result<Option<(i64, i64)>> {
         let Some(from) = self.indexes.read().lookup_time(timestamp) else {
             return Ok(None);
         };
@@ -246,7 +247,7 @@ impl Segment {
                 let records = crate::record::decode_batch(Bytes::from(whole))
                     .map_err(std::io::Error::other)?;
                 if let Some(r) = records.iter().find(|r| r.timestamp >= timestamp) {
-                    return Ok(Some(r.offset));
+                    return Ok(Some((r.offset, r.timestamp)));
                 }
             }
             position += batch_bytes as u64;

@@ -1,0 +1,29 @@
+//! The broker: the log behind the Apache Kafka wire protocol, so existing Kafka clients and
+//! tools (librdkafka, kcat, the Java and Python clients) work against Sluice unchanged.
+//!
+//! - `server.rs`: the listener, the connection cap, graceful shutdown.
+//! - `connection.rs`: one task per connection: frames in, responses out in request order.
+//! - `frame.rs`: length-prefixed framing with a size limit checked before allocating.
+//! - `dispatch.rs`: the API versions this broker implements and the request router.
+//! - one module per API (or family of APIs): `api_versions.rs`, `metadata.rs`,
+//!   `produce.rs`, `fetch.rs`, `list_offsets.rs`, `admin.rs`, `coordinator.rs`.
+//!
+//! Every message goes through the `kafka-protocol` crate; none is hand-written.
+
+mod admin;
+mod api_versions;
+mod config;
+mod connection;
+mod coordinator;
+mod dispatch;
+mod errors;
+mod fetch;
+mod frame;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod server;
+
+pub use config::BrokerConfig;
+pub use dispatch::supported_apis;
+pub use server::Broker;

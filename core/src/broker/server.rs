@@ -1,0 +1,134 @@
+//! The listener: accepts connections up to the configured cap and runs each as a task;
+//! on shutdown stops accepting, lets every connection answer the request it is handling,
+//! then flushes the log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::config::BrokerConfig;
+use crate::error::{Error, Result};
+use crate::log::Log;
+
+/// What every request handler can reach.
+pub(crate) struct Context {
+    pub log: Log,
+    pub config: BrokerConfig,
+    /// Host and port clients are told to connect to.
+    pub advertised_host: String,
+    pub advertised_port: i32,
+}
+
+/// A bound Kafka-protocol server over a [`Log`].
+pub struct Broker {
+    listener: TcpListener,
+    ctx: Arc<Context>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("addr", &self.local_addr())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// Binds the listener (port 0 picks a free port; see [`local_addr`](Self::local_addr)).
+    pub async fn bind(log: Log, config: BrokerConfig) -> Result<Broker> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::Network {
+                op: "listen on",
+                addr: config.listen.to_string(),
+                source: e,
+            })?;
+        let addr = listener.local_addr().map_err(|e| Error::Network {
+            op: "read the address of",
+            addr: config.listen.to_string(),
+            source: e,
+        })?;
+        let advertised_host = config.advertised_host.clone().unwrap_or_else(|| {
+            if addr.ip().is_unspecified() {
+                "localhost".to_string()
+            } else {
+                addr.ip().to_string()
+            }
+        });
+        Ok(Broker {
+            listener,
+            ctx: Arc::new(Context {
+                log,
+                config,
+                advertised_host,
+                advertised_port: i32::from(addr.port()),
+            }),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.ctx.config.listen)
+    }
+
+    /// Serves until `shutdown` completes, then answers in-flight requests, closes every
+    /// connection and flushes the log.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let open = Arc::new(AtomicUsize::new(0));
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        tracing::info!(addr = %self.local_addr(), "broker ready");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    if open.load(Ordering::Acquire) >= self.ctx.config.max_connections {
+                        tracing::warn!(%peer, max = self.ctx.config.max_connections, "connection limit reached; closing new connection");
+                        drop(stream);
+                        continue;
+                    }
+                    open.fetch_add(1, Ordering::AcqRel);
+                    let ctx = self.ctx.clone();
+                    let stop = stop_rx.clone();
+                    let counter = open.clone();
+                    tasks.spawn(async move {
+                        super::connection::serve(ctx, stream, peer, stop).await;
+                        counter.fetch_sub(1, Ordering::AcqRel);
+                    });
+                }
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        tracing::info!("broker stopping: answering in-flight requests");
+        let _ = stop_tx.send(true);
+        let drained = tokio::time::timeout(Duration::from_secs(30), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("connections still busy after 30 s; closing them");
+            tasks.abort_all();
+        }
+        self.ctx.log.flush()?;
+        tracing::info!("broker stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! `sluice serve`: the log behind the Kafka wire protocol until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use sluice_core::broker::Broker;
+use sluice_core::{Config, LogOptions};
+
+use super::LogArgs;
+
+/// `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address for Kafka clients [default: broker.listen from the config, else
+    /// 127.0.0.1:9092]; port 0 picks a free port (printed when ready).
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<SocketAddr>,
+    /// Settings file (same as --config-file).
+    #[arg(long = "config", value_name = "FILE")]
+    settings: Option<PathBuf>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// Runs the broker until a signal.
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let mut log_args = args.log.clone();
+    if args.settings.is_some() {
+        log_args.config = args.settings.clone();
+    }
+    let config: Config = log_args.load_config()?;
+    let dir = log_args.resolve_dir(&config);
+    let mut broker_config = config.broker.clone();
+    if let Some(listen) = args.listen {
+        broker_config.listen = listen;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sluice-broker")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let log = LogOptions::new()
+            .config(config.log.clone())
+            .open(&dir)
+            .with_context(|| format!("opening the log in {}", dir.display()))?;
+        let broker = Broker::bind(log.clone(), broker_config).await?;
+        eprintln!(
+            "sluice broker ready on {} (data dir {})",
+            broker.local_addr(),
+            dir.display()
+        );
+        broker.run(shutdown_signal()).await?;
+        log.close()?;
+        eprintln!("sluice broker stopped");
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM ({e}); stop with Ctrl-C");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
