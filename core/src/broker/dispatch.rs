@@ -80,6 +80,48 @@ macro_rules! route {
     }};
 }
 
+/// Decodes a request frame (header and body) the way [`handle`] does, without acting on
+/// it: for the request-decoding fuzz target and diagnostic tools. An error says why the
+/// broker would close the connection.
+pub fn decode_request(frame: Bytes) -> Result<(), String> {
+    let (Some(key), Some(version)) = (frame.get(0..2), frame.get(2..4)) else {
+        return Err("shorter than a request header".into());
+    };
+    let raw_key = i16::from_be_bytes([key[0], key[1]]);
+    let version = i16::from_be_bytes([version[0], version[1]]);
+    let api = ApiKey::try_from(raw_key).map_err(|_| format!("unknown API key {raw_key}"))?;
+    if !SUPPORTED
+        .iter()
+        .any(|&(k, min, max)| k == api && (min..=max).contains(&version))
+    {
+        return Err(format!("{api:?} v{version} not supported"));
+    }
+    let mut body = frame;
+    RequestHeader::decode(&mut body, api.request_header_version(version))
+        .map_err(|e| e.to_string())?;
+    macro_rules! body {
+        ($($key:ident => $req:ty),* $(,)?) => {
+            match api {
+                $(ApiKey::$key => <$req>::decode(&mut body, version).map(drop).map_err(|e| e.to_string()),)*
+                other => Err(format!("{other:?} has no decoder here")),
+            }
+        };
+    }
+    body!(
+        ApiVersions => ApiVersionsRequest,
+        Metadata => MetadataRequest,
+        Produce => ProduceRequest,
+        Fetch => FetchRequest,
+        ListOffsets => ListOffsetsRequest,
+        CreateTopics => CreateTopicsRequest,
+        DeleteTopics => DeleteTopicsRequest,
+        InitProducerId => InitProducerIdRequest,
+        FindCoordinator => FindCoordinatorRequest,
+        OffsetCommit => OffsetCommitRequest,
+        OffsetFetch => OffsetFetchRequest,
+    )
+}
+
 /// Handles one request frame.
 pub(crate) async fn handle(ctx: &Context, frame: Bytes) -> Outcome {
     let (Some(key), Some(version)) = (frame.get(0..2), frame.get(2..4)) else {

@@ -25,5 +25,5 @@ mod produce;
 mod server;
 
 pub use config::BrokerConfig;
-pub use dispatch::supported_apis;
+pub use dispatch::{decode_request, supported_apis};
 pub use server::Broker;
