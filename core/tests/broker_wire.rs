@@ -240,7 +240,7 @@ async fn bad_frames_close_only_their_connection() {
 
     // Oversized: claims 2 GiB; must not be allocated.
     closes_and_survives(broker.addr, &0x7fff_ffffi32.to_be_bytes(), false).await;
-    closes_and_survives(broker.addr, &((2 << 20) as i32).to_be_bytes(), false).await;
+    closes_and_survives(broker.addr, &(2i32 << 20).to_be_bytes(), false).await;
     // Zero and negative lengths.
     closes_and_survives(broker.addr, &0i32.to_be_bytes(), false).await;
     closes_and_survives(broker.addr, &(-5i32).to_be_bytes(), false).await;
