@@ -37,11 +37,18 @@ pub(crate) async fn handle(
         if bytes >= min_bytes || errors || now >= deadline {
             return response;
         }
-        if tokio::time::timeout(deadline - now, changed.changed())
-            .await
-            .is_err()
-        {
+        let mut stopping = ctx.stopping.clone();
+        if *stopping.borrow() {
             return response;
+        }
+        tokio::select! {
+            woke = tokio::time::timeout(deadline - now, changed.changed()) => {
+                if woke.is_err() {
+                    return response;
+                }
+            }
+            // Shutting down: answer with what there is instead of holding shutdown up.
+            _ = stopping.changed() => return response,
         }
     }
 }

@@ -22,12 +22,15 @@ pub(crate) struct Context {
     /// Host and port clients are told to connect to.
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Becomes true when the broker stops: parked fetches answer at once.
+    pub stopping: watch::Receiver<bool>,
 }
 
 /// A bound Kafka-protocol server over a [`Log`].
 pub struct Broker {
     listener: TcpListener,
     ctx: Arc<Context>,
+    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -60,6 +63,7 @@ impl Broker {
                 addr.ip().to_string()
             }
         });
+        let (stop, stopping) = watch::channel(false);
         Ok(Broker {
             listener,
             ctx: Arc::new(Context {
@@ -67,7 +71,9 @@ impl Broker {
                 config,
                 advertised_host,
                 advertised_port: i32::from(addr.port()),
+                stopping,
             }),
+            stop,
         })
     }
 
@@ -82,7 +88,7 @@ impl Broker {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop_rx = self.ctx.stopping.clone();
         let open = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
@@ -118,7 +124,7 @@ impl Broker {
             }
         }
         tracing::info!("broker stopping: answering in-flight requests");
-        let _ = stop_tx.send(true);
+        let _ = self.stop.send(true);
         let drained = tokio::time::timeout(Duration::from_secs(30), async {
             while tasks.join_next().await.is_some() {}
         })
