@@ -73,6 +73,19 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A topic's partition count can only grow.
+    #[error(
+        "topic '{topic}' has {current} partitions and {requested} is not more: partitions can be added but never removed"
+    )]
+    PartitionCountNotIncreased {
+        /// The topic.
+        topic: String,
+        /// Its partition count.
+        current: i32,
+        /// The count asked for.
+        requested: i32,
+    },
+
     /// A setting (from `sluice.toml`, a topic config or an API call) is invalid.
     #[error("invalid setting {key} = {value:?}: {reason}")]
     InvalidConfig {

@@ -1,19 +1,27 @@
-//! CreateTopics and DeleteTopics.
+//! Topic administration: CreateTopics, DeleteTopics, CreatePartitions (grow a topic) and
+//! DeleteRecords (advance a partition's log start offset).
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
-    RequestHeader,
+    BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
+    CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
+    DeleteTopicsResponse, RequestHeader,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::errors::code;
 use super::server::Context;
 use crate::config::TopicConfig;
+use crate::group::CONSUMER_OFFSETS_TOPIC;
 use crate::log::{NewTopic, validate_topic_name};
 
 fn message(s: String) -> Option<StrBytes> {
@@ -138,4 +146,152 @@ pub(crate) async fn delete_topics(
         })
         .collect();
     DeleteTopicsResponse::default().with_responses(responses)
+}
+
+/// CreatePartitions: grows topics. Every partition is led by this node with one replica,
+/// so explicit assignments may name only this node.
+pub(crate) async fn create_partitions(
+    ctx: &Context,
+    _header: &RequestHeader,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let mut mentions: BTreeMap<&str, usize> = BTreeMap::new();
+    for topic in &request.topics {
+        *mentions.entry(topic.name.0.as_str()).or_default() += 1;
+    }
+    let results = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+            let outcome = if mentions.get(topic.name.0.as_str()) > Some(&1) {
+                Err((
+                    ResponseError::InvalidRequest.code(),
+                    format!(
+                        "topic '{}' appears more than once in the request",
+                        topic.name.0
+                    ),
+                ))
+            } else {
+                grow(ctx, topic, request.validate_only)
+            };
+            match outcome {
+                Ok(()) => result,
+                Err((error, text)) => result
+                    .with_error_code(error)
+                    .with_error_message(message(text)),
+            }
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn grow(
+    ctx: &Context,
+    topic: &CreatePartitionsTopic,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    let name = topic.name.0.as_str();
+    let refused = |e: crate::Error| (code(&e), e.to_string());
+    let current = ctx.log.partition_count(name).map_err(refused)?;
+    if topic.count <= current {
+        return Err(refused(crate::Error::PartitionCountNotIncreased {
+            topic: name.to_string(),
+            current,
+            requested: topic.count,
+        }));
+    }
+    if let Some(assignments) = &topic.assignments {
+        let added = topic.count - current;
+        let node = ctx.config.node_id;
+        if assignments.len() != added as usize {
+            return Err((
+                ResponseError::InvalidReplicaAssignment.code(),
+                format!(
+                    "{} assignments for {added} new partitions of '{name}': give one per new partition, or none",
+                    assignments.len()
+                ),
+            ));
+        }
+        if let Some(bad) = assignments
+            .iter()
+            .find(|a| a.broker_ids != [BrokerId(node)])
+        {
+            let ids: Vec<i32> = bad.broker_ids.iter().map(|b| b.0).collect();
+            return Err((
+                ResponseError::InvalidReplicaAssignment.code(),
+                format!(
+                    "replicas {ids:?} for '{name}': this single-node cluster can only assign [{node}]"
+                ),
+            ));
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    ctx.log
+        .create_partitions(name, topic.count)
+        .map_err(refused)
+}
+
+/// DeleteRecords' offset meaning "everything currently in the partition".
+const HIGH_WATERMARK: i64 = -1;
+
+/// DeleteRecords: advances each partition's log start offset; records below it are no
+/// longer served and their segments are deleted by the cleaner. Answers with the new low
+/// watermark, or -1 and an error (OFFSET_OUT_OF_RANGE past the end).
+pub(crate) async fn delete_records(
+    ctx: &Context,
+    _header: &RequestHeader,
+    request: DeleteRecordsRequest,
+    _version: i16,
+) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.name.0.as_str();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    // As in Kafka: trimming it would lose committed offsets on the next
+                    // start, which rebuilds them from its records.
+                    if name == CONSUMER_OFFSETS_TOPIC {
+                        return result
+                            .with_low_watermark(-1)
+                            .with_error_code(ResponseError::InvalidTopicException.code());
+                    }
+                    match delete_before(ctx, name, p.partition_index, p.offset) {
+                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                        Err(e) => {
+                            tracing::debug!(
+                                topic = name,
+                                partition = p.partition_index,
+                                "DeleteRecords refused: {e}"
+                            );
+                            result.with_low_watermark(-1).with_error_code(code(&e))
+                        }
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+fn delete_before(ctx: &Context, topic: &str, partition: i32, offset: i64) -> crate::Result<i64> {
+    let partition = ctx.log.partition(topic, partition)?;
+    let offset = if offset == HIGH_WATERMARK {
+        partition.log_end_offset()
+    } else {
+        offset
+    };
+    partition.delete_records_before(offset)
 }

@@ -16,6 +16,12 @@ use super::dispatch::{Outcome, handle};
 use super::frame::{FrameError, read_frame};
 use super::server::Context;
 
+tokio::task_local! {
+    /// The peer of the connection whose request is being handled: DescribeGroups reports
+    /// it as a group member's client host.
+    pub(crate) static PEER: SocketAddr;
+}
+
 pub(crate) async fn serve(
     ctx: Arc<Context>,
     stream: TcpStream,
@@ -43,7 +49,7 @@ pub(crate) async fn serve(
             }
             Ok(Ok(frame)) => frame,
         };
-        match handle(&ctx, frame).await {
+        match PEER.scope(peer, handle(&ctx, frame)).await {
             Outcome::Respond(bytes) => {
                 if let Err(e) = write.write_all(&bytes).await {
                     tracing::debug!(%peer, "write failed: {e}");

@@ -2,9 +2,11 @@
 //! node), InitProducerId (idempotent producers), OffsetCommit and OffsetFetch (committed
 //! offsets on `__consumer_offsets`, shared with embedded consumers of the same log).
 //!
-//! Group membership (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) is not implemented yet, so
-//! commits are accepted from any member and generation, as for Kafka's "simple" consumers
-//! that `assign` partitions themselves.
+//! A commit for a group with members (see `group/`) must come from a current member of the
+//! current generation, and not while assignments are being handed out
+//! (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS); a group without members
+//! takes anonymous commits (generation -1), as from Kafka's "simple" consumers that `assign`
+//! partitions themselves.
 
 use std::collections::BTreeMap;
 
@@ -82,9 +84,31 @@ pub(crate) async fn offset_commit(
     _version: i16,
 ) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
+    let refused = ctx.groups.validate_commit(
+        &group,
+        &request.member_id,
+        request.generation_id_or_member_epoch,
+    );
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
+        if let Some(error) = refused {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error.code())
+                })
+                .collect();
+            topics.push(
+                OffsetCommitResponseTopic::default()
+                    .with_name(topic.name)
+                    .with_partitions(partitions),
+            );
+            continue;
+        }
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
             let metadata = p

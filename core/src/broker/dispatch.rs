@@ -30,6 +30,18 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 0, 7),
     (ApiKey::DeleteTopics, 0, 6),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The APIs and version ranges the broker implements.
@@ -119,6 +131,18 @@ pub fn decode_request(frame: Bytes) -> Result<(), String> {
         FindCoordinator => FindCoordinatorRequest,
         OffsetCommit => OffsetCommitRequest,
         OffsetFetch => OffsetFetchRequest,
+        DescribeConfigs => DescribeConfigsRequest,
+        AlterConfigs => AlterConfigsRequest,
+        IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
+        DeleteRecords => DeleteRecordsRequest,
+        CreatePartitions => CreatePartitionsRequest,
+        JoinGroup => JoinGroupRequest,
+        SyncGroup => SyncGroupRequest,
+        Heartbeat => HeartbeatRequest,
+        LeaveGroup => LeaveGroupRequest,
+        ListGroups => ListGroupsRequest,
+        DescribeGroups => DescribeGroupsRequest,
+        DeleteGroups => DeleteGroupsRequest,
     )
 }
 
@@ -263,6 +287,114 @@ pub(crate) async fn handle(ctx: &Context, frame: Bytes) -> Outcome {
             version,
             OffsetFetchRequest,
             super::coordinator::offset_fetch
+        ),
+        ApiKey::DescribeConfigs => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            DescribeConfigsRequest,
+            super::configs::describe_configs
+        ),
+        ApiKey::AlterConfigs => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            AlterConfigsRequest,
+            super::configs::alter_configs
+        ),
+        ApiKey::IncrementalAlterConfigs => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            IncrementalAlterConfigsRequest,
+            super::configs::incremental_alter_configs
+        ),
+        ApiKey::DeleteRecords => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            DeleteRecordsRequest,
+            super::admin::delete_records
+        ),
+        ApiKey::CreatePartitions => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            CreatePartitionsRequest,
+            super::admin::create_partitions
+        ),
+        ApiKey::JoinGroup => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            JoinGroupRequest,
+            super::group::join_group
+        ),
+        ApiKey::SyncGroup => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            SyncGroupRequest,
+            super::group::sync_group
+        ),
+        ApiKey::Heartbeat => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            HeartbeatRequest,
+            super::group::heartbeat
+        ),
+        ApiKey::LeaveGroup => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            LeaveGroupRequest,
+            super::group::leave_group
+        ),
+        ApiKey::ListGroups => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            ListGroupsRequest,
+            super::group::list_groups
+        ),
+        ApiKey::DescribeGroups => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            DescribeGroupsRequest,
+            super::group::describe_groups
+        ),
+        ApiKey::DeleteGroups => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            DeleteGroupsRequest,
+            super::group::delete_groups
         ),
         other => Outcome::Close(format!("{other:?} is not implemented by this broker")),
     }

@@ -18,6 +18,7 @@ pub(crate) fn code(error: &Error) -> i16 {
         Error::CorruptRead { .. } | Error::Corrupt { .. } => ResponseError::CorruptMessage,
         Error::TopicExists { .. } => ResponseError::TopicAlreadyExists,
         Error::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        Error::PartitionCountNotIncreased { .. } => ResponseError::InvalidPartitions,
         Error::InvalidConfig { .. } => ResponseError::InvalidConfig,
         Error::InvalidArgument(_) => ResponseError::InvalidRequest,
         Error::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

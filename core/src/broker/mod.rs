@@ -6,19 +6,24 @@
 //! - `frame.rs`: length-prefixed framing with a size limit checked before allocating.
 //! - `dispatch.rs`: the API versions this broker implements and the request router.
 //! - one module per API (or family of APIs): `api_versions.rs`, `metadata.rs`,
-//!   `produce.rs`, `fetch.rs`, `list_offsets.rs`, `admin.rs`, `coordinator.rs`.
+//!   `produce.rs`, `fetch.rs`, `list_offsets.rs`, `admin.rs`, `configs.rs`,
+//!   `coordinator.rs`.
+//! - `group/`: the consumer-group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//!   ListGroups, DescribeGroups, DeleteGroups) and each group's state machine.
 //!
 //! Every message goes through the `kafka-protocol` crate; none is hand-written.
 
 mod admin;
 mod api_versions;
 mod config;
+mod configs;
 mod connection;
 mod coordinator;
 mod dispatch;
 mod errors;
 mod fetch;
 mod frame;
+mod group;
 mod list_offsets;
 mod metadata;
 mod produce;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::config::BrokerConfig;
+use super::group::{GroupCoordinator, GroupLimits};
 use crate::error::{Error, Result};
 use crate::log::Log;
 
@@ -24,6 +25,8 @@ pub(crate) struct Context {
     pub advertised_port: i32,
     /// Becomes true when the broker stops: parked fetches answer at once.
     pub stopping: watch::Receiver<bool>,
+    /// Consumer groups with members (the classic group protocol).
+    pub groups: Arc<GroupCoordinator>,
 }
 
 /// A bound Kafka-protocol server over a [`Log`].
@@ -72,6 +75,7 @@ impl Broker {
                 advertised_host,
                 advertised_port: i32::from(addr.port()),
                 stopping,
+                groups: Arc::new(GroupCoordinator::new(GroupLimits::default())),
             }),
             stop,
         })
@@ -91,6 +95,7 @@ impl Broker {
         let stop_rx = self.ctx.stopping.clone();
         let open = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
+        let group_timers = tokio::spawn(self.ctx.groups.clone().run_timers());
         tokio::pin!(shutdown);
         tracing::info!(addr = %self.local_addr(), "broker ready");
         loop {
@@ -125,6 +130,9 @@ impl Broker {
         }
         tracing::info!("broker stopping: answering in-flight requests");
         let _ = self.stop.send(true);
+        // Joins and syncs waiting on a rebalance are answered now, not at its deadline.
+        self.ctx.groups.shutdown();
+        group_timers.abort();
         let drained = tokio::time::timeout(Duration::from_secs(30), async {
             while tasks.join_next().await.is_some() {}
         })

@@ -360,25 +360,30 @@ impl Log {
         name: &str,
         overrides: BTreeMap<String, String>,
     ) -> Result<()> {
+        self.update_topic_config(name, move |_| Ok(overrides))
+    }
+
+    /// Replaces a topic's config overrides with `edit(current overrides)`.
+    ///
+    /// `edit` runs under the admin lock, so read-modify-write edits (Kafka's
+    /// IncrementalAlterConfigs) never lose each other's changes. The result is validated
+    /// before anything is written; on any error nothing changes.
+    pub(crate) fn update_topic_config(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>>,
+    ) -> Result<()> {
         self.check_open()?;
-        let config = Arc::new(TopicConfig::resolve(&self.inner.config, &overrides)?);
         let _admin = self.inner.admin.lock();
         let topic = self.topic(name)?;
+        let overrides = edit(&topic.meta.config)?;
+        let config = Arc::new(TopicConfig::resolve(&self.inner.config, &overrides)?);
         let meta = TopicMeta {
             name: name.to_string(),
             partitions: topic.meta.partitions,
             config: overrides,
         };
-        let path = self
-            .inner
-            .dir
-            .join(TOPICS_DIR)
-            .join(name)
-            .join(TOPIC_META_FILE);
-        let raw =
-            serde_json::to_vec_pretty(&meta).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        write_atomic(&*self.inner.storage, &path, &raw)
-            .map_err(|e| Error::io("write", &path, e))?;
+        self.write_topic_meta(&meta)?;
         for p in &topic.partitions {
             p.set_config(config.clone());
         }
@@ -392,6 +397,69 @@ impl Log {
             .write()
             .insert(name.to_string(), Arc::new(updated));
         Ok(())
+    }
+
+    /// Grows a topic to `new_total` partitions; the new ones start empty and existing
+    /// partitions keep their data.
+    ///
+    /// A topic never shrinks (keys would move to other partitions and data would be
+    /// lost), so `new_total` must be larger than the current count. The new partitions are
+    /// opened first and the atomic rewrite of `topic.json` is the commit point: a crash
+    /// before it leaves only empty partition directories, which the next call reuses; a
+    /// crash after it reopens with the new count.
+    pub fn create_partitions(&self, topic: &str, new_total: i32) -> Result<()> {
+        self.check_open()?;
+        let _admin = self.inner.admin.lock();
+        let current = self.topic(topic)?;
+        let count = current.meta.partitions;
+        if new_total <= count {
+            return Err(Error::PartitionCountNotIncreased {
+                topic: topic.to_string(),
+                current: count,
+                requested: new_total,
+            });
+        }
+        let dir = self.inner.dir.join(TOPICS_DIR).join(topic);
+        let mut partitions = current.partitions.clone();
+        for id in count..new_total {
+            partitions.push(Arc::new(Partition::open(
+                topic,
+                id,
+                dir.join(id.to_string()),
+                current.config.clone(),
+                self.inner.storage.clone(),
+                self.inner.notifier.clone(),
+            )?));
+        }
+        let meta = TopicMeta {
+            partitions: new_total,
+            ..current.meta.clone()
+        };
+        self.write_topic_meta(&meta)?;
+        let grown = Topic {
+            meta,
+            config: current.config.clone(),
+            partitions,
+        };
+        self.inner
+            .topics
+            .write()
+            .insert(topic.to_string(), Arc::new(grown));
+        tracing::info!(topic, from = count, to = new_total, "partitions added");
+        Ok(())
+    }
+
+    /// Rewrites an existing topic's `topic.json` atomically. Callers hold the admin lock.
+    fn write_topic_meta(&self, meta: &TopicMeta) -> Result<()> {
+        let path = self
+            .inner
+            .dir
+            .join(TOPICS_DIR)
+            .join(&meta.name)
+            .join(TOPIC_META_FILE);
+        let raw =
+            serde_json::to_vec_pretty(meta).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        write_atomic(&*self.inner.storage, &path, &raw).map_err(|e| Error::io("write", &path, e))
     }
 
     /// One partition, for direct appends and reads.

@@ -208,3 +208,65 @@ fn log_append_time_topics_report_append_time() {
         Some(2).filter(|_| meta.timestamp > stamped).or(Some(0))
     );
 }
+
+#[test]
+fn create_partitions_grows_a_topic_durably() {
+    // Guards against adding partitions losing or moving existing data, letting a topic
+    // shrink, new partitions ignoring the topic's overrides, the new count being forgotten
+    // on reopen, and a leftover empty partition directory (a crash before `topic.json` was
+    // rewritten) blocking the next attempt.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(NewTopic::new("grow", 1).config("max.message.bytes", "200"))
+        .unwrap();
+    append(&log, "grow", 0, &[record(0, 1, Some("k"), Some("v"))]);
+
+    for not_more in [1, 0, -3] {
+        match log.create_partitions("grow", not_more) {
+            Err(Error::PartitionCountNotIncreased {
+                current: 1,
+                requested,
+                ..
+            }) => assert_eq!(requested, not_more),
+            other => panic!("{not_more}: {other:?}"),
+        }
+    }
+    assert!(matches!(
+        log.create_partitions("missing", 4),
+        Err(Error::UnknownTopic { .. })
+    ));
+
+    std::fs::create_dir_all(dir.path().join("topics/grow/1")).unwrap();
+    log.create_partitions("grow", 4).unwrap();
+    assert_eq!(log.partition_count("grow").unwrap(), 4);
+    let d = log.describe_topic("grow").unwrap();
+    assert_eq!(d.partitions.len(), 4);
+    assert_eq!(d.partitions[0].log_end_offset, 1);
+    assert!(d.partitions[1..].iter().all(|p| p.log_end_offset == 0));
+    append(&log, "grow", 3, &[record(0, 2, None, Some("p3"))]);
+    let big = "x".repeat(300);
+    let mut too_big = sluice_core::record::encode_batch(
+        &[record(0, 3, None, Some(&big))],
+        sluice_core::Compression::None,
+        sluice_core::record::ProducerStamp::default(),
+    )
+    .unwrap();
+    assert!(matches!(
+        log.append("grow", 2, &mut too_big),
+        Err(Error::InvalidBatch { .. })
+    ));
+    let err = log.create_partitions("grow", 4).unwrap_err();
+    assert!(err.to_string().contains("has 4 partitions"), "{err}");
+
+    // Altering the config afterwards keeps every partition.
+    log.alter_topic_config("grow", BTreeMap::new()).unwrap();
+    assert_eq!(log.partition_count("grow").unwrap(), 4);
+
+    log.close().unwrap();
+    drop(log);
+    let log = open(dir.path());
+    assert_eq!(log.partition_count("grow").unwrap(), 4);
+    assert_eq!(read_all(&log, "grow", 0).len(), 1);
+    assert_eq!(read_all(&log, "grow", 3).len(), 1);
+    assert!(read_all(&log, "grow", 1).is_empty());
+}
