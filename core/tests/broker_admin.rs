@@ -78,6 +78,7 @@ impl TestBroker {
         let config = BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             node_id: NODE_ID,
+            metrics_listen: None,
             ..BrokerConfig::default()
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

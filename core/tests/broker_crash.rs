@@ -129,6 +129,7 @@ fn broker_crash_child_serves_until_killed() {
     let config = BrokerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
         auto_create_topics: false,
+        metrics_listen: None,
         ..BrokerConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

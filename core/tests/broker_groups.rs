@@ -132,6 +132,7 @@ impl Running {
         let broker_log = log.clone();
         let config = BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
             ..BrokerConfig::default()
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

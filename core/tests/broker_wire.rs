@@ -44,6 +44,7 @@ async fn start(config: BrokerConfig) -> Running {
         log,
         BrokerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
+            metrics_listen: None,
             ..config
         },
     )

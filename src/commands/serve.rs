@@ -17,6 +17,13 @@ pub struct ServeArgs {
     /// 127.0.0.1:9092]; port 0 picks a free port (printed when ready).
     #[arg(long, value_name = "HOST:PORT")]
     listen: Option<SocketAddr>,
+    /// Address for the Prometheus `GET /metrics` endpoint [default: broker.metrics_listen
+    /// from the config, else 127.0.0.1:9308]; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "no_metrics")]
+    metrics_listen: Option<SocketAddr>,
+    /// Don't serve `/metrics`.
+    #[arg(long)]
+    no_metrics: bool,
     /// Settings file (same as --config-file).
     #[arg(long = "config", value_name = "FILE")]
     settings: Option<PathBuf>,
@@ -36,6 +43,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         broker_config.listen = listen;
     }
+    if let Some(addr) = args.metrics_listen {
+        broker_config.metrics_listen = Some(addr);
+    }
+    if args.no_metrics {
+        broker_config.metrics_listen = None;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sluice-broker")
@@ -52,6 +65,10 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             broker.local_addr(),
             dir.display()
         );
+        match broker.metrics_addr() {
+            Some(addr) => eprintln!("sluice metrics on http://{addr}/metrics"),
+            None => eprintln!("sluice metrics off"),
+        }
         broker.run(shutdown_signal()).await?;
         log.close()?;
         eprintln!("sluice broker stopped");

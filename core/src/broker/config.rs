@@ -28,6 +28,10 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// Host name clients are told to connect to; default: the listen address's IP.
     pub advertised_host: Option<String>,
+    /// Address of the Prometheus `GET /metrics` endpoint (plain HTTP). Default
+    /// 127.0.0.1:9308; port 0 picks a free port; `"off"` (or `""`) turns it off.
+    #[serde(with = "optional_addr")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for BrokerConfig {
@@ -41,6 +45,7 @@ impl Default for BrokerConfig {
             default_partitions: 0,
             node_id: 0,
             advertised_host: None,
+            metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9308))),
         }
     }
 }
@@ -55,5 +60,30 @@ mod millis {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// `Option<SocketAddr>` in TOML, which has no null: `"off"` or `""` is `None`.
+mod optional_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(a: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match a {
+            Some(addr) => s.collect_str(addr),
+            None => s.serialize_str("off"),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.is_empty() || text.eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|e| {
+            D::Error::custom(format!(
+                "metrics_listen {text:?} is not HOST:PORT ({e}); use e.g. \"127.0.0.1:9308\" or \"off\""
+            ))
+        })
     }
 }

@@ -146,8 +146,21 @@ pub fn decode_request(frame: Bytes) -> Result<(), String> {
     )
 }
 
-/// Handles one request frame.
+/// Handles one request frame, timing it for `sluice_request_duration_seconds`.
 pub(crate) async fn handle(ctx: &Context, frame: Bytes) -> Outcome {
+    let started = std::time::Instant::now();
+    // Only known API keys become labels, so a hostile client can't grow the series.
+    let api = frame
+        .get(0..2)
+        .and_then(|k| ApiKey::try_from(i16::from_be_bytes([k[0], k[1]])).ok());
+    let outcome = route_request(ctx, frame).await;
+    if let Some(api) = api {
+        ctx.metrics.request(api, started.elapsed());
+    }
+    outcome
+}
+
+async fn route_request(ctx: &Context, frame: Bytes) -> Outcome {
     let (Some(key), Some(version)) = (frame.get(0..2), frame.get(2..4)) else {
         return Outcome::Close(format!(
             "request of {} bytes is shorter than a request header",

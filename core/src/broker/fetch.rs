@@ -27,12 +27,25 @@ pub(crate) async fn handle(
     request: FetchRequest,
     version: i16,
 ) -> FetchResponse {
+    let response = long_poll(ctx, &request, version).await;
+    for topic in &response.responses {
+        for p in &topic.partitions {
+            if let Some(records) = &p.records {
+                ctx.metrics.fetched(&topic.topic.0, records);
+            }
+        }
+    }
+    response
+}
+
+/// Reads until `min_bytes` are ready, an error, shutdown or `max_wait_ms`.
+async fn long_poll(ctx: &Context, request: &FetchRequest, version: i16) -> FetchResponse {
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT_CAP);
     let deadline = Instant::now() + wait;
     let min_bytes = request.min_bytes.max(1) as usize;
     loop {
         let mut changed = ctx.log.notifier().subscribe();
-        let (response, bytes, errors) = read_once(ctx, &request, version);
+        let (response, bytes, errors) = read_once(ctx, request, version);
         let now = Instant::now();
         if bytes >= min_bytes || errors || now >= deadline {
             return response;

@@ -8,6 +8,7 @@
 //! - one module per API (or family of APIs): `api_versions.rs`, `metadata.rs`,
 //!   `produce.rs`, `fetch.rs`, `list_offsets.rs`, `admin.rs`, `configs.rs`,
 //!   `coordinator.rs`.
+//! - `prometheus.rs`: the broker's metrics and the `GET /metrics` endpoint.
 //! - `group/`: the consumer-group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //!   ListGroups, DescribeGroups, DeleteGroups) and each group's state machine.
 //!
@@ -27,6 +28,7 @@ mod group;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod prometheus;
 mod server;
 
 pub use config::BrokerConfig;

@@ -41,6 +41,7 @@ pub(crate) async fn handle(
                 tokio::task::block_in_place(|| ctx.log.append(&name, data.index, &mut bytes));
             response = match outcome {
                 Ok(info) => {
+                    ctx.metrics.produced(&name, &bytes);
                     let start = ctx
                         .log
                         .partition(&name, data.index)

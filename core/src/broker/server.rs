@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::config::BrokerConfig;
 use super::group::{GroupCoordinator, GroupLimits};
+use super::prometheus::Metrics;
 use crate::error::{Error, Result};
 use crate::log::Log;
 
@@ -27,11 +28,17 @@ pub(crate) struct Context {
     pub stopping: watch::Receiver<bool>,
     /// Consumer groups with members (the classic group protocol).
     pub groups: Arc<GroupCoordinator>,
+    /// Counters and histograms for `GET /metrics`, this broker's own (see `prometheus.rs`).
+    pub metrics: Metrics,
+    /// Connections open now: enforces `max_connections` and is reported at scrape time.
+    pub open_connections: AtomicUsize,
 }
 
 /// A bound Kafka-protocol server over a [`Log`].
 pub struct Broker {
     listener: TcpListener,
+    /// The `/metrics` listener, unless `metrics_listen` is off.
+    metrics_listener: Option<TcpListener>,
     ctx: Arc<Context>,
     stop: watch::Sender<bool>,
 }
@@ -40,12 +47,14 @@ impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
             .field("addr", &self.local_addr())
+            .field("metrics_addr", &self.metrics_addr())
             .finish()
     }
 }
 
 impl Broker {
-    /// Binds the listener (port 0 picks a free port; see [`local_addr`](Self::local_addr)).
+    /// Binds the listener and, unless turned off, the metrics listener (port 0 picks a free
+    /// port; see [`local_addr`](Self::local_addr) and [`metrics_addr`](Self::metrics_addr)).
     pub async fn bind(log: Log, config: BrokerConfig) -> Result<Broker> {
         let listener = TcpListener::bind(config.listen)
             .await
@@ -66,9 +75,14 @@ impl Broker {
                 addr.ip().to_string()
             }
         });
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(super::prometheus::bind(addr).await?),
+            None => None,
+        };
         let (stop, stopping) = watch::channel(false);
         Ok(Broker {
             listener,
+            metrics_listener,
             ctx: Arc::new(Context {
                 log,
                 config,
@@ -76,6 +90,8 @@ impl Broker {
                 advertised_port: i32::from(addr.port()),
                 stopping,
                 groups: Arc::new(GroupCoordinator::new(GroupLimits::default())),
+                metrics: Metrics::new(),
+                open_connections: AtomicUsize::new(0),
             }),
             stop,
         })
@@ -86,18 +102,29 @@ impl Broker {
         self.listener.local_addr().unwrap_or(self.ctx.config.listen)
     }
 
+    /// The address `GET /metrics` is served on, or `None` when metrics are off.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then answers in-flight requests, closes every
     /// connection and flushes the log.
     pub async fn run(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let stop_rx = self.ctx.stopping.clone();
-        let open = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let group_timers = tokio::spawn(self.ctx.groups.clone().run_timers());
+        let metrics_addr = self.metrics_addr();
+        let metrics_server = self
+            .metrics_listener
+            .take()
+            .map(|l| tokio::spawn(super::prometheus::serve(l, self.ctx.clone())));
         tokio::pin!(shutdown);
-        tracing::info!(addr = %self.local_addr(), "broker ready");
+        tracing::info!(addr = %self.local_addr(), metrics = ?metrics_addr, "broker ready");
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -111,6 +138,7 @@ impl Broker {
                             continue;
                         }
                     };
+                    let open = &self.ctx.open_connections;
                     if open.load(Ordering::Acquire) >= self.ctx.config.max_connections {
                         tracing::warn!(%peer, max = self.ctx.config.max_connections, "connection limit reached; closing new connection");
                         drop(stream);
@@ -119,10 +147,9 @@ impl Broker {
                     open.fetch_add(1, Ordering::AcqRel);
                     let ctx = self.ctx.clone();
                     let stop = stop_rx.clone();
-                    let counter = open.clone();
                     tasks.spawn(async move {
-                        super::connection::serve(ctx, stream, peer, stop).await;
-                        counter.fetch_sub(1, Ordering::AcqRel);
+                        super::connection::serve(ctx.clone(), stream, peer, stop).await;
+                        ctx.open_connections.fetch_sub(1, Ordering::AcqRel);
                     });
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -133,6 +160,9 @@ impl Broker {
         // Joins and syncs waiting on a rebalance are answered now, not at its deadline.
         self.ctx.groups.shutdown();
         group_timers.abort();
+        if let Some(server) = metrics_server {
+            server.abort();
+        }
         let drained = tokio::time::timeout(Duration::from_secs(30), async {
             while tasks.join_next().await.is_some() {}
         })

@@ -177,6 +177,7 @@ impl Running {
             auto_create_topics: true,
             default_partitions: AUTO_CREATE_PARTITIONS,
             node_id: NODE_ID,
+            metrics_listen: None,
             ..BrokerConfig::default()
         };
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();

@@ -39,6 +39,8 @@ fn context(dir: &std::path::Path) -> Arc<Context> {
         advertised_port: 9092,
         stopping,
         groups: Arc::new(GroupCoordinator::new(GroupLimits::default())),
+        metrics: crate::broker::prometheus::Metrics::new(),
+        open_connections: std::sync::atomic::AtomicUsize::new(0),
     })
 }
 
