@@ -1,9 +1,12 @@
 //! Black-box tests of the `sluice` binary: the README's quickstart and the topics /
-//! produce / consume commands, as a user runs them.
+//! produce / consume commands, as a user runs them, against the embedded log and (with
+//! `--bootstrap`) against a `sluice serve` child, which must print the same.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 fn sluice(dir: &Path, args: &[&str]) -> Output {
     sluice_with_stdin(dir, args, "")
@@ -50,6 +53,103 @@ fn failed(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs commands against one backend: the embedded log in a directory, or a broker.
+struct Backend<'a> {
+    dir: &'a Path,
+    /// Appended to every command (`--bootstrap ADDR`, or nothing).
+    extra: Vec<String>,
+}
+
+impl<'a> Backend<'a> {
+    fn embedded(dir: &'a Path) -> Self {
+        Backend { dir, extra: vec![] }
+    }
+
+    fn remote(dir: &'a Path, addr: &str) -> Self {
+        Backend {
+            dir,
+            extra: vec!["--bootstrap".into(), addr.into()],
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, "")
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(self.extra.iter().map(String::as_str));
+        sluice_with_stdin(self.dir, &all, stdin)
+    }
+}
+
+/// A `sluice serve` child on a free loopback port, stopped when dropped.
+struct ServeGuard {
+    child: Child,
+    addr: String,
+}
+
+impl ServeGuard {
+    /// Longest the broker may take to print its ready line.
+    const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+    fn start(data_dir: &Path) -> Self {
+        let mut args = vec![
+            "serve".to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        // A build with a metrics endpoint defaults it to a fixed port; parallel brokers
+        // would contend for it, and these tests do not need it.
+        let help = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["serve", "--help"])
+            .output()
+            .expect("run sluice serve --help");
+        if String::from_utf8_lossy(&help.stdout).contains("--no-metrics") {
+            args.push("--no-metrics".into());
+        }
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args)
+            .env_remove("SLUICE_DATA_DIR")
+            .env_remove("SLUICE_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sluice serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        // Keeps draining stderr after the ready line so the broker never blocks on it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        // The guard exists before the wait, so a broker that never gets ready is killed.
+        let mut guard = ServeGuard {
+            child,
+            addr: String::new(),
+        };
+        guard.addr = rx
+            .recv_timeout(Self::READY_TIMEOUT)
+            .expect("sluice serve printed no ready line");
+        guard
+    }
+}
+
+impl Drop for ServeGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 // The README's first command must work on a fresh directory and when run again.
 #[test]
 fn quickstart_runs_and_reruns() {
@@ -89,48 +189,48 @@ fn quickstart_runs_and_reruns() {
 #[test]
 fn topics_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let out = ok(&sluice(
-        d,
-        &[
-            "topics",
-            "create",
-            "orders",
-            "--partitions",
-            "4",
-            "--config",
-            "retention.ms=1000",
-        ],
-    ));
+    topics_lifecycle_in(&Backend::embedded(dir.path()));
+}
+
+// The same administration against `sluice serve` gives the same output and errors.
+#[test]
+fn topics_lifecycle_over_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ServeGuard::start(&dir.path().join("broker-data"));
+    topics_lifecycle_in(&Backend::remote(dir.path(), &broker.addr));
+}
+
+fn topics_lifecycle_in(d: &Backend) {
+    let out = ok(&d.run(&[
+        "topics",
+        "create",
+        "orders",
+        "--partitions",
+        "4",
+        "--config",
+        "retention.ms=1000",
+    ]));
     assert!(
         out.contains("Created topic orders with 4 partition(s)"),
         "{out}"
     );
-    assert_eq!(ok(&sluice(d, &["topics", "list"])).trim(), "orders");
-    assert!(
-        ok(&sluice(d, &["topics", "list", "--include-internal"])).contains("__consumer_offsets")
-    );
-    let described = ok(&sluice(d, &["topics", "describe", "orders"]));
+    assert_eq!(ok(&d.run(&["topics", "list"])).trim(), "orders");
+    assert!(ok(&d.run(&["topics", "list", "--include-internal"])).contains("__consumer_offsets"));
+    let described = ok(&d.run(&["topics", "describe", "orders"]));
     assert!(described.contains("Partitions: 4"), "{described}");
     assert!(described.contains("retention.ms=1000 (set)"), "{described}");
 
-    let err = failed(&sluice(d, &["topics", "create", "orders"]));
+    let err = failed(&d.run(&["topics", "create", "orders"]));
     assert!(err.contains("already exists"), "{err}");
-    ok(&sluice(
-        d,
-        &["topics", "create", "orders", "--if-not-exists"],
-    ));
-    let err = failed(&sluice(
-        d,
-        &["topics", "create", "x", "--config", "retention.mss=5"],
-    ));
+    ok(&d.run(&["topics", "create", "orders", "--if-not-exists"]));
+    let err = failed(&d.run(&["topics", "create", "x", "--config", "retention.mss=5"]));
     assert!(err.contains("retention.mss"), "{err}");
-    let err = failed(&sluice(d, &["topics", "create", "bad name"]));
+    let err = failed(&d.run(&["topics", "create", "bad name"]));
     assert!(err.contains("invalid topic name"), "{err}");
 
-    ok(&sluice(d, &["topics", "delete", "orders"]));
-    assert_eq!(ok(&sluice(d, &["topics", "list"])).trim(), "");
-    let err = failed(&sluice(d, &["topics", "describe", "orders"]));
+    ok(&d.run(&["topics", "delete", "orders"]));
+    assert_eq!(ok(&d.run(&["topics", "list"])).trim(), "");
+    let err = failed(&d.run(&["topics", "describe", "orders"]));
     assert!(err.contains("unknown topic 'orders'"), "{err}");
 }
 
@@ -138,115 +238,98 @@ fn topics_lifecycle() {
 #[test]
 fn produce_and_consume() {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(&sluice(d, &["topics", "create", "t", "--partitions", "1"]));
-    let out = sluice_with_stdin(
-        d,
+    produce_and_consume_in(&Backend::embedded(dir.path()));
+}
+
+// The same records, start options, group commits and errors over `--bootstrap`.
+#[test]
+fn produce_and_consume_over_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ServeGuard::start(&dir.path().join("broker-data"));
+    produce_and_consume_in(&Backend::remote(dir.path(), &broker.addr));
+}
+
+fn produce_and_consume_in(d: &Backend) {
+    ok(&d.run(&["topics", "create", "t", "--partitions", "1"]));
+    let out = d.run_with_stdin(
         &["produce", "t", "--key-separator", ":"],
         "a:1\nb:2\r\nc:3\n",
     );
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("Produced 3 record(s)"));
 
-    let all = ok(&sluice(
-        d,
-        &["consume", "t", "--from-beginning", "--timeout-ms", "300"],
-    ));
+    let all = ok(&d.run(&["consume", "t", "--from-beginning", "--timeout-ms", "300"]));
     assert_eq!(all, "1\n2\n3\n");
-    let kv = ok(&sluice(
-        d,
-        &[
-            "consume",
-            "t",
-            "--from-beginning",
-            "--max-records",
-            "2",
-            "--format",
-            "key-value",
-        ],
-    ));
+    let kv = ok(&d.run(&[
+        "consume",
+        "t",
+        "--from-beginning",
+        "--max-records",
+        "2",
+        "--format",
+        "key-value",
+    ]));
     assert_eq!(kv, "a\t1\nb\t2\n");
-    let from_offset = ok(&sluice(
-        d,
-        &["consume", "t", "--offset", "1", "--timeout-ms", "200"],
-    ));
+    let from_offset = ok(&d.run(&["consume", "t", "--offset", "1", "--timeout-ms", "200"]));
     assert_eq!(from_offset, "2\n3\n");
-    let json = ok(&sluice(
-        d,
-        &[
-            "consume",
-            "t",
-            "--from-beginning",
-            "--max-records",
-            "1",
-            "--format",
-            "json",
-        ],
-    ));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let json = ok(&d.run(&[
+        "consume",
+        "t",
+        "--from-beginning",
+        "--max-records",
+        "1",
+        "--format",
+        "json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("one JSON record");
     assert_eq!(v["key"], "a");
     assert_eq!(v["offset"], 0);
     let future = (std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("clock after 1970")
         .as_millis()
         + 60_000)
         .to_string();
-    let none = ok(&sluice(
-        d,
-        &[
-            "consume",
-            "t",
-            "--from-timestamp",
-            &future,
-            "--timeout-ms",
-            "200",
-        ],
-    ));
+    let none = ok(&d.run(&[
+        "consume",
+        "t",
+        "--from-timestamp",
+        &future,
+        "--timeout-ms",
+        "200",
+    ]));
     assert_eq!(none, "");
-    let past = ok(&sluice(
-        d,
-        &[
-            "consume",
-            "t",
-            "--from-timestamp",
-            "0",
-            "--timeout-ms",
-            "200",
-        ],
-    ));
+    let past = ok(&d.run(&[
+        "consume",
+        "t",
+        "--from-timestamp",
+        "0",
+        "--timeout-ms",
+        "200",
+    ]));
     assert_eq!(past, "1\n2\n3\n");
     // Without a start flag, only new records: none arrive, so nothing is printed.
-    assert_eq!(ok(&sluice(d, &["consume", "t", "--timeout-ms", "200"])), "");
+    assert_eq!(ok(&d.run(&["consume", "t", "--timeout-ms", "200"])), "");
 
     // A group resumes after what it printed.
-    let first = ok(&sluice(
-        d,
-        &[
-            "consume",
-            "t",
-            "--group",
-            "g",
-            "--from-beginning",
-            "--max-records",
-            "2",
-        ],
-    ));
+    let first = ok(&d.run(&[
+        "consume",
+        "t",
+        "--group",
+        "g",
+        "--from-beginning",
+        "--max-records",
+        "2",
+    ]));
     assert_eq!(first, "1\n2\n");
-    let rest = ok(&sluice(
-        d,
-        &["consume", "t", "--group", "g", "--timeout-ms", "300"],
-    ));
+    let rest = ok(&d.run(&["consume", "t", "--group", "g", "--timeout-ms", "300"]));
     assert_eq!(rest, "3\n");
 
     // A line without the separator stops produce with its line number; earlier lines stay.
-    let out = sluice_with_stdin(d, &["produce", "t", "--key-separator", ":"], "d:4\nnokey\n");
+    let out = d.run_with_stdin(&["produce", "t", "--key-separator", ":"], "d:4\nnokey\n");
     let err = failed(&out);
     assert!(err.contains("line 2 has no key separator"), "{err}");
-    let tail = ok(&sluice(
-        d,
-        &["consume", "t", "--offset", "3", "--timeout-ms", "200"],
-    ));
+    let tail = ok(&d.run(&["consume", "t", "--offset", "3", "--timeout-ms", "200"]));
     assert_eq!(tail, "4\n");
 }
 

@@ -1,10 +1,12 @@
 //! Subcommands of the `sluice` binary, and what they share: how a data directory and
-//! `sluice.toml` are found, and logging.
+//! `sluice.toml` are found, or a broker chosen instead (`--bootstrap`, clients in
+//! `remote`), and logging.
 
 pub mod bench;
 mod consume;
 mod produce;
 mod quickstart;
+mod remote;
 mod serve;
 mod topics;
 
@@ -30,12 +32,15 @@ enum Command {
     /// Create a topic in a local data directory, produce to it, consume it back and
     /// report: the fastest way to see Sluice work.
     Quickstart(quickstart::QuickstartArgs),
-    /// Create, list, describe and delete topics.
+    /// Create, list, describe and delete topics (in a data directory, or on a broker with
+    /// --bootstrap).
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
-    /// Produce one record per line of standard input.
+    /// Produce one record per line of standard input (to a data directory, or to a broker
+    /// with --bootstrap).
     Produce(produce::ProduceArgs),
-    /// Print records of a topic to standard output, one per line.
+    /// Print records of a topic to standard output, one per line (from a data directory,
+    /// or from a broker with --bootstrap).
     Consume(consume::ConsumeArgs),
     /// Serve the log over the Apache Kafka wire protocol.
     Serve(serve::ServeArgs),
@@ -55,6 +60,18 @@ pub struct LogArgs {
     /// (`--config` itself is taken by per-topic settings in `topics create`.)
     #[arg(long = "config-file", env = "SLUICE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// Where the topics of `topics`, `produce` and `consume` live: the embedded log in a data
+/// directory, or a Kafka-protocol broker.
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// Talk to a Kafka-protocol broker (`sluice serve`, or any Kafka) at HOST:PORT
+    /// (comma-separated for several) instead of opening a data directory.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "data_dir")]
+    pub bootstrap: Option<String>,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 impl LogArgs {

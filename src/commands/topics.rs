@@ -1,12 +1,16 @@
-//! `sluice topics`: create, list, describe, delete.
+//! `sluice topics`: create, list, describe, delete, in the embedded log or (with
+//! `--bootstrap`) on a Kafka broker through the admin API; both print the same text.
+
+mod remote_topics;
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use sluice_core::NewTopic;
+use serde::Serialize;
+use sluice_core::{NewTopic, TopicDescription};
 
-use super::LogArgs;
+use super::BackendArgs;
 
 /// Topic administration.
 #[derive(Debug, Subcommand)]
@@ -36,7 +40,7 @@ pub struct CreateArgs {
     #[arg(long)]
     if_not_exists: bool,
     #[command(flatten)]
-    log: LogArgs,
+    backend: BackendArgs,
 }
 
 /// `topics list`.
@@ -46,7 +50,7 @@ pub struct ListArgs {
     #[arg(long)]
     include_internal: bool,
     #[command(flatten)]
-    log: LogArgs,
+    backend: BackendArgs,
 }
 
 /// Output format of `describe`.
@@ -65,7 +69,7 @@ pub struct DescribeArgs {
     #[arg(long, value_enum, default_value = "text")]
     format: DescribeFormat,
     #[command(flatten)]
-    log: LogArgs,
+    backend: BackendArgs,
 }
 
 /// `topics delete`.
@@ -74,7 +78,7 @@ pub struct DeleteArgs {
     /// Topic name.
     name: String,
     #[command(flatten)]
-    log: LogArgs,
+    backend: BackendArgs,
 }
 
 fn parse_configs(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -88,11 +92,106 @@ fn parse_configs(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(map)
 }
 
+/// What `describe` prints, from either backend. Sizes and segment counts are not in the
+/// Kafka protocol, so over `--bootstrap` they are unknown (`-` in text, null in JSON).
+#[derive(Debug, Serialize)]
+struct Description {
+    name: String,
+    partitions: Vec<PartitionRow>,
+    overrides: BTreeMap<String, String>,
+    config: BTreeMap<String, String>,
+}
+
+/// One partition of a [`Description`].
+#[derive(Debug, Serialize)]
+struct PartitionRow {
+    partition: i32,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    size_bytes: Option<u64>,
+    segments: Option<usize>,
+}
+
+impl From<TopicDescription> for Description {
+    fn from(d: TopicDescription) -> Self {
+        Description {
+            name: d.name,
+            partitions: d
+                .partitions
+                .into_iter()
+                .map(|p| PartitionRow {
+                    partition: p.partition,
+                    log_start_offset: p.log_start_offset,
+                    log_end_offset: p.log_end_offset,
+                    size_bytes: Some(p.size_bytes),
+                    segments: Some(p.segments),
+                })
+                .collect(),
+            overrides: d.overrides,
+            config: d.config,
+        }
+    }
+}
+
+fn print_description(d: &Description, format: DescribeFormat) -> anyhow::Result<()> {
+    fn known<T: ToString>(v: Option<T>) -> String {
+        v.map_or_else(|| "-".to_string(), |v| v.to_string())
+    }
+    match format {
+        DescribeFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(d).context("encoding description")?
+            );
+        }
+        DescribeFormat::Text => {
+            println!("Topic: {}  Partitions: {}", d.name, d.partitions.len());
+            println!(
+                "{:>9}  {:>16}  {:>16}  {:>12}  {:>8}",
+                "Partition", "LogStartOffset", "LogEndOffset", "Bytes", "Segments"
+            );
+            for p in &d.partitions {
+                println!(
+                    "{:>9}  {:>16}  {:>16}  {:>12}  {:>8}",
+                    p.partition,
+                    p.log_start_offset,
+                    p.log_end_offset,
+                    known(p.size_bytes),
+                    known(p.segments)
+                );
+            }
+            println!("Config:");
+            for (key, value) in &d.config {
+                let marker = if d.overrides.contains_key(key) {
+                    " (set)"
+                } else {
+                    ""
+                };
+                println!("  {key}={value}{marker}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs a `topics` subcommand.
 pub fn run(command: TopicsCommand) -> anyhow::Result<()> {
+    let bootstrap = match &command {
+        TopicsCommand::Create(a) => &a.backend.bootstrap,
+        TopicsCommand::List(a) => &a.backend.bootstrap,
+        TopicsCommand::Describe(a) => &a.backend.bootstrap,
+        TopicsCommand::Delete(a) => &a.backend.bootstrap,
+    };
+    match bootstrap.clone() {
+        Some(bootstrap) => remote_topics::run(&bootstrap, command),
+        None => run_embedded(command),
+    }
+}
+
+fn run_embedded(command: TopicsCommand) -> anyhow::Result<()> {
     match command {
         TopicsCommand::Create(args) => {
-            let log = args.log.open()?;
+            let log = args.backend.log.open()?;
             let partitions = args.partitions.unwrap_or(log.config().default_partitions);
             let new = NewTopic {
                 name: args.name.clone(),
@@ -114,7 +213,7 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<()> {
             log.close()?;
         }
         TopicsCommand::List(args) => {
-            let log = args.log.open()?;
+            let log = args.backend.log.open()?;
             for name in log.list_topics() {
                 if args.include_internal || !name.starts_with("__") {
                     println!("{name}");
@@ -123,46 +222,13 @@ pub fn run(command: TopicsCommand) -> anyhow::Result<()> {
             log.close()?;
         }
         TopicsCommand::Describe(args) => {
-            let log = args.log.open()?;
+            let log = args.backend.log.open()?;
             let d = log.describe_topic(&args.name)?;
-            match args.format {
-                DescribeFormat::Json => {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&d).context("encoding description")?
-                    );
-                }
-                DescribeFormat::Text => {
-                    println!("Topic: {}  Partitions: {}", d.name, d.partitions.len());
-                    println!(
-                        "{:>9}  {:>16}  {:>16}  {:>12}  {:>8}",
-                        "Partition", "LogStartOffset", "LogEndOffset", "Bytes", "Segments"
-                    );
-                    for p in &d.partitions {
-                        println!(
-                            "{:>9}  {:>16}  {:>16}  {:>12}  {:>8}",
-                            p.partition,
-                            p.log_start_offset,
-                            p.log_end_offset,
-                            p.size_bytes,
-                            p.segments
-                        );
-                    }
-                    println!("Config:");
-                    for (key, value) in &d.config {
-                        let marker = if d.overrides.contains_key(key) {
-                            " (set)"
-                        } else {
-                            ""
-                        };
-                        println!("  {key}={value}{marker}");
-                    }
-                }
-            }
+            print_description(&d.into(), args.format)?;
             log.close()?;
         }
         TopicsCommand::Delete(args) => {
-            let log = args.log.open()?;
+            let log = args.backend.log.open()?;
             log.delete_topic(&args.name)?;
             println!("Deleted topic {}.", args.name);
             log.close()?;
