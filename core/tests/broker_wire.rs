@@ -373,3 +373,44 @@ async fn metadata_describes_this_node() {
     }));
     broker.stop().await;
 }
+
+// Request bytes held in memory are capped across connections: while one connection sits
+// on a half-received 800-byte request, another's 400-byte request waits for the bytes to
+// be released instead of the broker allocating past the cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inflight_bytes_cap_applies_backpressure() {
+    let broker = start(BrokerConfig {
+        max_frame_bytes: 1000,
+        max_inflight_bytes: 1000,
+        ..BrokerConfig::default()
+    })
+    .await;
+    let mut hog = TcpStream::connect(broker.addr).await.unwrap();
+    let mut partial = 800i32.to_be_bytes().to_vec();
+    partial.extend_from_slice(&[0u8; 10]);
+    hog.write_all(&partial).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let request = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_string("x".repeat(300)))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    let mut waiting = TcpStream::connect(broker.addr).await.unwrap();
+    waiting
+        .write_all(&frame(ApiKey::ApiVersions, 3, 11, &request))
+        .await
+        .unwrap();
+    let mut len = [0u8; 4];
+    let early =
+        tokio::time::timeout(Duration::from_millis(400), waiting.read_exact(&mut len)).await;
+    assert!(
+        early.is_err(),
+        "answered while the in-flight cap was exhausted"
+    );
+
+    drop(hog);
+    let mut response = read_response(&mut waiting)
+        .await
+        .expect("answered after the bytes were released");
+    assert_eq!(response.get_i32(), 11);
+    broker.stop().await;
+}

@@ -20,6 +20,10 @@ pub struct BrokerConfig {
     pub idle_timeout: Duration,
     /// Most connections open at once; more are closed on accept. Default 10 000.
     pub max_connections: usize,
+    /// Most request bytes held in memory at once, across all connections: a connection
+    /// whose next request would exceed it waits (backpressure) until others finish.
+    /// Default 256 MiB; raised to `max_frame_bytes` if smaller.
+    pub max_inflight_bytes: usize,
     /// Create a topic when a client's Metadata request names an unknown one. Default true.
     pub auto_create_topics: bool,
     /// Partitions of auto-created topics (0: the log's `default_partitions`).
@@ -41,6 +45,7 @@ impl Default for BrokerConfig {
             max_frame_bytes: 100 << 20,
             idle_timeout: Duration::from_secs(600),
             max_connections: 10_000,
+            max_inflight_bytes: 256 << 20,
             auto_create_topics: true,
             default_partitions: 0,
             node_id: 0,

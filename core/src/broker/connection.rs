@@ -35,7 +35,7 @@ pub(crate) async fn serve(
         let frame = tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            r = tokio::time::timeout(ctx.config.idle_timeout, read_frame(&mut read, ctx.config.max_frame_bytes)) => r,
+            r = tokio::time::timeout(ctx.config.idle_timeout, read_frame(&mut read, ctx.config.max_frame_bytes, &ctx.inflight)) => r,
         };
         let frame = match frame {
             Err(_) => {
@@ -49,6 +49,8 @@ pub(crate) async fn serve(
             }
             Ok(Ok(frame)) => frame,
         };
+        // The permit for the request's bytes is released once its response is written.
+        let (frame, _inflight) = frame;
         match PEER.scope(peer, handle(&ctx, frame)).await {
             Outcome::Respond(bytes) => {
                 if let Err(e) = write.write_all(&bytes).await {

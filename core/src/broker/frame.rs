@@ -7,6 +7,7 @@
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Why reading a frame stopped.
 #[derive(Debug)]
@@ -42,11 +43,14 @@ impl std::fmt::Display for FrameError {
     }
 }
 
-/// Reads one frame.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+/// Reads one frame. Before the body is allocated, `inflight` must grant as many permits as
+/// the frame has bytes; they are held (with the returned permit) until the response is
+/// written, which bounds the request memory of all connections together.
+pub(crate) async fn read_frame<'a, R: AsyncRead + Unpin>(
     reader: &mut R,
     max_bytes: usize,
-) -> Result<Bytes, FrameError> {
+    inflight: &'a Semaphore,
+) -> Result<(Bytes, SemaphorePermit<'a>), FrameError> {
     let mut len = [0u8; 4];
     match reader.read_exact(&mut len).await {
         Ok(_) => {}
@@ -69,9 +73,13 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             looks_like_http,
         });
     }
+    let permit = inflight
+        .acquire_many(length as u32)
+        .await
+        .map_err(|_| FrameError::Io(std::io::Error::other("the broker is shutting down")))?;
     let mut body = vec![0u8; length as usize];
     match reader.read_exact(&mut body).await {
-        Ok(_) => Ok(Bytes::from(body)),
+        Ok(_) => Ok((Bytes::from(body), permit)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(FrameError::Truncated),
         Err(e) => Err(FrameError::Io(e)),
     }

@@ -21,6 +21,9 @@ use crate::log::Log;
 pub(crate) struct Context {
     pub log: Log,
     pub config: BrokerConfig,
+    /// Permits for request bytes held in memory, across connections
+    /// (`max_inflight_bytes`).
+    pub inflight: tokio::sync::Semaphore,
     /// Host and port clients are told to connect to.
     pub advertised_host: String,
     pub advertised_port: i32,
@@ -85,6 +88,12 @@ impl Broker {
             metrics_listener,
             ctx: Arc::new(Context {
                 log,
+                inflight: tokio::sync::Semaphore::new(
+                    config
+                        .max_inflight_bytes
+                        .max(config.max_frame_bytes)
+                        .min(tokio::sync::Semaphore::MAX_PERMITS),
+                ),
                 config,
                 advertised_host,
                 advertised_port: i32::from(addr.port()),

@@ -34,6 +34,7 @@ fn context(dir: &std::path::Path) -> Arc<Context> {
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     Arc::new(Context {
         log,
+        inflight: tokio::sync::Semaphore::new(1 << 20),
         config: BrokerConfig::default(),
         advertised_host: "127.0.0.1".into(),
         advertised_port: 9092,
