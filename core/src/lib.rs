@@ -57,6 +57,7 @@ pub use log::{
     AppendInfo, Log, LogOptions, NewTopic, Partition, PartitionInfo, ReadResult, TopicDescription,
 };
 pub use record::{BatchError, Compression};
+pub use txn::AbortedTxn;
 
 /// Milliseconds since the Unix epoch, by the wall clock.
 pub fn now_ms() -> i64 {

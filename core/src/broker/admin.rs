@@ -258,9 +258,10 @@ pub(crate) async fn delete_records(
                 .map(|p| {
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
-                    // As in Kafka: trimming it would lose committed offsets on the next
-                    // start, which rebuilds them from its records.
-                    if name == CONSUMER_OFFSETS_TOPIC {
+                    // As in Kafka: trimming them would lose committed offsets or
+                    // transaction state on the next start, which rebuilds them from their
+                    // records.
+                    if name == CONSUMER_OFFSETS_TOPIC || name == super::TRANSACTION_STATE_TOPIC {
                         return result
                             .with_low_watermark(-1)
                             .with_error_code(ResponseError::InvalidTopicException.code());

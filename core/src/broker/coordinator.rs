@@ -1,6 +1,7 @@
 //! The coordinator APIs a single node answers for itself: FindCoordinator (always this
-//! node), InitProducerId (idempotent producers), OffsetCommit and OffsetFetch (committed
-//! offsets on `__consumer_offsets`, shared with embedded consumers of the same log).
+//! node), InitProducerId (idempotent producers; transactional ids are handed to `txn/`),
+//! OffsetCommit and OffsetFetch (committed offsets on `__consumer_offsets`, shared with
+//! embedded consumers of the same log).
 //!
 //! A commit for a group with members (see `group/`) must come from a current member of the
 //! current generation, and not while assignments are being handed out
@@ -10,7 +11,6 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -60,14 +60,21 @@ pub(crate) async fn init_producer_id(
     ctx: &Context,
     _header: &RequestHeader,
     request: InitProducerIdRequest,
-    _version: i16,
+    version: i16,
 ) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
-        // Transactions arrive with the transaction coordinator; refuse clearly until then.
-        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    if let Some(id) = &request.transactional_id {
+        // From v3 a producer may present its current id and epoch to have it bumped.
+        let expected = (version >= 3 && request.producer_id.0 >= 0)
+            .then_some((request.producer_id.0, request.producer_epoch));
+        return super::txn::init_transactional_producer(
+            ctx,
+            &id.0,
+            request.transaction_timeout_ms,
+            expected,
+        );
     }
     match ctx.log.init_producer_id() {
         Ok((id, epoch)) => response

@@ -17,7 +17,9 @@ use super::server::Context;
 /// Produce is advertised from v0 even though only the v2 record format is accepted:
 /// librdkafka turns compression off when a broker's Produce range starts above v0-v2.
 /// Fetch starts at v4 (the first with the v2 record format and isolation levels),
-/// ListOffsets at v1 (v0 is the pre-timestamp API).
+/// ListOffsets at v1 (v0 is the pre-timestamp API). The transaction APIs stop at v3:
+/// AddPartitionsToTxn v4 batches transactions and verifies partitions (KIP-890), which is
+/// not implemented.
 const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 9),
     (ApiKey::Fetch, 4, 12),
@@ -42,6 +44,10 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
 ];
 
 /// The APIs and version ranges the broker implements.
@@ -143,6 +149,10 @@ pub fn decode_request(frame: Bytes) -> Result<(), String> {
         ListGroups => ListGroupsRequest,
         DescribeGroups => DescribeGroupsRequest,
         DeleteGroups => DeleteGroupsRequest,
+        AddPartitionsToTxn => AddPartitionsToTxnRequest,
+        AddOffsetsToTxn => AddOffsetsToTxnRequest,
+        EndTxn => EndTxnRequest,
+        TxnOffsetCommit => TxnOffsetCommitRequest,
     )
 }
 
@@ -408,6 +418,42 @@ async fn route_request(ctx: &Context, frame: Bytes) -> Outcome {
             version,
             DeleteGroupsRequest,
             super::group::delete_groups
+        ),
+        ApiKey::AddPartitionsToTxn => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            AddPartitionsToTxnRequest,
+            super::txn::add_partitions_to_txn
+        ),
+        ApiKey::AddOffsetsToTxn => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            AddOffsetsToTxnRequest,
+            super::txn::add_offsets_to_txn
+        ),
+        ApiKey::EndTxn => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            EndTxnRequest,
+            super::txn::end_txn
+        ),
+        ApiKey::TxnOffsetCommit => route!(
+            ctx,
+            body,
+            header,
+            api,
+            version,
+            TxnOffsetCommitRequest,
+            super::txn::txn_offset_commit
         ),
         other => Outcome::Close(format!("{other:?} is not implemented by this broker")),
     }

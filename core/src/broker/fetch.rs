@@ -6,14 +6,21 @@
 //! limits still gets through. If fewer than `min_bytes` are ready, the request waits for
 //! an append (any partition) or `max_wait_ms`, whichever comes first. Sessions (KIP-227)
 //! are not kept: every response is a full one (session id 0), which clients accept.
-//! Until transactions land, read_committed reads the same as read_uncommitted.
+//!
+//! read_committed (isolation level 1) returns only whole batches below the partition's last
+//! stable offset, and with them the aborted transactions (producer id, first offset) that
+//! overlap the returned range, so the client can drop aborted records; markers are stored
+//! control batches the client skips. read_uncommitted returns everything below the high
+//! watermark and no aborted list.
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, RequestHeader};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, RequestHeader};
 
 use super::errors::code;
 use super::server::Context;
@@ -77,6 +84,7 @@ fn read_once(ctx: &Context, request: &FetchRequest, version: i16) -> (FetchRespo
             -1
         }
     };
+    let read_committed = request.isolation_level == 1;
     let mut budget = request.max_bytes.max(0) as usize;
     let mut total = 0usize;
     let mut errors = false;
@@ -110,6 +118,7 @@ fn read_once(ctx: &Context, request: &FetchRequest, version: i16) -> (FetchRespo
             } else {
                 budget
             });
+            let lso = partition.last_stable_offset();
             let result = if limit == 0 && total > 0 {
                 Ok(None)
             } else {
@@ -118,11 +127,28 @@ fn read_once(ctx: &Context, request: &FetchRequest, version: i16) -> (FetchRespo
             data = match result {
                 Ok(read) => {
                     let hw = partition.log_end_offset();
-                    let records = read.map(|r| r.records).unwrap_or_default();
+                    let mut records = read.map(|r| r.records).unwrap_or_default();
+                    let mut aborted = Vec::new();
+                    if read_committed {
+                        let (stable, upper) = below_offset(records, lso);
+                        records = stable;
+                        if let Some(upper) = upper {
+                            aborted = partition
+                                .aborted_transactions(p.fetch_offset, upper)
+                                .into_iter()
+                                .map(|(pid, first)| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(pid))
+                                        .with_first_offset(first)
+                                })
+                                .collect();
+                        }
+                    }
                     total += records.len();
                     budget = budget.saturating_sub(records.len());
                     data.with_high_watermark(hw)
-                        .with_last_stable_offset(hw)
+                        .with_last_stable_offset(lso.min(hw))
+                        .with_aborted_transactions(Some(aborted))
                         .with_log_start_offset(start_of(&partition))
                         .with_records(Some(records))
                 }
@@ -136,7 +162,7 @@ fn read_once(ctx: &Context, request: &FetchRequest, version: i16) -> (FetchRespo
                     };
                     data.with_error_code(error)
                         .with_high_watermark(partition.log_end_offset())
-                        .with_last_stable_offset(partition.log_end_offset())
+                        .with_last_stable_offset(lso)
                         .with_log_start_offset(start_of(&partition))
                         .with_records(Some(Bytes::new()))
                 }
@@ -155,4 +181,21 @@ fn read_once(ctx: &Context, request: &FetchRequest, version: i16) -> (FetchRespo
         total,
         errors,
     )
+}
+
+/// The whole batches of `records` that end below `lso`, and the offset after the last of
+/// them (`None` if there is none).
+fn below_offset(records: Bytes, lso: i64) -> (Bytes, Option<i64>) {
+    let mut cut = 0;
+    let mut upper = None;
+    // Header walk only: the log validated these batches when they were appended.
+    while let Some(rest) = records.get(cut..)
+        && let Ok(header) = crate::record::BatchHeader::peek(rest)
+        && header.last_offset() < lso
+        && header.batch_bytes() <= rest.len()
+    {
+        cut += header.batch_bytes();
+        upper = Some(header.last_offset() + 1);
+    }
+    (records.slice(..cut), upper)
 }

@@ -1,5 +1,6 @@
 //! ListOffsets (v1-6): earliest (-2), latest (-1), or the first record at or after a
-//! timestamp.
+//! timestamp. Latest is the high watermark, or for read_committed (isolation level 1,
+//! from v2) the last stable offset, as in Kafka.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -18,6 +19,7 @@ pub(crate) async fn handle(
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
+    let read_committed = version >= 2 && request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -37,6 +39,9 @@ pub(crate) async fn handle(
                         Err(e) => return response.with_error_code(code(&e)),
                     };
                     match p.timestamp {
+                        LATEST if read_committed => {
+                            response.with_offset(partition.last_stable_offset())
+                        }
                         LATEST => response.with_offset(partition.log_end_offset()),
                         EARLIEST => response.with_offset(partition.log_start_offset()),
                         ts => match partition.record_at_or_after(ts) {

@@ -9,6 +9,8 @@
 //!   `produce.rs`, `fetch.rs`, `list_offsets.rs`, `admin.rs`, `configs.rs`,
 //!   `coordinator.rs`.
 //! - `prometheus.rs`: the broker's metrics and the `GET /metrics` endpoint.
+//! - `txn/`: the transaction coordinator (InitProducerId with a transactional id,
+//!   AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn) on `__transaction_state`.
 //! - `group/`: the consumer-group protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //!   ListGroups, DescribeGroups, DeleteGroups) and each group's state machine.
 //!
@@ -30,7 +32,9 @@ mod metadata;
 mod produce;
 mod prometheus;
 mod server;
+mod txn;
 
 pub use config::BrokerConfig;
 pub use dispatch::{decode_request, supported_apis};
 pub use server::Broker;
+pub use txn::TRANSACTION_STATE_TOPIC;

@@ -5,6 +5,11 @@
 //! and acks=all both answer once the append returned, which under the partition's
 //! durability mode is what acknowledged means (docs/durability.md; one node has no
 //! replicas to wait for).
+//!
+//! A transactional batch is appended only if its producer id and epoch are current for
+//! its transactional id and the partition was added to the open transaction
+//! (INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE otherwise), under the coordinator's lock so
+//! no marker can overtake it.
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, RequestHeader};
@@ -37,8 +42,26 @@ pub(crate) async fn handle(
             };
             // The append writes base offsets into the buffer, so it needs its own copy.
             let mut bytes = records.to_vec();
-            let outcome =
-                tokio::task::block_in_place(|| ctx.log.append(&name, data.index, &mut bytes));
+            let transactional = crate::record::BatchHeader::peek(&bytes)
+                .ok()
+                .filter(|h| h.attributes().transactional())
+                .map(|h| (h.producer_id(), h.producer_epoch()));
+            let outcome = tokio::task::block_in_place(|| match transactional {
+                Some((producer_id, epoch)) => ctx
+                    .txn
+                    .produce(producer_id, epoch, &name, data.index, || {
+                        ctx.log.append(&name, data.index, &mut bytes)
+                    })
+                    .map_err(|e| e.code()),
+                None => Ok(ctx.log.append(&name, data.index, &mut bytes)),
+            });
+            let outcome = match outcome {
+                Ok(result) => result,
+                Err(error) => {
+                    partitions.push(response.with_error_code(error));
+                    continue;
+                }
+            };
             response = match outcome {
                 Ok(info) => {
                     ctx.metrics.produced(&name, &bytes);

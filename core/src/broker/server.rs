@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use super::config::BrokerConfig;
 use super::group::{GroupCoordinator, GroupLimits};
 use super::prometheus::Metrics;
+use super::txn::TxnCoordinator;
 use crate::error::{Error, Result};
 use crate::log::Log;
 
@@ -31,6 +32,8 @@ pub(crate) struct Context {
     pub stopping: watch::Receiver<bool>,
     /// Consumer groups with members (the classic group protocol).
     pub groups: Arc<GroupCoordinator>,
+    /// Transactional ids, their producers and open transactions.
+    pub txn: Arc<TxnCoordinator>,
     /// Counters and histograms for `GET /metrics`, this broker's own (see `prometheus.rs`).
     pub metrics: Metrics,
     /// Connections open now: enforces `max_connections` and is reported at scrape time.
@@ -82,6 +85,7 @@ impl Broker {
             Some(addr) => Some(super::prometheus::bind(addr).await?),
             None => None,
         };
+        let txn = Arc::new(TxnCoordinator::load(log.clone())?);
         let (stop, stopping) = watch::channel(false);
         Ok(Broker {
             listener,
@@ -99,6 +103,7 @@ impl Broker {
                 advertised_port: i32::from(addr.port()),
                 stopping,
                 groups: Arc::new(GroupCoordinator::new(GroupLimits::default())),
+                txn,
                 metrics: Metrics::new(),
                 open_connections: AtomicUsize::new(0),
             }),
@@ -127,6 +132,7 @@ impl Broker {
         let stop_rx = self.ctx.stopping.clone();
         let mut tasks = JoinSet::new();
         let group_timers = tokio::spawn(self.ctx.groups.clone().run_timers());
+        let txn_timer = tokio::spawn(super::txn::run_timer(self.ctx.txn.clone()));
         let metrics_addr = self.metrics_addr();
         let metrics_server = self
             .metrics_listener
@@ -169,6 +175,7 @@ impl Broker {
         // Joins and syncs waiting on a rebalance are answered now, not at its deadline.
         self.ctx.groups.shutdown();
         group_timers.abort();
+        txn_timer.abort();
         if let Some(server) = metrics_server {
             server.abort();
         }

@@ -3,6 +3,10 @@
 //!
 //! Many consumers read one topic independently: each keeps its own positions and reads
 //! through the log's lock-free read path.
+//!
+//! It reads uncommitted: transaction markers (control batches) are skipped, but records of
+//! open and aborted Kafka transactions are returned. Kafka clients get read_committed
+//! through the broker's Fetch.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};

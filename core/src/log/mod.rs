@@ -20,6 +20,7 @@ mod recovery;
 mod retention;
 mod segment;
 mod topic;
+mod transactions;
 
 pub use compaction::CompactionOutcome;
 pub use dir::{Log, LogOptions};

@@ -12,6 +12,7 @@
 //!
 //! Opening (recovery) lives in `recovery.rs`, which builds the partition through
 //! [`Partition::from_recovered`]; the checkpoint files written here are defined there.
+//! The transaction views and markers are in `transactions.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use super::segment::{AppendFailure, Segment};
 use crate::config::{Durability, TimestampKind, TopicConfig};
 use crate::error::{Error, Result};
 use crate::record::{BatchError, BatchIter};
-use crate::txn::{BatchSeq, ProducerStateTable, SequenceCheck};
+use crate::txn::{BatchSeq, ProducerStateTable, SequenceCheck, TxnState};
 
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +86,10 @@ pub struct Partition {
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     /// Serialises appends, rolls and truncation.
     writer: Mutex<Writer>,
+    /// Open transactions and aborted ones. Changed under `writer` before the log end
+    /// offset is published, so a reader never sees a transactional batch without its
+    /// transaction being open (which would put the last stable offset past it).
+    pub(super) txn: Mutex<TxnState>,
     /// Serialises replacing the segment list (roll, retention, compaction swap).
     list_lock: Mutex<()>,
     log_start_offset: AtomicI64,
@@ -93,6 +98,9 @@ pub struct Partition {
     flushed_offset: AtomicI64,
     /// The recovery point last written to disk.
     checkpointed_offset: AtomicI64,
+    /// Serialises checkpoint writes: the background flush and a close or roll may race, and
+    /// both write through the same temporary file.
+    checkpoint_lock: Mutex<()>,
     poison: Mutex<Option<String>>,
     notifier: Arc<Notifier>,
     /// What the last compaction pass saw, so an unchanged log is not re-examined.
@@ -145,11 +153,13 @@ impl Partition {
             writer: Mutex::new(Writer {
                 producers: ProducerStateTable::default(),
             }),
+            txn: Mutex::new(TxnState::default()),
             list_lock: Mutex::new(()),
             log_start_offset: AtomicI64::new(r.log_start_offset),
             log_end_offset: AtomicI64::new(r.log_end_offset),
             flushed_offset: AtomicI64::new(r.log_end_offset),
             checkpointed_offset: AtomicI64::new(r.recovery_point.unwrap_or(-1)),
+            checkpoint_lock: Mutex::new(()),
             poison: Mutex::new(None),
             notifier: r.notifier,
             compaction_mark: Mutex::new(None),
@@ -157,9 +167,10 @@ impl Partition {
         }
     }
 
-    /// Installs the producer table rebuilt by recovery.
-    pub(super) fn restore_producers(&self, producers: ProducerStateTable) {
+    /// Installs the producer table and transaction state rebuilt by recovery.
+    pub(super) fn restore_producers(&self, producers: ProducerStateTable, txn: TxnState) {
         self.writer.lock().producers = producers;
+        *self.txn.lock() = txn;
     }
 
     /// Topic name.
@@ -251,13 +262,30 @@ impl Partition {
     /// the buffer in place and the bytes are stored as they are. On any error nothing of
     /// the append is visible.
     pub fn append(&self, bytes: &mut [u8]) -> Result<AppendInfo> {
+        self.append_batches(bytes, None)
+    }
+
+    /// [`append`](Self::append), or with `marker` = `(producer id, epoch, commit)` the
+    /// append of one control batch built by [`append_marker`](Self::append_marker).
+    pub(super) fn append_batches(
+        &self,
+        bytes: &mut [u8],
+        marker: Option<(i64, i16, bool)>,
+    ) -> Result<AppendInfo> {
         self.check_poison()?;
         let config = self.config();
         // Validate outside the lock: CRCs are the expensive part.
         let mut batches: Vec<(usize, i32, i64)> = Vec::new();
         let mut idempotent = None;
+        let mut transactional = None;
         for item in BatchIter::new(bytes) {
             let (start, header) = item.map_err(|e| self.invalid(e))?;
+            if header.attributes().control() && marker.is_none() {
+                return Err(self.invalid(BatchError::ControlBatch));
+            }
+            if header.attributes().transactional() && !header.attributes().control() {
+                transactional = Some(header.producer_id());
+            }
             if header.batch_bytes() as u64 > config.max_message_bytes {
                 return Err(self.invalid(BatchError::TooLarge {
                     size: header.batch_bytes(),
@@ -359,6 +387,17 @@ impl Partition {
                 return Err(self.poison_with("fsync", &active.log_path, e));
             }
             self.flushed_offset.store(next, Ordering::Release);
+        }
+        {
+            // Before the end offset moves: see the `txn` field.
+            let mut txn = self.txn.lock();
+            if let Some(producer_id) = transactional {
+                txn.begin(producer_id, base_offset);
+            }
+            if let Some((producer_id, epoch, commit)) = marker {
+                txn.on_marker(producer_id, base_offset, commit);
+                writer.producers.bump_epoch(producer_id, epoch);
+            }
         }
         if let Some((producer_id, epoch, first_seq, last_seq)) = idempotent
             && first_seq >= 0
@@ -548,15 +587,21 @@ impl Partition {
 
     /// Persists the recovery point (and the producer snapshot it goes with) if it moved.
     pub(super) fn write_checkpoint(&self) -> Result<()> {
+        let _checkpoint = self.checkpoint_lock.lock();
         let flushed = self.flushed_offset.load(Ordering::Acquire);
         if self.checkpointed_offset.load(Ordering::Acquire) == flushed {
             return Ok(());
         }
         let snapshot = {
             let writer = self.writer.try_lock();
-            writer.map(|w| ProducerSnapshot {
-                offset: self.log_end_offset(),
-                table: w.producers.clone(),
+            writer.map(|w| {
+                let mut txn = self.txn.lock();
+                txn.drop_before(self.log_start_offset());
+                ProducerSnapshot {
+                    offset: self.log_end_offset(),
+                    table: w.producers.clone(),
+                    txn: txn.clone(),
+                }
             })
         };
         if let Some(snapshot) = snapshot
@@ -636,6 +681,9 @@ impl Partition {
         self.checkpointed_offset.store(-1, Ordering::Release);
         writer.producers.truncate(new_end);
         drop(_list);
+        // Markers past the cut may have closed transactions: rebuild from the log.
+        let txn = self.rebuild_txn_state()?;
+        *self.txn.lock() = txn;
         drop(writer);
         let _ = std::fs::remove_file(self.dir.join(PRODUCER_SNAPSHOT_FILE));
         self.write_checkpoint()

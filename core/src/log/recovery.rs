@@ -37,7 +37,7 @@ use super::segment::{ScanEnd, Segment};
 use crate::config::TopicConfig;
 use crate::error::{Error, Result};
 use crate::record::BatchIter;
-use crate::txn::{BatchSeq, ProducerStateTable};
+use crate::txn::{BatchSeq, ProducerStateTable, TxnState};
 
 /// Decimal offset below which everything is fsynced.
 pub(super) const RECOVERY_POINT_FILE: &str = "recovery-point";
@@ -51,6 +51,10 @@ pub(super) const PRODUCER_SNAPSHOT_FILE: &str = "producer-state.json";
 pub(super) struct ProducerSnapshot {
     pub(super) offset: i64,
     pub(super) table: ProducerStateTable,
+    /// Open transactions and the aborted-transaction index (absent in older snapshots,
+    /// which predate transactions and so had none).
+    #[serde(default)]
+    pub(super) txn: TxnState,
 }
 
 /// Reads a checkpoint file holding one decimal number: `None` if it is missing or does not
@@ -122,22 +126,47 @@ impl Partition {
             log_end_offset,
             recovery_point,
         });
-        partition.restore_producers(partition.rebuild_producer_state()?);
+        let (producers, txn) = partition.rebuild_producer_state()?;
+        partition.restore_producers(producers, txn);
         partition.write_checkpoint()?;
         Ok(partition)
     }
 
-    /// Loads the producer-state snapshot and replays batch headers after it.
-    fn rebuild_producer_state(&self) -> Result<ProducerStateTable> {
+    /// Loads the producer-state snapshot (sequences and transactions) and replays batch
+    /// headers after it.
+    fn rebuild_producer_state(&self) -> Result<(ProducerStateTable, TxnState)> {
         let path = self.dir().join(PRODUCER_SNAPSHOT_FILE);
         let end = self.log_end_offset();
-        let (mut table, from) = match std::fs::read(&path) {
-            Ok(raw) => match serde_json::from_slice::<ProducerSnapshot>(&raw) {
-                Ok(s) if s.offset <= end => (s.table, s.offset),
-                _ => (ProducerStateTable::default(), self.log_start_offset()),
-            },
-            Err(_) => (ProducerStateTable::default(), self.log_start_offset()),
+        let snapshot = std::fs::read(&path)
+            .ok()
+            .and_then(|raw| serde_json::from_slice::<ProducerSnapshot>(&raw).ok())
+            .filter(|s| s.offset <= end);
+        let (mut table, mut txn, from) = match snapshot {
+            Some(s) => (s.table, s.txn, s.offset),
+            None => (
+                ProducerStateTable::default(),
+                TxnState::default(),
+                self.log_start_offset(),
+            ),
         };
+        self.replay(from, &mut table, &mut txn)?;
+        Ok((table, txn))
+    }
+
+    /// Rebuilds the transaction state from the whole log (after a truncation).
+    pub(super) fn rebuild_txn_state(&self) -> Result<TxnState> {
+        let mut txn = TxnState::default();
+        self.replay(
+            self.log_start_offset(),
+            &mut ProducerStateTable::default(),
+            &mut txn,
+        )?;
+        Ok(txn)
+    }
+
+    /// Applies the batches from `from` to the log end to `table` and `txn`.
+    fn replay(&self, from: i64, table: &mut ProducerStateTable, txn: &mut TxnState) -> Result<()> {
+        let end = self.log_end_offset();
         let mut offset = from;
         while offset < end {
             let read = self.read(offset, 1 << 20)?;
@@ -145,22 +174,32 @@ impl Partition {
                 break;
             }
             for item in BatchIter::new(&read.records) {
-                let (_, header) = item.map_err(|e| Error::Corrupt {
+                let (start, header) = item.map_err(|e| Error::Corrupt {
                     path: self.dir().to_path_buf(),
                     position: 0,
                     reason: format!("rebuilding producer state at offset {offset}: {e}"),
                 })?;
-                if header.has_producer_id() && header.base_offset() >= from {
-                    table.record(
-                        header.producer_id(),
-                        header.producer_epoch(),
-                        BatchSeq::of(&header),
-                    );
+                if header.base_offset() >= from {
+                    if header.has_producer_id() && header.base_sequence() >= 0 {
+                        table.record(
+                            header.producer_id(),
+                            header.producer_epoch(),
+                            BatchSeq::of(&header),
+                        );
+                    }
+                    let raw = read
+                        .records
+                        .get(start..start + header.batch_bytes())
+                        .unwrap_or_default();
+                    if header.attributes().control() {
+                        table.bump_epoch(header.producer_id(), header.producer_epoch());
+                    }
+                    txn.on_batch(&header, raw);
                 }
                 offset = header.last_offset() + 1;
             }
         }
-        Ok(table)
+        Ok(())
     }
 }
 

@@ -78,6 +78,9 @@ pub enum BatchError {
     /// The append held no batch at all.
     #[error("no record batch in the append")]
     Empty,
+    /// Control batches (transaction markers) are written by the coordinator, not producers.
+    #[error("control batches (transaction markers) may not be produced")]
+    ControlBatch,
 }
 
 /// Attribute bits of a batch (bytes 21..23).

@@ -179,6 +179,48 @@ pub fn encode_batch(
     Ok(buf)
 }
 
+/// Encodes a transaction marker (Kafka's EndTxnMarker) as a control batch: one control
+/// record whose key is `version: i16 = 0, type: i16` (0 ABORT, 1 COMMIT) and whose value is
+/// `version: i16 = 0, coordinator_epoch: i32 = 0`; the batch carries the producer id and
+/// epoch, base sequence -1 and the transactional and control attribute bits.
+pub(crate) fn encode_marker(
+    producer_id: i64,
+    producer_epoch: i16,
+    commit: bool,
+    timestamp: i64,
+) -> Result<BytesMut> {
+    let kind: i16 = if commit { 1 } else { 0 };
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&kind.to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&0i32.to_be_bytes());
+    let record = kp::Record {
+        transactional: true,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+        producer_id,
+        producer_epoch,
+        timestamp_type: kp::TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp,
+        key: Some(Bytes::from(key)),
+        value: Some(Bytes::from(value)),
+        headers: Default::default(),
+    };
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: kp::Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, std::iter::once(&record), &options)
+        .map_err(|e| Error::InvalidArgument(format!("encoding transaction marker: {e}")))?;
+    Ok(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +254,20 @@ mod tests {
             assert_eq!(header.attributes().compression_id(), codec as i16);
             assert_eq!(decode_batch(bytes).unwrap(), records, "{codec:?}");
         }
+    }
+
+    // A marker is one control record in a transactional batch with base sequence -1.
+    #[test]
+    fn marker_header() {
+        let bytes = encode_marker(42, 3, true, 1_000).unwrap().freeze();
+        let header = BatchHeader::parse(&bytes).unwrap();
+        assert!(header.attributes().control());
+        assert!(header.attributes().transactional());
+        assert_eq!(header.producer_id(), 42);
+        assert_eq!(header.producer_epoch(), 3);
+        assert_eq!(header.base_sequence(), -1);
+        assert_eq!(header.record_count(), 1);
+        let records = decode_batch(bytes).unwrap();
+        assert_eq!(records[0].key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
     }
 }

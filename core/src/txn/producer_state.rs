@@ -127,6 +127,17 @@ impl ProducerStateTable {
         }
     }
 
+    /// Raises `producer_id`'s epoch to `epoch` (a transaction marker written by a newer
+    /// epoch), so later batches of older epochs are fenced.
+    pub fn bump_epoch(&mut self, producer_id: i64, epoch: i16) {
+        if let Some(entry) = self.producers.get_mut(&producer_id)
+            && epoch > entry.epoch
+        {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
     /// Forgets batches at or after `offset` (the log was truncated there).
     pub fn truncate(&mut self, offset: i64) {
         for entry in self.producers.values_mut() {

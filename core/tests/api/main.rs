@@ -18,3 +18,4 @@ mod reads;
 mod retention;
 mod seek;
 mod segments;
+mod transactions;

@@ -33,13 +33,14 @@ fn context(dir: &std::path::Path) -> Arc<Context> {
     log.create_topic(NewTopic::new(TOPIC, 2)).unwrap();
     let (_stop, stopping) = tokio::sync::watch::channel(false);
     Arc::new(Context {
-        log,
+        log: log.clone(),
         inflight: tokio::sync::Semaphore::new(1 << 20),
         config: BrokerConfig::default(),
         advertised_host: "127.0.0.1".into(),
         advertised_port: 9092,
         stopping,
         groups: Arc::new(GroupCoordinator::new(GroupLimits::default())),
+        txn: Arc::new(crate::broker::txn::TxnCoordinator::load(log.clone()).unwrap()),
         metrics: crate::broker::prometheus::Metrics::new(),
         open_connections: std::sync::atomic::AtomicUsize::new(0),
     })

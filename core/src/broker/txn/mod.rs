@@ -1,0 +1,37 @@
+//! Kafka transactions on one node: the transaction coordinator (`coordinator.rs`: state per
+//! transactional id on `__transaction_state`, fencing, markers, staged offsets, the timeout
+//! timer) and its APIs (`handlers.rs`: InitProducerId with a transactional id,
+//! AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn).
+//!
+//! The partition side (open transactions, last stable offset, aborted index, markers) is
+//! in `log::Partition` and `txn::TxnState`; read_committed Fetch is in `fetch.rs`.
+
+mod coordinator;
+mod handlers;
+#[cfg(test)]
+mod tests;
+
+pub use coordinator::TRANSACTION_STATE_TOPIC;
+pub(crate) use coordinator::TxnCoordinator;
+pub(crate) use handlers::{
+    add_offsets_to_txn, add_partitions_to_txn, end_txn, init_transactional_producer,
+    txn_offset_commit,
+};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the timer looks for transactions past their timeout.
+const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Aborts transactions past their timeout until the task is aborted at shutdown.
+pub(crate) async fn run_timer(coordinator: Arc<TxnCoordinator>) {
+    let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let c = coordinator.clone();
+        // Markers are fsynced log writes: keep them off the runtime's workers.
+        let _ = tokio::task::spawn_blocking(move || c.expire(crate::now_ms())).await;
+    }
+}
