@@ -376,3 +376,49 @@ fn broken_pipe_is_quiet() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// `bench produce` and `bench consume` run end to end against a broker and print the JSON
+// keys scripts rely on (`records_per_s`, `mb_per_s`, `latency_ms.{p50,p99,p999}`).
+#[test]
+fn bench_produce_and_consume_report_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ServeGuard::start(&dir.path().join("broker-data"));
+    let bench = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["bench"];
+        all.extend_from_slice(args);
+        all.extend(["--bootstrap", broker.addr.as_str(), "--json"]);
+        let out = ok(&sluice(dir.path(), &all));
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let check = |report: &serde_json::Value, records: u64| {
+        assert_eq!(report["records"], records, "{report}");
+        assert!(report["records_per_s"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(report["mb_per_s"].as_f64().unwrap() > 0.0, "{report}");
+        for key in ["p50", "p99", "p999"] {
+            assert!(
+                report["latency_ms"][key].as_f64().unwrap() >= 0.0,
+                "{key}: {report}"
+            );
+        }
+    };
+    // 640 records: unpaced runs stamp one in 64, so there are latency samples.
+    let produced = bench(&["produce", "--records", "640", "--acks", "all"]);
+    check(&produced, 640);
+    let consumed = bench(&["consume", "--records", "640"]);
+    check(&consumed, 640);
+    assert_eq!(consumed["latency_measures"], "record_age");
+    let end_to_end = bench(&[
+        "consume",
+        "--topic",
+        "paced",
+        "--partitions",
+        "2",
+        "--records",
+        "200",
+        "--produce-rate",
+        "2000",
+    ]);
+    check(&end_to_end, 200);
+    assert_eq!(end_to_end["latency_measures"], "produce_to_consume");
+    assert_eq!(end_to_end["latency_ms"]["samples"], 200);
+}

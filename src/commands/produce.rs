@@ -203,7 +203,7 @@ fn run_remote(args: &ProduceArgs, bootstrap: &str) -> anyhow::Result<(u64, Optio
 }
 
 /// librdkafka's name for a codec.
-fn codec_name(compression: Compression) -> &'static str {
+pub(crate) fn codec_name(compression: Compression) -> &'static str {
     match compression {
         Compression::None => "none",
         Compression::Gzip => "gzip",

@@ -1,7 +1,13 @@
 //! `sluice bench`: end-to-end benchmarks that measure Sluice against the machine's own
 //! limits in the same run. Results and method are recorded in `docs/benchmarks.md`.
+//!
+//! `log` drives the embedded log directly; `produce` and `consume` drive a broker through
+//! librdkafka, as a Kafka client sees it, and share the latency samples of `latency.rs`.
 
+mod consume;
+mod latency;
 mod log;
+mod produce;
 
 use clap::Subcommand;
 
@@ -11,11 +17,19 @@ pub enum BenchCommand {
     /// Append then read back records through the log, next to the raw sequential write and
     /// read of the same bytes with the same sync policy.
     Log(log::LogBenchArgs),
+    /// Send records to a broker (`--bootstrap`) and report records/s, MB/s and
+    /// send-to-ack latency percentiles.
+    Produce(produce::ProduceBenchArgs),
+    /// Read records from a broker (`--bootstrap`) and report records/s, MB/s and latency
+    /// percentiles; with `--produce-rate`, produce-to-consume latency under a steady load.
+    Consume(consume::ConsumeBenchArgs),
 }
 
 /// Runs a benchmark.
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Log(args) => log::run(&args),
+        BenchCommand::Produce(args) => produce::run(&args),
+        BenchCommand::Consume(args) => consume::run(&args),
     }
 }
