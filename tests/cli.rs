@@ -407,6 +407,15 @@ fn bench_produce_and_consume_report_json() {
     let consumed = bench(&["consume", "--records", "640"]);
     check(&consumed, 640);
     assert_eq!(consumed["latency_measures"], "record_age");
+    assert_eq!(consumed["api"], "batch");
+    // The per-message path reads the same records, with the same report.
+    let polled = bench(&["consume", "--records", "640", "--api", "poll"]);
+    check(&polled, 640);
+    assert_eq!(polled["api"], "poll");
+    assert_eq!(
+        polled["latency_ms"]["samples"],
+        consumed["latency_ms"]["samples"]
+    );
     let end_to_end = bench(&[
         "consume",
         "--topic",

@@ -10,17 +10,22 @@
 //! - end to end (`--produce-rate R`): assigns every partition at its current end, then a
 //!   producer thread sends `--records` stamped records at a steady R records/s while this
 //!   thread consumes them; each record's latency is consume time minus send time.
+//!
+//! Either way, `--api` picks how records leave librdkafka: `batch` (default) takes up to
+//! 10 k at a time from the C API (`batch_consume.rs`); `poll` is rust-rdkafka's safe
+//! `BaseConsumer::poll`, one message per call. Both time and check every record alike.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 
+use super::batch_consume::BatchQueue;
 use super::latency::{Latencies, now_ns, read_stamp};
 use super::produce::{
     MB, ProducerOptions, RECORD_BYTES_MAX, Target, config_json, ensure_topic, produce,
@@ -54,9 +59,22 @@ pub struct ConsumeBenchArgs {
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(0..=30_000))]
     pub fetch_wait_max_ms: u32,
 
+    /// How records are taken from librdkafka.
+    #[arg(long, value_enum, default_value_t = ConsumeApi::Batch)]
+    pub api: ConsumeApi,
+
     /// Print one JSON object to stdout instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// How the benchmark takes records from librdkafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsumeApi {
+    /// `rd_kafka_consume_batch_queue`: up to 10 k records per call, read in place.
+    Batch,
+    /// rust-rdkafka's `BaseConsumer::poll`: one message per call.
+    Poll,
 }
 
 /// Longest the consumer may go without a record before the run fails.
@@ -132,7 +150,7 @@ pub fn run(args: &ConsumeBenchArgs) -> anyhow::Result<()> {
                 )
             })
         });
-        let consumed = consume(&consumer, args.records);
+        let consumed = consume(&consumer, args.records, args.api);
         let produced = producer.map(|p| p.join());
         (consumed, produced)
     });
@@ -170,6 +188,7 @@ pub fn run(args: &ConsumeBenchArgs) -> anyhow::Result<()> {
             "bytes": consumed.bytes,
             "seconds": seconds,
             "partitions": partitions,
+            "api": args.api.to_possible_value().map(|v| v.get_name().to_owned()),
             "producer": producer_json,
             "config": config_json(target, &args.producer, args.record_bytes, args.produce_rate),
         });
@@ -196,52 +215,80 @@ struct Consumed {
     latencies: Latencies,
 }
 
-/// Polls until `records` records have arrived, or fails after [`STALL_TIMEOUT`] without one.
-fn consume(consumer: &BaseConsumer, records: u64) -> anyhow::Result<Consumed> {
-    let mut latencies = Latencies::with_capacity(usize::try_from(records).unwrap_or(0));
-    let mut got = 0u64;
-    let mut bytes = 0u64;
-    // Per partition, the next offset expected: a gap or repeat means lost or duplicate
-    // records, which would make the figures wrong.
-    let mut next: HashMap<i32, i64> = HashMap::new();
+/// Per-record bookkeeping shared by both APIs.
+struct Tally {
+    latencies: Latencies,
+    got: u64,
+    bytes: u64,
+    /// Per partition, the next offset expected: a gap or repeat means lost or duplicate
+    /// records, which would make the figures wrong.
+    next: HashMap<i32, i64>,
+}
+
+impl Tally {
+    /// Counts one record, samples its latency if stamped and checks its offset follows.
+    fn record(&mut self, partition: i32, offset: i64, payload: &[u8]) -> anyhow::Result<()> {
+        if let Some(sent) = read_stamp(payload) {
+            self.latencies.record_since(sent, now_ns());
+        }
+        let expected = self.next.entry(partition).or_insert(offset);
+        if *expected != offset {
+            bail!("partition {partition} jumped from offset {expected} to {offset}");
+        }
+        *expected += 1;
+        self.got += 1;
+        self.bytes += payload.len() as u64;
+        Ok(())
+    }
+}
+
+/// Consumes until `records` records have arrived, or fails after [`STALL_TIMEOUT`] without
+/// one.
+fn consume(consumer: &BaseConsumer, records: u64, api: ConsumeApi) -> anyhow::Result<Consumed> {
+    let mut tally = Tally {
+        latencies: Latencies::with_capacity(usize::try_from(records).unwrap_or(0)),
+        got: 0,
+        bytes: 0,
+        next: HashMap::new(),
+    };
+    let mut batches = match api {
+        ConsumeApi::Batch => Some(BatchQueue::new(consumer)?),
+        ConsumeApi::Poll => None,
+    };
     let start = Instant::now();
     // When polls started coming back empty; not a clock read per record.
     let mut idle_since: Option<Instant> = None;
-    while got < records {
-        match consumer.poll(IDLE_POLL) {
-            Some(Ok(message)) => {
-                let payload = message.payload().unwrap_or_default();
-                if let Some(sent) = read_stamp(payload) {
-                    latencies.record_since(sent, now_ns());
-                }
-                let expected = next.entry(message.partition()).or_insert(message.offset());
-                if *expected != message.offset() {
-                    bail!(
-                        "partition {} jumped from offset {expected} to {}",
-                        message.partition(),
-                        message.offset()
-                    );
-                }
-                *expected += 1;
-                got += 1;
-                bytes += payload.len() as u64;
-                idle_since = None;
+    while tally.got < records {
+        let n = match batches.as_mut() {
+            Some(queue) => {
+                let left = usize::try_from(records - tally.got).unwrap_or(usize::MAX);
+                queue.poll(IDLE_POLL, left, |p, o, v| tally.record(p, o, v))?
             }
-            Some(Err(e)) => return Err(e).context("consuming"),
-            None => {
-                if idle_since.get_or_insert_with(Instant::now).elapsed() > STALL_TIMEOUT {
-                    bail!(
-                        "no record for {}s after {got} of {records}",
-                        STALL_TIMEOUT.as_secs()
-                    );
+            None => match consumer.poll(IDLE_POLL) {
+                Some(Ok(message)) => {
+                    let payload = message.payload().unwrap_or_default();
+                    tally.record(message.partition(), message.offset(), payload)?;
+                    1
                 }
-            }
+                Some(Err(e)) => return Err(e).context("consuming"),
+                None => 0,
+            },
+        };
+        if n > 0 {
+            idle_since = None;
+        } else if idle_since.get_or_insert_with(Instant::now).elapsed() > STALL_TIMEOUT {
+            bail!(
+                "no record for {}s after {} of {records}",
+                STALL_TIMEOUT.as_secs(),
+                tally.got
+            );
         }
     }
+    let elapsed = start.elapsed();
     Ok(Consumed {
-        records: got,
-        bytes,
-        elapsed: start.elapsed(),
-        latencies,
+        records: tally.got,
+        bytes: tally.bytes,
+        elapsed,
+        latencies: tally.latencies,
     })
 }

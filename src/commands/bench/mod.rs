@@ -3,7 +3,9 @@
 //!
 //! `log` drives the embedded log directly; `produce` and `consume` drive a broker through
 //! librdkafka, as a Kafka client sees it, and share the latency samples of `latency.rs`.
+//! `batch_consume` holds the benchmarks' only `unsafe`: librdkafka's batch consume API.
 
+mod batch_consume;
 mod consume;
 mod latency;
 mod log;
