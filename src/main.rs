@@ -2,6 +2,11 @@
 
 mod commands;
 
+/// Survives the impossible allocations hostile Kafka requests can ask for (see
+/// `sluice_core::alloc`).
+#[global_allocator]
+static ALLOC: sluice_core::alloc::ReserveLargeAllocator = sluice_core::alloc::ReserveLargeAllocator;
+
 use std::process::ExitCode;
 
 use clap::Parser;

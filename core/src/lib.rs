@@ -37,6 +37,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod alloc;
 pub mod broker;
 pub mod client;
 pub mod config;

@@ -8,6 +8,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use sluice_core::broker::{decode_request, supported_apis};
 
+// As in the `sluice` binary: impossible array capacities become address space.
+#[global_allocator]
+static ALLOC: sluice_core::alloc::ReserveLargeAllocator = sluice_core::alloc::ReserveLargeAllocator;
+
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else { return };
     let Some((&version_pick, rest)) = rest.split_first() else { return };

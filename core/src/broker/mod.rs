@@ -15,6 +15,11 @@
 //!   ListGroups, DescribeGroups, DeleteGroups) and each group's state machine.
 //!
 //! Every message goes through the `kafka-protocol` crate; none is hand-written.
+//!
+//! A process that serves untrusted clients must install
+//! [`ReserveLargeAllocator`](crate::alloc::ReserveLargeAllocator) as its global allocator
+//! (the `sluice` binary does): `kafka-protocol` 0.18 reserves array capacity from counts
+//! read off the wire, and with the system allocator an impossible count aborts.
 
 mod admin;
 mod api_versions;
