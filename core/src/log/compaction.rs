@@ -17,6 +17,11 @@
 //!    rebuilt) or correct. Readers that hold the old segment keep their open file.
 //!
 //! Offsets never change; compaction leaves gaps that readers skip.
+//!
+//! Transactions, as Kafka's cleaner treats them: only segments wholly below the last
+//! stable offset are cleaned (an open transaction may still abort), and records of aborted
+//! transactions neither count as a key's newest value nor survive — otherwise an aborted
+//! write could erase the committed value it shadowed. Control batches (markers) are kept.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -31,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::record::{
     BATCH_HEADER_BYTES, BatchHeader, Compression, ProducerStamp, Record, decode_batch, encode_batch,
 };
+use crate::txn::AbortedTxn;
 
 /// Bytes read from a segment at a time while compacting.
 const READ_WINDOW_BYTES: usize = 4 << 20;
@@ -95,6 +101,17 @@ fn for_each_batch(
     Ok(())
 }
 
+/// Whether a batch belongs to an aborted transaction.
+fn is_aborted(header: &BatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
+    header.attributes().transactional()
+        && !header.attributes().control()
+        && aborted.iter().any(|a| {
+            a.producer_id == header.producer_id()
+                && header.base_offset() >= a.first_offset
+                && header.base_offset() < a.last_offset
+        })
+}
+
 /// Whether a record survives: it has no key, or it is its key's newest and not an expired
 /// tombstone.
 fn survives(record: &Record, newest: &HashMap<Bytes, i64>, tombstone_cutoff: i64) -> bool {
@@ -116,12 +133,15 @@ impl Partition {
         }
         let segments = self.segments();
         let lag_cutoff = now_ms - config.min_compaction_lag_ms as i64;
+        let stable = self.last_stable_offset();
         let candidates: Vec<Arc<Segment>> = segments
             .iter()
             .take(segments.len().saturating_sub(1))
             .take_while(|s| s.max_timestamp().is_none_or(|t| t <= lag_cutoff))
+            .take_while(|s| s.next_offset() <= stable)
             .cloned()
             .collect();
+        let aborted = self.aborted_transactions_full(0, stable);
         let Some(last) = candidates.last() else {
             return Ok(CompactionOutcome::default());
         };
@@ -144,7 +164,7 @@ impl Partition {
         let mut newest: HashMap<Bytes, i64> = HashMap::new();
         for segment in &candidates {
             for_each_batch(segment, |header, raw| {
-                if !header.attributes().control() {
+                if !header.attributes().control() && !is_aborted(&header, &aborted) {
                     for record in decode_batch(Bytes::copy_from_slice(raw))? {
                         if let Some(key) = record.key {
                             newest.insert(key, record.offset);
@@ -166,6 +186,10 @@ impl Partition {
                 if header.attributes().control() {
                     return Ok(ControlFlow::Continue(()));
                 }
+                if is_aborted(&header, &aborted) {
+                    dirty = true;
+                    return Ok(ControlFlow::Break(()));
+                }
                 let records = decode_batch(Bytes::copy_from_slice(raw))?;
                 for r in &records {
                     if !survives(r, &newest, tombstone_cutoff) {
@@ -183,7 +207,13 @@ impl Partition {
                 continue;
             }
             let (removed, written) = self
-                .write_cleaned(segment, &newest, tombstone_cutoff, &mut oldest_tombstone)
+                .write_cleaned(
+                    segment,
+                    &newest,
+                    &aborted,
+                    tombstone_cutoff,
+                    &mut oldest_tombstone,
+                )
                 .map_err(|e| corrupt(segment, e))?;
             let before = segment.size();
             self.swap_cleaned(segment)
@@ -217,6 +247,7 @@ impl Partition {
         &self,
         segment: &Segment,
         newest: &HashMap<Bytes, i64>,
+        aborted: &[AbortedTxn],
         tombstone_cutoff: i64,
         oldest_tombstone: &mut i64,
     ) -> std::result::Result<(u64, u64), String> {
@@ -237,6 +268,10 @@ impl Partition {
             };
             if header.attributes().control() {
                 write(raw)?;
+                return Ok(ControlFlow::Continue(()));
+            }
+            if is_aborted(&header, aborted) {
+                removed += u64::try_from(header.record_count()).unwrap_or(0);
                 return Ok(ControlFlow::Continue(()));
             }
             let records = decode_batch(Bytes::copy_from_slice(raw))?;

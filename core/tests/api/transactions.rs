@@ -146,3 +146,101 @@ fn truncation_rebuilds_transaction_state() {
     assert!(p.aborted_transactions(0, 2).is_empty());
     assert_eq!(p.last_stable_offset(), 0);
 }
+
+// Proves compaction respects transactions: an aborted transactional write neither
+// survives nor erases the committed value it shadowed, and segments at or past an open
+// transaction are left alone until it ends.
+#[test]
+fn compaction_drops_aborted_records_and_waits_for_open_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(
+        NewTopic::new("t", 1)
+            .config("cleanup.policy", "compact")
+            .config("segment.bytes", "256"),
+    )
+    .unwrap();
+    let p = log.partition("t", 0).unwrap();
+    let value_of = |log: &Log| -> Vec<(i64, Option<String>)> {
+        crate::common::read_all(log, "t", 0)
+            .into_iter()
+            .filter(|r| r.key.as_deref() == Some(&b"k"[..]))
+            .map(|r| {
+                (
+                    r.offset,
+                    r.value.map(|v| String::from_utf8_lossy(&v).into_owned()),
+                )
+            })
+            .collect()
+    };
+    // Committed "v" for key k (a plain write), then an aborted transactional write of k.
+    let committed =
+        crate::common::append(&log, "t", 0, &[record(0, 1, Some("k"), Some("v"))]).base_offset;
+    let aborted_at = append_txn(&log, 7, 0, 0, 1);
+    p.append_marker(7, 0, false).unwrap();
+    // Roll a few segments past them so they are closed.
+    for i in 0..6 {
+        crate::common::append(
+            &log,
+            "t",
+            0,
+            &[record(
+                0,
+                10 + i,
+                Some("filler"),
+                Some("xxxxxxxxxxxxxxxxxxxxxxxx"),
+            )],
+        );
+    }
+    log.run_cleaner_at(sluice_core::now_ms()).unwrap();
+    let k = value_of(&log);
+    assert_eq!(
+        k,
+        vec![(committed, Some("v".to_string()))],
+        "aborted write {aborted_at} must go, committed must stay"
+    );
+
+    // An open transaction blocks compaction of its segment and everything after it.
+    let open_at = append_txn(&log, 8, 0, 0, 1);
+    crate::common::append(&log, "t", 0, &[record(0, 100, Some("k"), Some("w"))]);
+    for i in 0..6 {
+        crate::common::append(
+            &log,
+            "t",
+            0,
+            &[record(
+                0,
+                200 + i,
+                Some("filler"),
+                Some("yyyyyyyyyyyyyyyyyyyyyyyy"),
+            )],
+        );
+    }
+    log.run_cleaner_at(sluice_core::now_ms()).unwrap();
+    let before_end: Vec<i64> = value_of(&log).into_iter().map(|(o, _)| o).collect();
+    assert!(
+        before_end.contains(&committed),
+        "compaction ran past the open transaction at {open_at}"
+    );
+    p.append_marker(8, 0, true).unwrap();
+    for i in 0..6 {
+        crate::common::append(
+            &log,
+            "t",
+            0,
+            &[record(
+                0,
+                300 + i,
+                Some("filler"),
+                Some("zzzzzzzzzzzzzzzzzzzzzzzz"),
+            )],
+        );
+    }
+    log.run_cleaner_at(sluice_core::now_ms()).unwrap();
+    let after: Vec<Option<String>> = value_of(&log).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(
+        after,
+        vec![Some("w".to_string())],
+        "after the commit, only the newest committed value remains"
+    );
+}
