@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::log::{Log, NewTopic};
-use crate::record::{BatchIter, Compression, Record, decode_batch, encode_batch};
+use crate::record::{Compression, Record, encode_batch};
 
 /// Name of the internal topic holding committed offsets.
 pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -54,44 +54,29 @@ impl GroupOffsets {
                 .config("segment.bytes", (64 << 20).to_string()),
         )?;
         let partition = log.partition(CONSUMER_OFFSETS_TOPIC, 0)?;
-        let mut offset = partition.log_start_offset();
         let mut map = BTreeMap::new();
-        loop {
-            let read = partition.read(offset, 1 << 20)?;
-            if read.records.is_empty() {
-                break;
-            }
-            for item in BatchIter::new(&read.records) {
-                let (start, header) = item.map_err(|e| corrupt(offset, e.to_string()))?;
-                offset = header.last_offset() + 1;
-                if header.attributes().control() {
-                    continue;
+        partition.replay_records(|record| {
+            let Some(key) = record
+                .key
+                .as_deref()
+                .and_then(|k| serde_json::from_slice::<OffsetKey>(k).ok())
+            else {
+                return;
+            };
+            match record
+                .value
+                .as_deref()
+                .map(serde_json::from_slice::<CommittedOffset>)
+            {
+                Some(Ok(value)) => {
+                    map.insert(key, value);
                 }
-                let batch = read.records.slice(start..start + header.batch_bytes());
-                for record in decode_batch(batch).map_err(|e| corrupt(offset, e))? {
-                    let Some(key) = record
-                        .key
-                        .as_deref()
-                        .and_then(|k| serde_json::from_slice::<OffsetKey>(k).ok())
-                    else {
-                        continue;
-                    };
-                    match record
-                        .value
-                        .as_deref()
-                        .map(serde_json::from_slice::<CommittedOffset>)
-                    {
-                        Some(Ok(value)) => {
-                            map.insert(key, value);
-                        }
-                        Some(Err(_)) => continue,
-                        None => {
-                            map.remove(&key);
-                        }
-                    }
+                Some(Err(_)) => {}
+                None => {
+                    map.remove(&key);
                 }
             }
-        }
+        })?;
         *self.committed.write() = map;
         Ok(())
     }
@@ -224,14 +209,5 @@ impl GroupOffsets {
             return Ok(());
         }
         self.write(log, keys.into_iter().map(|k| (k, None)).collect())
-    }
-}
-
-fn corrupt(offset: i64, reason: String) -> Error {
-    Error::CorruptRead {
-        topic: CONSUMER_OFFSETS_TOPIC.into(),
-        partition: 0,
-        offset,
-        reason,
     }
 }

@@ -17,6 +17,7 @@ pub mod io;
 mod notify;
 mod partition;
 mod recovery;
+mod replay;
 mod retention;
 mod segment;
 mod topic;

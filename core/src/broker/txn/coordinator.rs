@@ -19,9 +19,9 @@ use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::log::{Log, NewTopic};
-use crate::record::{BatchIter, Compression, ProducerStamp, Record, decode_batch, encode_batch};
+use crate::record::{Compression, ProducerStamp, Record, encode_batch};
 
 /// The internal topic holding the coordinator's state.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
@@ -93,47 +93,27 @@ impl TxnCoordinator {
         )?;
         let partition = log.partition(TRANSACTION_STATE_TOPIC, 0)?;
         let mut txns = HashMap::new();
-        let mut offset = partition.log_start_offset();
-        let corrupt = |offset: i64, reason: String| Error::Corrupt {
-            path: partition.dir().to_path_buf(),
-            position: 0,
-            reason: format!("loading {TRANSACTION_STATE_TOPIC} at offset {offset}: {reason}"),
-        };
-        loop {
-            let read = partition.read(offset, 1 << 20)?;
-            if read.records.is_empty() {
-                break;
-            }
-            for item in BatchIter::new(&read.records) {
-                let (start, header) = item.map_err(|e| corrupt(offset, e.to_string()))?;
-                offset = header.last_offset() + 1;
-                if header.attributes().control() {
-                    continue;
+        partition.replay_records(|record| {
+            let Some(key) = record.key.as_deref() else {
+                return;
+            };
+            let id = String::from_utf8_lossy(key).into_owned();
+            match record
+                .value
+                .as_deref()
+                .map(serde_json::from_slice::<TxnMeta>)
+            {
+                Some(Ok(meta)) => {
+                    txns.insert(id, meta);
                 }
-                let batch = read.records.slice(start..start + header.batch_bytes());
-                for record in decode_batch(batch).map_err(|e| corrupt(offset, e))? {
-                    let Some(key) = record.key.as_deref() else {
-                        continue;
-                    };
-                    let id = String::from_utf8_lossy(key).into_owned();
-                    match record
-                        .value
-                        .as_deref()
-                        .map(serde_json::from_slice::<TxnMeta>)
-                    {
-                        Some(Ok(meta)) => {
-                            txns.insert(id, meta);
-                        }
-                        Some(Err(e)) => {
-                            tracing::warn!(transactional_id = %id, "skipping unreadable transaction state: {e}");
-                        }
-                        None => {
-                            txns.remove(&id);
-                        }
-                    }
+                Some(Err(e)) => {
+                    tracing::warn!(transactional_id = %id, "skipping unreadable transaction state: {e}");
+                }
+                None => {
+                    txns.remove(&id);
                 }
             }
-        }
+        })?;
         let by_producer = txns
             .iter()
             .map(|(id, meta)| (meta.producer_id, id.clone()))
