@@ -195,6 +195,54 @@ pub enum Error {
         current_epoch: i16,
     },
 
+    /// A transactional producer was fenced: another producer called `init_transactions`
+    /// with the same transactional id (its open transaction was aborted).
+    #[error(
+        "transactional producer '{transactional_id}' (producer id {producer_id}, epoch {epoch}) is fenced: another producer with the same transactional id called init_transactions, and its open transaction was aborted; drop this producer, only the newer one may write"
+    )]
+    TransactionalIdFenced {
+        /// The transactional id.
+        transactional_id: String,
+        /// The fenced producer's id.
+        producer_id: i64,
+        /// The fenced producer's epoch.
+        epoch: i16,
+    },
+
+    /// A transaction stayed open longer than its timeout and the log aborted it.
+    #[error(
+        "the transaction of '{transactional_id}' was open longer than its timeout ({timeout_ms} ms) and was aborted; call abort_transaction() and redo the work in a new transaction (or raise ProducerConfig::transaction_timeout)"
+    )]
+    TransactionTimedOut {
+        /// The transactional id.
+        transactional_id: String,
+        /// The timeout it exceeded.
+        timeout_ms: i64,
+    },
+
+    /// A transactional call was made in the wrong state (e.g. `send` before
+    /// `begin_transaction`, `commit_transaction` after a failed send).
+    #[error("invalid transaction state for '{transactional_id}': {reason}")]
+    InvalidTxnState {
+        /// The transactional id (empty for a producer without one).
+        transactional_id: String,
+        /// What was wrong and what to call instead.
+        reason: String,
+    },
+
+    /// The transaction coordinator could not record a step of a transaction (the log
+    /// has the underlying error). A commit or abort already prepared is finished by the
+    /// coordinator later (its next timeout pass, or the next open of the log).
+    #[error(
+        "the transaction coordinator failed for '{transactional_id}': {reason}; see the log's error messages for the cause, then retry or abort the transaction"
+    )]
+    TransactionCoordinator {
+        /// The transactional id.
+        transactional_id: String,
+        /// What the coordinator answered.
+        reason: String,
+    },
+
     /// The log has been closed.
     #[error("the log is closed")]
     Closed,

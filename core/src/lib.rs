@@ -7,7 +7,9 @@
 //! - [`log`]: the data directory ([`Log`]), topics, partitions, segments with their offset
 //!   and time indexes, recovery, retention, compaction, and the [`log::io`] seam that lets
 //!   tests inject disk faults.
-//! - `txn`: producer ids and idempotent-producer sequence state.
+//! - `txn`: producer ids, idempotent-producer sequence state, per-partition transaction
+//!   state and the transaction coordinator (one per open [`Log`], on
+//!   `__transaction_state`), shared by the broker and embedded transactional producers.
 //! - `group`: committed offsets (on the compacted `__consumer_offsets` topic) and
 //!   in-process group membership with the range assignor.
 //! - [`client`]: the embedded [`Producer`] and [`Consumer`].
@@ -48,8 +50,8 @@ pub mod record;
 mod txn;
 
 pub use client::{
-    Consumer, ConsumerConfig, ConsumerRecord, Delivery, OffsetReset, Producer, ProducerConfig,
-    ProducerRecord, RecordMetadata, Seek, TopicPartition,
+    Consumer, ConsumerConfig, ConsumerRecord, Delivery, IsolationLevel, OffsetReset, Producer,
+    ProducerConfig, ProducerRecord, RecordMetadata, Seek, TopicPartition,
 };
 pub use config::{CleanupPolicy, Config, Durability, LogConfig, TopicConfig};
 pub use error::{Error, Result};
@@ -58,7 +60,7 @@ pub use log::{
     AppendInfo, Log, LogOptions, NewTopic, Partition, PartitionInfo, ReadResult, TopicDescription,
 };
 pub use record::{BatchError, Compression};
-pub use txn::AbortedTxn;
+pub use txn::{AbortedTxn, TRANSACTION_STATE_TOPIC};
 
 /// Milliseconds since the Unix epoch, by the wall clock.
 pub fn now_ms() -> i64 {

@@ -130,19 +130,17 @@ fn read_once(ctx: &Context, request: &FetchRequest, version: i16) -> (FetchRespo
                     let mut records = read.map(|r| r.records).unwrap_or_default();
                     let mut aborted = Vec::new();
                     if read_committed {
-                        let (stable, upper) = below_offset(records, lso);
+                        let (stable, aborted_txns) =
+                            partition.stable_part(records, p.fetch_offset, lso);
                         records = stable;
-                        if let Some(upper) = upper {
-                            aborted = partition
-                                .aborted_transactions(p.fetch_offset, upper)
-                                .into_iter()
-                                .map(|(pid, first)| {
-                                    AbortedTransaction::default()
-                                        .with_producer_id(ProducerId(pid))
-                                        .with_first_offset(first)
-                                })
-                                .collect();
-                        }
+                        aborted = aborted_txns
+                            .into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect();
                     }
                     total += records.len();
                     budget = budget.saturating_sub(records.len());
@@ -181,21 +179,4 @@ fn read_once(ctx: &Context, request: &FetchRequest, version: i16) -> (FetchRespo
         total,
         errors,
     )
-}
-
-/// The whole batches of `records` that end below `lso`, and the offset after the last of
-/// them (`None` if there is none).
-fn below_offset(records: Bytes, lso: i64) -> (Bytes, Option<i64>) {
-    let mut cut = 0;
-    let mut upper = None;
-    // Header walk only: the log validated these batches when they were appended.
-    while let Some(rest) = records.get(cut..)
-        && let Ok(header) = crate::record::BatchHeader::peek(rest)
-        && header.last_offset() < lso
-        && header.batch_bytes() <= rest.len()
-    {
-        cut += header.batch_bytes();
-        upper = Some(header.last_offset() + 1);
-    }
-    (records.slice(..cut), upper)
 }

@@ -14,9 +14,9 @@ use tokio::task::JoinSet;
 use super::config::BrokerConfig;
 use super::group::{GroupCoordinator, GroupLimits};
 use super::prometheus::Metrics;
-use super::txn::TxnCoordinator;
 use crate::error::{Error, Result};
 use crate::log::Log;
+use crate::txn::TxnCoordinator;
 
 /// What every request handler can reach.
 pub(crate) struct Context {
@@ -32,7 +32,8 @@ pub(crate) struct Context {
     pub stopping: watch::Receiver<bool>,
     /// Consumer groups with members (the classic group protocol).
     pub groups: Arc<GroupCoordinator>,
-    /// Transactional ids, their producers and open transactions.
+    /// Transactional ids, their producers and open transactions: the log's coordinator,
+    /// shared with embedded producers.
     pub txn: Arc<TxnCoordinator>,
     /// Counters and histograms for `GET /metrics`, this broker's own (see `prometheus.rs`).
     pub metrics: Metrics,
@@ -85,7 +86,7 @@ impl Broker {
             Some(addr) => Some(super::prometheus::bind(addr).await?),
             None => None,
         };
-        let txn = Arc::new(TxnCoordinator::load(log.clone())?);
+        let txn = log.txn_coordinator()?;
         let (stop, stopping) = watch::channel(false);
         Ok(Broker {
             listener,
@@ -132,7 +133,9 @@ impl Broker {
         let stop_rx = self.ctx.stopping.clone();
         let mut tasks = JoinSet::new();
         let group_timers = tokio::spawn(self.ctx.groups.clone().run_timers());
-        let txn_timer = tokio::spawn(super::txn::run_timer(self.ctx.txn.clone()));
+        // The log's background thread expires transactions; without it, this task does.
+        let txn_timer = (!self.ctx.log.has_background())
+            .then(|| tokio::spawn(super::txn::run_timer(self.ctx.txn.clone())));
         let metrics_addr = self.metrics_addr();
         let metrics_server = self
             .metrics_listener
@@ -175,7 +178,9 @@ impl Broker {
         // Joins and syncs waiting on a rebalance are answered now, not at its deadline.
         self.ctx.groups.shutdown();
         group_timers.abort();
-        txn_timer.abort();
+        if let Some(timer) = txn_timer {
+            timer.abort();
+        }
         if let Some(server) = metrics_server {
             server.abort();
         }

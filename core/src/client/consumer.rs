@@ -4,9 +4,11 @@
 //! Many consumers read one topic independently: each keeps its own positions and reads
 //! through the log's lock-free read path.
 //!
-//! It reads uncommitted: transaction markers (control batches) are skipped, but records of
-//! open and aborted Kafka transactions are returned. Kafka clients get read_committed
-//! through the broker's Fetch.
+//! Transaction markers (control batches) are never returned. Under
+//! [`IsolationLevel::ReadUncommitted`] (the default) records of open and aborted
+//! transactions are; under [`IsolationLevel::ReadCommitted`] reads stop at the partition's
+//! last stable offset and records of aborted transactions are dropped, exactly as the
+//! broker's read_committed Fetch decides (`Partition::stable_part`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -15,8 +17,20 @@ use bytes::Bytes;
 
 use super::TopicPartition;
 use crate::error::{Error, Result};
-use crate::log::Log;
+use crate::log::{Log, is_aborted};
 use crate::record::{BatchIter, Header, decode_batch};
+
+/// Which transactional records a consumer sees (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IsolationLevel {
+    /// Every record up to the end of the log, including those of open and aborted
+    /// transactions.
+    #[default]
+    ReadUncommitted,
+    /// Only records below the last stable offset (no open transaction's records), and
+    /// none of aborted transactions.
+    ReadCommitted,
+}
 
 /// Where to start when a partition has no committed offset (or it fell out of the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,6 +59,8 @@ pub struct ConsumerConfig {
     pub max_poll_records: usize,
     /// Bytes read from a partition per fetch (default 1 MiB; at least one batch).
     pub fetch_max_bytes: usize,
+    /// Which transactional records are returned (default read_uncommitted).
+    pub isolation_level: IsolationLevel,
 }
 
 impl Default for ConsumerConfig {
@@ -56,6 +72,7 @@ impl Default for ConsumerConfig {
             auto_commit_interval: Duration::from_secs(5),
             max_poll_records: 500,
             fetch_max_bytes: 1 << 20,
+            isolation_level: IsolationLevel::ReadUncommitted,
         }
     }
 }
@@ -84,6 +101,11 @@ impl ConsumerConfig {
     /// Sets the per-poll record cap.
     pub fn max_poll_records(mut self, n: usize) -> Self {
         self.max_poll_records = n.max(1);
+        self
+    }
+    /// Sets the isolation level (Kafka's `isolation.level`).
+    pub fn isolation_level(mut self, level: IsolationLevel) -> Self {
+        self.isolation_level = level;
         self
     }
 }
@@ -350,6 +372,9 @@ impl Consumer {
             let tp = self.assignment[(self.next_partition + i) % n].clone();
             let position = self.position(&tp)?;
             let partition = self.log.partition(&tp.topic, tp.partition)?;
+            // Taken before the read: see `Partition::stable_part`.
+            let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+            let lso = partition.last_stable_offset();
             let end = partition.log_end_offset();
             if position > end {
                 // A seek past the end (or a truncated log) is clamped to the end, as `Seek`
@@ -359,11 +384,12 @@ impl Consumer {
                 self.positions.insert(tp.clone(), end);
                 continue;
             }
-            if position == end {
+            if position == end || (read_committed && position >= lso) {
                 continue;
             }
-            let read = match partition.read(position, self.config.fetch_max_bytes) {
-                Ok(read) => read,
+            let (records, aborted) = match partition.read(position, self.config.fetch_max_bytes) {
+                Ok(read) if read_committed => partition.stable_part(read.records, position, lso),
+                Ok(read) => (read.records, Vec::new()),
                 Err(Error::OffsetOutOfRange { offset, .. }) => {
                     let reset = self.reset_position(&tp, Some(offset))?;
                     tracing::warn!(partition = %tp, offset, reset, "position out of range; reset");
@@ -373,7 +399,7 @@ impl Consumer {
                 Err(e) => return Err(e),
             };
             let mut next = position;
-            for item in BatchIter::new(&read.records) {
+            for item in BatchIter::new(&records) {
                 let (start, header) = item.map_err(|e| Error::CorruptRead {
                     topic: tp.topic.clone(),
                     partition: tp.partition,
@@ -381,8 +407,8 @@ impl Consumer {
                     reason: e.to_string(),
                 })?;
                 let batch_next = header.last_offset() + 1;
-                if !header.attributes().control() {
-                    let bytes = read.records.slice(start..start + header.batch_bytes());
+                if !header.attributes().control() && !is_aborted(&header, &aborted) {
+                    let bytes = records.slice(start..start + header.batch_bytes());
                     let records = decode_batch(bytes).map_err(|reason| Error::CorruptRead {
                         topic: tp.topic.clone(),
                         partition: tp.partition,

@@ -1,11 +1,13 @@
-//! The embedded client API: a batching [`Producer`] and a [`Consumer`] that is assigned
-//! partitions or joins a group, over a [`Log`](crate::Log) in the same process.
+//! The embedded client API: a batching [`Producer`] (transactional with a transactional
+//! id: `transactions.rs`) and a [`Consumer`] that is assigned partitions or joins a group
+//! and reads committed or uncommitted, over a [`Log`](crate::Log) in the same process.
 
 mod consumer;
 mod groups;
 mod producer;
+mod transactions;
 
-pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, Seek};
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetReset, Seek};
 pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
 /// A topic and partition.

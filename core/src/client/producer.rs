@@ -6,6 +6,10 @@
 //! then the next, so they spread evenly without tiny batches. Idempotence is on by default:
 //! each batch carries producer id, epoch and sequence, so a retried append is recognised by
 //! the log instead of written twice.
+//!
+//! With a transactional id the producer is transactional (`transactions.rs`): after
+//! `init_transactions`, records are sent only inside a transaction, and every batch is
+//! stamped transactional and appended through the log's transaction coordinator.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -15,6 +19,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::TopicPartition;
+use super::transactions::TxnProducer;
 use crate::error::{Error, Result};
 use crate::log::Log;
 use crate::record::{Compression, Header, ProducerStamp, Record, encode_batch, partition_for_key};
@@ -33,6 +38,12 @@ pub struct ProducerConfig {
     pub compression: Compression,
     /// Stamp batches with producer id and sequence (default true).
     pub idempotence: bool,
+    /// Makes the producer transactional (Kafka's `transactional.id`; default none): one
+    /// producer at a time may use an id, a newer one fences the older.
+    pub transactional_id: Option<String>,
+    /// How long a transaction may stay open before the log aborts it (Kafka's
+    /// `transaction.timeout.ms`; default 60 s, at most 15 min).
+    pub transaction_timeout: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -43,6 +54,8 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             compression: Compression::None,
             idempotence: true,
+            transactional_id: None,
+            transaction_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -71,6 +84,16 @@ impl ProducerConfig {
     /// Turns idempotence on or off.
     pub fn idempotence(mut self, on: bool) -> Self {
         self.idempotence = on;
+        self
+    }
+    /// Makes the producer transactional with this id (see [`Producer::init_transactions`]).
+    pub fn transactional_id(mut self, id: impl Into<String>) -> Self {
+        self.transactional_id = Some(id.into());
+        self
+    }
+    /// Sets the transaction timeout.
+    pub fn transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.transaction_timeout = timeout;
         self
     }
 }
@@ -170,18 +193,20 @@ struct PendingBatch {
     opened: Instant,
 }
 
-struct State {
-    producer_id: Option<(i64, i16)>,
-    sequences: HashMap<TopicPartition, i32>,
+pub(super) struct State {
+    pub(super) producer_id: Option<(i64, i16)>,
+    pub(super) sequences: HashMap<TopicPartition, i32>,
     pending: HashMap<TopicPartition, PendingBatch>,
     sticky: HashMap<String, i32>,
+    /// The transaction state of a transactional producer.
+    pub(super) txn: Option<TxnProducer>,
 }
 
 /// Sends records to the log. Thread-safe; share it behind an `Arc`.
 pub struct Producer {
     log: Log,
-    config: ProducerConfig,
-    state: Mutex<State>,
+    pub(super) config: ProducerConfig,
+    pub(super) state: Mutex<State>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -195,7 +220,12 @@ impl std::fmt::Debug for Producer {
 impl Log {
     /// A producer writing to this log.
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer> {
-        let producer_id = if config.idempotence {
+        let txn = match &config.transactional_id {
+            Some(id) => Some(TxnProducer::new(self, id, &config)?),
+            None => None,
+        };
+        // A transactional producer gets its id from the coordinator (init_transactions).
+        let producer_id = if config.idempotence && txn.is_none() {
             Some(self.init_producer_id()?)
         } else {
             None
@@ -208,6 +238,7 @@ impl Log {
                 sequences: HashMap::new(),
                 pending: HashMap::new(),
                 sticky: HashMap::new(),
+                txn,
             }),
         })
     }
@@ -219,6 +250,10 @@ impl Producer {
     pub fn send(&self, record: ProducerRecord) -> Result<Delivery> {
         let partitions = self.log.partition_count(&record.topic)?;
         let mut state = self.state.lock();
+        let current = state.producer_id;
+        if let Some(txn) = &mut state.txn {
+            txn.check_send(current)?;
+        }
         let partition = match (record.partition, &record.key) {
             (Some(p), _) => {
                 if !(0..partitions).contains(&p) {
@@ -291,21 +326,14 @@ impl Producer {
     /// [`Delivery`] has its own outcome).
     pub fn flush(&self) -> Result<()> {
         let mut state = self.state.lock();
-        let pending: Vec<TopicPartition> = state.pending.keys().cloned().collect();
-        let mut first_error = None;
-        for tp in pending {
-            if let Some(e) = self.ship(&mut state, &tp) {
-                first_error.get_or_insert(e);
-            }
-        }
-        match first_error {
+        match self.ship_all(&mut state) {
             None => Ok(()),
             Some(e) => Err(Error::InvalidArgument(format!("flush failed: {e}"))),
         }
     }
 
     /// Encodes and appends one partition's batch, filling its deliveries.
-    fn ship(&self, state: &mut State, tp: &TopicPartition) -> Option<Arc<Error>> {
+    pub(super) fn ship(&self, state: &mut State, tp: &TopicPartition) -> Option<Arc<Error>> {
         let batch = state.pending.remove(tp)?;
         // Unkeyed records move on to the next partition once a batch is sent.
         if let Some(sticky) = state.sticky.get_mut(&tp.topic)
@@ -319,12 +347,17 @@ impl Producer {
                 producer_id: id,
                 producer_epoch: epoch,
                 base_sequence: sequence,
-                transactional: false,
+                transactional: state.txn.is_some(),
             },
             None => ProducerStamp::default(),
         };
-        let result = encode_batch(&batch.records, self.config.compression, stamp)
-            .and_then(|mut bytes| self.log.append(&tp.topic, tp.partition, &mut bytes));
+        let result =
+            encode_batch(&batch.records, self.config.compression, stamp).and_then(|mut bytes| {
+                match &mut state.txn {
+                    Some(txn) => txn.append(&self.log, &stamp, tp, &mut bytes),
+                    None => self.log.append(&tp.topic, tp.partition, &mut bytes),
+                }
+            });
         match result {
             Ok(info) => {
                 if state.producer_id.is_some() {
@@ -351,10 +384,35 @@ impl Producer {
             }
         }
     }
+
+    /// Fails every buffered record with `error` without sending it (an aborted
+    /// transaction's records).
+    pub(super) fn discard_pending(state: &mut State, error: &Arc<Error>) {
+        for (_, batch) in state.pending.drain() {
+            for slot in &batch.slots {
+                let _ = slot.set(Err(error.clone()));
+            }
+        }
+    }
+
+    /// Ships every buffered batch; the first error, if any.
+    pub(super) fn ship_all(&self, state: &mut State) -> Option<Arc<Error>> {
+        let pending: Vec<TopicPartition> = state.pending.keys().cloned().collect();
+        let mut first_error = None;
+        for tp in pending {
+            if let Some(e) = self.ship(state, &tp) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error
+    }
 }
 
 impl Drop for Producer {
     fn drop(&mut self) {
+        if self.drop_transaction() {
+            return;
+        }
         if let Err(e) = self.flush() {
             tracing::error!("producer dropped with unsent records: {e}");
         }

@@ -1,5 +1,5 @@
-//! The background thread that flushes interval-durability partitions and runs retention
-//! and compaction. It owns no data: each pass takes a snapshot of the topics and works on
+//! The background thread that flushes interval-durability partitions, aborts transactions
+//! past their timeout and runs retention and compaction. It owns no data: each pass takes a snapshot of the topics and works on
 //! partitions through their own locks, so it never holds up appends or reads.
 
 use std::sync::Arc;
@@ -41,6 +41,7 @@ impl Background {
                     }
                     let Some(inner) = inner.upgrade() else { return };
                     inner.flush_due();
+                    inner.expire_transactions();
                     if last_clean.elapsed() >= cleaner_interval {
                         last_clean = Instant::now();
                         inner.clean_all();

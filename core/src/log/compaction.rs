@@ -32,6 +32,7 @@ use bytes::Bytes;
 use super::io::{StorageFile, read_exact_at};
 use super::partition::Partition;
 use super::segment::{ScanEnd, Segment};
+use super::transactions::is_aborted;
 use crate::error::{Error, Result};
 use crate::record::{
     BATCH_HEADER_BYTES, BatchHeader, Compression, ProducerStamp, Record, decode_batch, encode_batch,
@@ -99,17 +100,6 @@ fn for_each_batch(
         position += used as u64;
     }
     Ok(())
-}
-
-/// Whether a batch belongs to an aborted transaction.
-fn is_aborted(header: &BatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
-    header.attributes().transactional()
-        && !header.attributes().control()
-        && aborted.iter().any(|a| {
-            a.producer_id == header.producer_id()
-                && header.base_offset() >= a.first_offset
-                && header.base_offset() < a.last_offset
-        })
 }
 
 /// Whether a record survives: it has no key, or it is its key's newest and not an expired

@@ -18,7 +18,7 @@ use super::{CompactionOutcome, RetentionOutcome};
 use crate::config::{LogConfig, TopicConfig};
 use crate::error::{Error, Result};
 use crate::group::{GroupCoordinator, GroupOffsets};
-use crate::txn::ProducerIdAllocator;
+use crate::txn::{ProducerIdAllocator, TRANSACTION_STATE_TOPIC, TxnCoordinator};
 
 const LOCK_FILE: &str = ".lock";
 const TOPICS_DIR: &str = "topics";
@@ -60,8 +60,9 @@ impl LogOptions {
         self.storage = storage;
         self
     }
-    /// Whether to run the background thread (interval flushes, retention, compaction).
-    /// Without it, call [`Log::flush`] and [`Log::run_cleaner`] yourself.
+    /// Whether to run the background thread (interval flushes, retention, compaction,
+    /// transaction timeouts). Without it, call [`Log::flush`], [`Log::run_cleaner`] and
+    /// [`Log::expire_transactions`] yourself.
     pub fn background(mut self, on: bool) -> Self {
         self.background = on;
         self
@@ -101,6 +102,10 @@ pub(crate) struct LogInner {
     producer_ids: Mutex<ProducerIdAllocator>,
     pub(crate) groups: GroupOffsets,
     pub(crate) coordinator: GroupCoordinator,
+    /// The transaction coordinator: loaded at open if `__transaction_state` exists (so
+    /// timeouts and orphaned transactions are handled without waiting for a producer),
+    /// otherwise on first use (`Log::txn_coordinator`).
+    pub(crate) txn: Mutex<Option<Arc<TxnCoordinator>>>,
     background: Mutex<Option<Background>>,
     closed: AtomicBool,
     /// The flock on `.lock`, held until the log is closed.
@@ -191,12 +196,21 @@ impl Log {
             producer_ids: Mutex::new(producer_ids),
             groups: GroupOffsets::default(),
             coordinator: GroupCoordinator::default(),
+            txn: Mutex::new(None),
             background: Mutex::new(None),
             closed: AtomicBool::new(false),
             lock: Mutex::new(Some(lock)),
         });
         let log = Log { inner };
         log.inner.groups.load(&log)?;
+        if log
+            .inner
+            .topics
+            .read()
+            .contains_key(TRANSACTION_STATE_TOPIC)
+        {
+            log.txn_coordinator()?;
+        }
         if options.background {
             let tick = Duration::from_millis(flush_tick_ms(&options.config));
             let background = Background::start(
@@ -221,12 +235,17 @@ impl Log {
         &self.inner.config
     }
 
+    /// Whether the background thread runs (see [`LogOptions::background`]).
+    pub(crate) fn has_background(&self) -> bool {
+        self.inner.background.lock().is_some()
+    }
+
     /// Wakes long polls when any partition grows.
     pub fn notifier(&self) -> &Arc<Notifier> {
         &self.inner.notifier
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(super) fn check_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::Acquire) {
             Err(Error::Closed)
         } else {
@@ -532,6 +551,14 @@ impl LogInner {
                     tracing::error!(topic = p.topic(), partition = p.id(), "flush failed: {e}");
                 }
             }
+        }
+    }
+
+    /// Aborts transactions past their timeout (a background-thread tick).
+    pub(crate) fn expire_transactions(&self) {
+        let coordinator = self.txn.lock().clone();
+        if let Some(c) = coordinator {
+            c.expire(crate::now_ms());
         }
     }
 

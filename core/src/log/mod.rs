@@ -8,6 +8,9 @@
 //!   topics/<topic>/<partition>/ 00000000000000000000.log / .index / .timeindex,
 //!                               recovery-point, log-start-offset, producer-state.json
 //! ```
+//!
+//! Internal topics live beside user topics: `__consumer_offsets` (committed offsets) and
+//! `__transaction_state` (the transaction coordinator's state, loaded with the log).
 
 mod cleaner;
 mod compaction;
@@ -24,8 +27,10 @@ mod topic;
 mod transactions;
 
 pub use compaction::CompactionOutcome;
+pub(crate) use dir::LogInner;
 pub use dir::{Log, LogOptions};
 pub use notify::Notifier;
 pub use partition::{AppendInfo, Partition, PartitionInfo, ReadResult};
 pub use retention::RetentionOutcome;
 pub use topic::{NewTopic, TopicDescription, validate_topic_name};
+pub(crate) use transactions::is_aborted;

@@ -1,10 +1,45 @@
-//! A partition's side of Kafka transactions: the last stable offset, the aborted-transaction
-//! index as read_committed Fetch needs it, and appending the markers that end transactions.
-//! The state itself is `txn::TxnState`, kept by `Partition::append` (see its `txn` field).
+//! A partition's side of Kafka transactions: the last stable offset, what a read_committed
+//! reader may see of a read (`stable_part`, shared by the broker's Fetch and the embedded
+//! `Consumer`), and appending the markers that end transactions. The state itself is
+//! `txn::TxnState`, kept by `Partition::append` (see its `txn` field). The log's
+//! transaction coordinator is reached through [`Log::txn_coordinator`].
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::dir::Log;
 use super::partition::Partition;
 use crate::error::Result;
-use crate::txn::AbortedTxn;
+use crate::record::BatchHeader;
+use crate::txn::{AbortedTxn, TxnCoordinator};
+
+/// Whether a stored batch is a data batch of an aborted transaction (one of `aborted`).
+pub(crate) fn is_aborted(header: &BatchHeader<'_>, aborted: &[AbortedTxn]) -> bool {
+    header.attributes().transactional()
+        && !header.attributes().control()
+        && aborted
+            .iter()
+            .any(|a| a.covers(header.producer_id(), header.base_offset()))
+}
+
+/// The whole batches of `records` that end below `lso`, and the offset after the last of
+/// them (`None` if there is none). A batch never straddles the LSO: it is a batch's base
+/// offset or the high watermark.
+fn below_offset(records: Bytes, lso: i64) -> (Bytes, Option<i64>) {
+    let mut cut = 0;
+    let mut upper = None;
+    // Header walk only: the log validated these batches when they were appended.
+    while let Some(rest) = records.get(cut..)
+        && let Ok(header) = BatchHeader::peek(rest)
+        && header.last_offset() < lso
+        && header.batch_bytes() <= rest.len()
+    {
+        cut += header.batch_bytes();
+        upper = Some(header.last_offset() + 1);
+    }
+    (records.slice(..cut), upper)
+}
 
 impl Partition {
     /// The last stable offset: the first offset of the oldest open transaction, or the
@@ -35,6 +70,25 @@ impl Partition {
             .aborted_between(fetch_offset.max(start), upper_offset)
     }
 
+    /// What a read_committed reader may see of `records`, read from `fetch_offset` after
+    /// `lso` was taken (read the LSO first: taken later, it could pass batches the read
+    /// missed): the whole batches below `lso`, and the aborted transactions overlapping
+    /// them, whose data batches the reader must drop (see [`AbortedTxn::covers`]). Control
+    /// batches stay in; readers skip them.
+    pub fn stable_part(
+        &self,
+        records: Bytes,
+        fetch_offset: i64,
+        lso: i64,
+    ) -> (Bytes, Vec<AbortedTxn>) {
+        let (stable, upper) = below_offset(records, lso);
+        let aborted = match upper {
+            Some(upper) => self.aborted_transactions_full(fetch_offset, upper),
+            None => Vec::new(),
+        };
+        (stable, aborted)
+    }
+
     /// Appends a transaction marker (a control batch: COMMIT if `commit`, else ABORT) for
     /// `producer_id` at `epoch`, ending its transaction in this partition. Returns the
     /// marker's offset. Written by the transaction coordinator, never by producers.
@@ -42,5 +96,29 @@ impl Partition {
         let mut bytes = crate::record::encode_marker(producer_id, epoch, commit, crate::now_ms())?;
         let info = self.append_batches(&mut bytes, Some((producer_id, epoch, commit)))?;
         Ok(info.base_offset)
+    }
+}
+
+impl Log {
+    /// The log's transaction coordinator, loaded from `__transaction_state` (created if
+    /// needed) on first use; the broker and every embedded producer share it.
+    pub(crate) fn txn_coordinator(&self) -> Result<Arc<TxnCoordinator>> {
+        self.check_open()?;
+        let mut slot = self.inner.txn.lock();
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(TxnCoordinator::load(self)?);
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Aborts every transaction open past its timeout now; returns how many. The
+    /// background thread does this every tick (at least once a second); a log opened
+    /// without it (`LogOptions::background(false)`) relies on this call.
+    pub fn expire_transactions(&self) -> Result<usize> {
+        self.check_open()?;
+        let coordinator = self.inner.txn.lock().clone();
+        Ok(coordinator.map_or(0, |c| c.expire(crate::now_ms())))
     }
 }

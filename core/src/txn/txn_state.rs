@@ -36,6 +36,14 @@ pub struct AbortedTxn {
     pub last_offset: i64,
 }
 
+impl AbortedTxn {
+    /// Whether a transactional data batch of `producer_id` at `offset` belongs to this
+    /// transaction (and so must not reach a read_committed reader).
+    pub fn covers(&self, producer_id: i64, offset: i64) -> bool {
+        self.producer_id == producer_id && offset >= self.first_offset && offset < self.last_offset
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TxnState {
     /// Producer id -> first offset of its open transaction.

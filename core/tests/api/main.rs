@@ -1,6 +1,7 @@
 //! Black-box tests of `sluice-core`'s public API on real files: the embedded producer and
 //! consumer, batch reads, segment rolls, seeks, consumer groups, idempotence, retention,
-//! compaction, topic administration and configuration parsing. One module per topic;
+//! compaction, transactions (log level and the embedded transactional producer with
+//! read_committed consumers), topic administration and configuration parsing. One module per topic;
 //! `common` holds the helpers they share.
 
 // Tests fail loudly on the first unexpected error.
@@ -11,6 +12,7 @@ mod common;
 mod admin;
 mod compaction;
 mod config;
+mod embedded_transactions;
 mod groups;
 mod idempotence;
 mod produce_consume;

@@ -40,7 +40,7 @@ fn context(dir: &std::path::Path) -> Arc<Context> {
         advertised_port: 9092,
         stopping,
         groups: Arc::new(GroupCoordinator::new(GroupLimits::default())),
-        txn: Arc::new(crate::broker::txn::TxnCoordinator::load(log.clone()).unwrap()),
+        txn: log.txn_coordinator().unwrap(),
         metrics: crate::broker::prometheus::Metrics::new(),
         open_connections: std::sync::atomic::AtomicUsize::new(0),
     })

@@ -15,8 +15,8 @@ use kafka_protocol::messages::{
     RequestHeader, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 
-use super::coordinator::StagedOffset;
 use crate::broker::server::Context;
+use crate::txn::StagedOffset;
 
 fn code<T>(result: Result<T, kafka_protocol::ResponseError>) -> i16 {
     result.err().map_or(0, |e| e.code())
@@ -34,7 +34,7 @@ pub(crate) fn init_transactional_producer(
         .with_producer_epoch(-1);
     let result = tokio::task::block_in_place(|| {
         ctx.txn
-            .init_producer(transactional_id, timeout_ms, expected)
+            .init_producer(transactional_id, timeout_ms, expected, false)
     });
     match result {
         Ok((id, epoch)) => response

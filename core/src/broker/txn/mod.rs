@@ -1,18 +1,14 @@
-//! Kafka transactions on one node: the transaction coordinator (`coordinator.rs`: state per
-//! transactional id on `__transaction_state`, fencing, markers, staged offsets, the timeout
-//! timer) and its APIs (`handlers.rs`: InitProducerId with a transactional id,
-//! AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn).
+//! Kafka transactions over the wire: the transaction APIs (`handlers.rs`: InitProducerId
+//! with a transactional id, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn)
+//! in front of the log's transaction coordinator (`crate::txn::TxnCoordinator`, shared with
+//! embedded producers; the log's background thread enforces transaction timeouts).
 //!
 //! The partition side (open transactions, last stable offset, aborted index, markers) is
 //! in `log::Partition` and `txn::TxnState`; read_committed Fetch is in `fetch.rs`.
 
-mod coordinator;
 mod handlers;
-#[cfg(test)]
-mod tests;
 
-pub use coordinator::TRANSACTION_STATE_TOPIC;
-pub(crate) use coordinator::TxnCoordinator;
+pub use crate::txn::TRANSACTION_STATE_TOPIC;
 pub(crate) use handlers::{
     add_offsets_to_txn, add_partitions_to_txn, end_txn, init_transactional_producer,
     txn_offset_commit,
@@ -21,10 +17,13 @@ pub(crate) use handlers::{
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::txn::TxnCoordinator;
+
 /// How often the timer looks for transactions past their timeout.
 const EXPIRY_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Aborts transactions past their timeout until the task is aborted at shutdown.
+/// Aborts transactions past their timeout until the task is aborted at shutdown. Only
+/// for a log opened without its background thread, which otherwise does this.
 pub(crate) async fn run_timer(coordinator: Arc<TxnCoordinator>) {
     let mut tick = tokio::time::interval(EXPIRY_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

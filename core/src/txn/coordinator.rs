@@ -1,6 +1,12 @@
-//! The transaction coordinator's state: one [`TxnMeta`] per transactional id, persisted as
-//! JSON on the compacted internal topic `__transaction_state` (key: the transactional id)
-//! and reloaded when the broker starts.
+//! The transaction coordinator: one [`TxnMeta`] per transactional id, persisted as JSON on
+//! the compacted internal topic `__transaction_state` (key: the transactional id) and
+//! reloaded when the log opens.
+//!
+//! There is one coordinator per open [`Log`], created with the log when
+//! `__transaction_state` exists and otherwise on first use (`Log::txn_coordinator`). The
+//! broker's transaction APIs and the embedded transactional `Producer` share it; the log's
+//! background thread aborts transactions past their timeout (`expire`). It holds the log
+//! weakly: the log owns it, and a strong handle would keep the log open forever.
 //!
 //! Invariants:
 //! - every change is written to `__transaction_state` before it is answered, so a restart
@@ -10,17 +16,20 @@
 //!   Prepare state found at load or by the timer is driven to the end again (a second marker
 //!   for a transaction already closed in a partition changes nothing there);
 //! - one lock covers every transactional id, and transactional produce runs its check and
-//!   append under it, so a marker can never land before a batch of the transaction it ends.
+//!   append under it, so a marker can never land before a batch of the transaction it ends;
+//! - at load, a transaction open by an embedded producer (`in_process`) is aborted: its
+//!   producer died with the process that last had the log open.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Weak;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
+pub(crate) use super::txn_meta::{Phase, StagedOffset, TxnMeta};
 use crate::error::Result;
-use crate::log::{Log, NewTopic};
+use crate::log::{Log, LogInner, NewTopic};
 use crate::record::{Compression, ProducerStamp, Record, encode_batch};
 
 /// The internal topic holding the coordinator's state.
@@ -28,63 +37,26 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Kafka's `transaction.max.timeout.ms` default: the longest timeout a producer may ask for.
 pub(crate) const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
 
-/// Where a transactional id's current transaction is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Phase {
-    /// No transaction open.
-    Empty,
-    /// Partitions or offsets were added; EndTxn or the timeout will end it.
-    Ongoing,
-    /// Committing: markers and offsets are being written.
-    PrepareCommit,
-    /// Aborting: markers are being written.
-    PrepareAbort,
-}
-
-/// An offset commit staged by TxnOffsetCommit, applied only if the transaction commits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StagedOffset {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub metadata: String,
-}
-
-/// One transactional id's state (the JSON value stored under its key).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct TxnMeta {
-    pub producer_id: i64,
-    pub epoch: i16,
-    /// The epoch before the coordinator bumped it on a timeout: the producer may still
-    /// present it to InitProducerId to get a new epoch (KIP-360), and nobody else may.
-    pub prev_epoch: i16,
-    pub timeout_ms: i32,
-    pub phase: Phase,
-    /// When the current transaction began (ms since the epoch), for the timeout.
-    pub started_ms: i64,
-    pub partitions: BTreeSet<(String, i32)>,
-    /// Group id -> offsets staged for it.
-    pub offsets: BTreeMap<String, Vec<StagedOffset>>,
-}
-
 struct State {
     txns: HashMap<String, TxnMeta>,
     /// Producer id -> transactional id, for checking transactional produce.
     by_producer: HashMap<i64, String>,
 }
 
-/// The coordinator for every transactional id (one node: it is always this broker).
+/// The coordinator for every transactional id of one log (one node: always this one).
 pub(crate) struct TxnCoordinator {
-    log: Log,
+    /// The log that owns this coordinator (weak: see the module docs).
+    log: Weak<LogInner>,
     state: Mutex<State>,
 }
 
 type TxnResult<T> = std::result::Result<T, ResponseError>;
 
 impl TxnCoordinator {
-    /// Creates `__transaction_state` if needed, loads it and finishes any transaction that
-    /// was being committed or aborted when the broker stopped.
-    pub fn load(log: Log) -> Result<TxnCoordinator> {
+    /// Creates `__transaction_state` if needed, loads it, finishes any transaction that
+    /// was being committed or aborted when the log was last open and aborts those left
+    /// open by embedded producers.
+    pub fn load(log: &Log) -> Result<TxnCoordinator> {
         log.ensure_topic(
             NewTopic::new(TRANSACTION_STATE_TOPIC, 1)
                 .config("cleanup.policy", "compact")
@@ -119,11 +91,61 @@ impl TxnCoordinator {
             .map(|(id, meta)| (meta.producer_id, id.clone()))
             .collect();
         let coordinator = TxnCoordinator {
-            log,
+            log: std::sync::Arc::downgrade(&log.inner),
             state: Mutex::new(State { txns, by_producer }),
         };
         coordinator.finish_prepared();
+        coordinator.abort_orphans();
         Ok(coordinator)
+    }
+
+    /// The log, unless it is being dropped.
+    fn log(&self) -> TxnResult<Log> {
+        self.log
+            .upgrade()
+            .map(|inner| Log { inner })
+            .ok_or(ResponseError::CoordinatorNotAvailable)
+    }
+
+    /// Aborts every transaction an embedded producer left open (see `TxnMeta::in_process`).
+    fn abort_orphans(&self) {
+        let mut state = self.state.lock();
+        let orphans: Vec<String> = state
+            .txns
+            .iter()
+            .filter(|(_, m)| m.in_process && m.phase == Phase::Ongoing)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in orphans {
+            tracing::info!(transactional_id = %id, "aborting the transaction an embedded producer left open");
+            let _ = self.abort_fencing(&mut state, &id, false);
+        }
+    }
+
+    /// Aborts `id`'s open transaction at a new epoch, so whoever holds the old one is
+    /// fenced; with `keep_prev` the old epoch may still re-initialise (a timed-out
+    /// producer, KIP-360). Fails only if nothing changed; a failed marker leaves the
+    /// Prepare state for `finish_prepared` to retry.
+    fn abort_fencing(&self, state: &mut State, id: &str, keep_prev: bool) -> TxnResult<()> {
+        let Some(mut meta) = state.txns.get(id).cloned() else {
+            return Ok(());
+        };
+        let (old_pid, old_epoch) = (meta.producer_id, meta.epoch);
+        self.bump_epoch(&mut meta)?;
+        meta.prev_epoch = if keep_prev && old_pid == meta.producer_id {
+            old_epoch
+        } else {
+            -1
+        };
+        meta.phase = Phase::PrepareAbort;
+        self.persist(id, &meta)?;
+        let _ = self.complete(id, &mut meta);
+        if old_pid != meta.producer_id {
+            state.by_producer.remove(&old_pid);
+            state.by_producer.insert(meta.producer_id, id.to_string());
+        }
+        state.txns.insert(id.to_string(), meta);
+        Ok(())
     }
 
     /// Writes `meta` as the state of `id`.
@@ -136,8 +158,9 @@ impl TxnCoordinator {
             value: Some(Bytes::from(value)),
             headers: Vec::new(),
         };
+        let log = self.log()?;
         let result = encode_batch(&[record], Compression::None, ProducerStamp::default())
-            .and_then(|mut batch| self.log.append(TRANSACTION_STATE_TOPIC, 0, &mut batch));
+            .and_then(|mut batch| log.append(TRANSACTION_STATE_TOPIC, 0, &mut batch));
         result.map(drop).map_err(|e| {
             tracing::error!(transactional_id = %id, "could not persist transaction state: {e}");
             ResponseError::CoordinatorNotAvailable
@@ -146,12 +169,14 @@ impl TxnCoordinator {
 
     /// InitProducerId with a transactional id: the producer id for it (allocated the first
     /// time) at a new epoch, fencing every older one; an open transaction of the previous
-    /// epoch is aborted first.
+    /// epoch is aborted first. `in_process`: the caller is an embedded producer (see
+    /// `TxnMeta::in_process`).
     pub fn init_producer(
         &self,
         id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
+        in_process: bool,
     ) -> TxnResult<(i64, i16)> {
         if !(1..=TRANSACTION_MAX_TIMEOUT_MS).contains(&timeout_ms) {
             return Err(ResponseError::InvalidTransactionTimeout);
@@ -159,7 +184,7 @@ impl TxnCoordinator {
         let mut state = self.state.lock();
         let Some(mut meta) = state.txns.get(id).cloned() else {
             let producer_id = self
-                .log
+                .log()?
                 .init_producer_id()
                 .map_err(|e| {
                     tracing::error!("could not allocate a producer id: {e}");
@@ -175,6 +200,7 @@ impl TxnCoordinator {
                 started_ms: 0,
                 partitions: BTreeSet::new(),
                 offsets: BTreeMap::new(),
+                in_process,
             };
             self.persist(id, &meta)?;
             state.by_producer.insert(producer_id, id.to_string());
@@ -192,6 +218,7 @@ impl TxnCoordinator {
         self.bump_epoch(&mut meta)?;
         meta.prev_epoch = -1;
         meta.timeout_ms = timeout_ms;
+        meta.in_process = in_process;
         match meta.phase {
             Phase::Empty => {}
             Phase::Ongoing | Phase::PrepareAbort => meta.phase = Phase::PrepareAbort,
@@ -216,7 +243,7 @@ impl TxnCoordinator {
     fn bump_epoch(&self, meta: &mut TxnMeta) -> TxnResult<()> {
         if meta.epoch >= i16::MAX - 1 {
             meta.producer_id = self
-                .log
+                .log()?
                 .init_producer_id()
                 .map_err(|_| ResponseError::CoordinatorNotAvailable)?
                 .0;
@@ -275,9 +302,13 @@ impl TxnCoordinator {
             Ok(meta) => meta,
             Err(e) => return all(e),
         };
+        let log = match self.log() {
+            Ok(log) => log,
+            Err(e) => return all(e),
+        };
         let unknown: Vec<bool> = partitions
             .iter()
-            .map(|(t, p)| self.log.partition(t, *p).is_err())
+            .map(|(t, p)| log.partition(t, *p).is_err())
             .collect();
         if unknown.iter().any(|&u| u) {
             return unknown
@@ -337,8 +368,9 @@ impl TxnCoordinator {
         if meta.phase != Phase::Ongoing || !meta.offsets.contains_key(group) {
             return Err(ResponseError::InvalidTxnState);
         }
+        let log = self.log()?;
         for o in &offsets {
-            if self.log.partition(&o.topic, o.partition).is_err() {
+            if log.partition(&o.topic, o.partition).is_err() {
                 return Err(ResponseError::UnknownTopicOrPartition);
             }
         }
@@ -378,8 +410,9 @@ impl TxnCoordinator {
     /// transaction, then empties it. On failure the Prepare state stays, to be retried.
     fn complete(&self, id: &str, meta: &mut TxnMeta) -> TxnResult<()> {
         let commit = meta.phase == Phase::PrepareCommit;
+        let log = self.log()?;
         for (topic, index) in &meta.partitions {
-            let partition = match self.log.partition(topic, *index) {
+            let partition = match log.partition(topic, *index) {
                 Ok(p) => p,
                 // Deleted since: nothing left to mark.
                 Err(_) => continue,
@@ -395,7 +428,7 @@ impl TxnCoordinator {
                     .iter()
                     .map(|o| (o.topic.clone(), o.partition, o.offset, o.metadata.clone()))
                     .collect();
-                if let Err(e) = self.log.inner.groups.commit(&self.log, group, &entries) {
+                if let Err(e) = log.inner.groups.commit(&log, group, &entries) {
                     tracing::error!(transactional_id = %id, %group, "could not commit transactional offsets: {e}");
                     return Err(ResponseError::KafkaStorageError);
                 }
@@ -443,31 +476,10 @@ impl TxnCoordinator {
             .collect();
         let mut aborted = 0;
         for id in expired {
-            let Some(mut meta) = state.txns.get(&id).cloned() else {
-                continue;
-            };
-            let old_pid = meta.producer_id;
-            let old_epoch = meta.epoch;
-            if self.bump_epoch(&mut meta).is_err() {
-                continue;
+            tracing::info!(transactional_id = %id, "aborting transaction past its timeout");
+            if self.abort_fencing(&mut state, &id, true).is_ok() {
+                aborted += 1;
             }
-            meta.prev_epoch = if old_pid == meta.producer_id {
-                old_epoch
-            } else {
-                -1
-            };
-            meta.phase = Phase::PrepareAbort;
-            if self.persist(&id, &meta).is_err() {
-                continue;
-            }
-            tracing::info!(transactional_id = %id, producer_id = meta.producer_id, "aborting transaction past its timeout");
-            let _ = self.complete(&id, &mut meta);
-            if old_pid != meta.producer_id {
-                state.by_producer.remove(&old_pid);
-                state.by_producer.insert(meta.producer_id, id.clone());
-            }
-            state.txns.insert(id, meta);
-            aborted += 1;
         }
         aborted
     }
@@ -481,6 +493,23 @@ impl TxnCoordinator {
             let meta = meta.clone();
             let _ = self.persist(id, &meta);
         }
+    }
+
+    /// Whether `producer_id` at `epoch` is still `id`'s current producer (with no commit or
+    /// abort being written): what an embedded producer checks before buffering a record.
+    pub fn check_current(&self, id: &str, producer_id: i64, epoch: i16) -> TxnResult<()> {
+        let mut state = self.state.lock();
+        Self::check(&mut state, id, producer_id, epoch).map(drop)
+    }
+
+    /// Whether `producer_id` at `epoch` lost `id` to the timeout (rather than to another
+    /// producer): it may then re-initialise with that epoch (KIP-360).
+    pub fn timed_out(&self, id: &str, producer_id: i64, epoch: i16) -> bool {
+        let state = self.state.lock();
+        state
+            .txns
+            .get(id)
+            .is_some_and(|m| m.producer_id == producer_id && m.prev_epoch == epoch)
     }
 
     /// Runs `append` for a transactional batch of `producer_id` at `epoch` to
