@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::dir::Log;
 use super::partition::Partition;
+use crate::config::Durability;
 use crate::error::Result;
 use crate::record::BatchHeader;
 use crate::txn::{AbortedTxn, TxnCoordinator};
@@ -92,9 +93,17 @@ impl Partition {
     /// Appends a transaction marker (a control batch: COMMIT if `commit`, else ABORT) for
     /// `producer_id` at `epoch`, ending its transaction in this partition. Returns the
     /// marker's offset. Written by the transaction coordinator, never by producers.
+    ///
+    /// Under `Interval` durability the marker is fsynced before this returns (`Sync` does
+    /// it in the append): the coordinator then records the transaction as ended, and a
+    /// marker lost to a power cut after that would leave the transaction open here with
+    /// nobody left to end it, holding the last stable offset forever.
     pub fn append_marker(&self, producer_id: i64, epoch: i16, commit: bool) -> Result<i64> {
         let mut bytes = crate::record::encode_marker(producer_id, epoch, commit, crate::now_ms())?;
         let info = self.append_batches(&mut bytes, Some((producer_id, epoch, commit)))?;
+        if matches!(self.config().durability, Durability::Interval(_)) {
+            self.flush()?;
+        }
         Ok(info.base_offset)
     }
 }
