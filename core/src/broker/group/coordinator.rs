@@ -142,6 +142,19 @@ impl GroupCoordinator {
         }
     }
 
+    /// Whether a TxnOffsetCommit may stage offsets; see `Group::validate_txn_commit`.
+    pub fn validate_txn_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation: i32,
+    ) -> Option<ResponseError> {
+        match self.groups.lock().get(group_id) {
+            Some(group) => group.validate_txn_commit(member_id, generation),
+            None => Group::new(group_id).validate_txn_commit(member_id, generation),
+        }
+    }
+
     /// Every group with members: (id, state, protocol type).
     pub fn list(&self) -> Vec<(String, Phase, String)> {
         self.groups

@@ -282,6 +282,19 @@ impl Group {
         }
     }
 
+    /// Whether a TxnOffsetCommit may stage offsets, as Kafka decides it: a member id must
+    /// be a current member and a generation (>= 0) the current one; a producer outside the
+    /// group (no member id, generation -1, and every request before v3) always may.
+    pub fn validate_txn_commit(&self, member_id: &str, generation: i32) -> Option<ResponseError> {
+        if !member_id.is_empty() && !self.members.contains_key(member_id) {
+            Some(ResponseError::UnknownMemberId)
+        } else if generation >= 0 && generation != self.generation {
+            Some(ResponseError::IllegalGeneration)
+        } else {
+            None
+        }
+    }
+
     /// Acts on deadlines: expires silent members and outstanding member ids, ends a
     /// rebalance whose timeout passed.
     pub fn tick(&mut self, now: Instant) {

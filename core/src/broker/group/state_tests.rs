@@ -400,3 +400,28 @@ fn shutdown_answers_every_waiter() {
         Some(ResponseError::CoordinatorNotAvailable)
     );
 }
+
+#[test]
+fn txn_offset_commits_are_checked_like_kafka() {
+    // Proves TxnOffsetCommit's member check: a stale generation or a member the group does
+    // not have is refused, while a producer outside the group (no member id, generation
+    // -1) may stage offsets for a group with members or without.
+    let t = Instant::now();
+    let group = stable(&["a"], t);
+    assert_eq!(group.validate_txn_commit("a", 1), None);
+    assert_eq!(group.validate_txn_commit("", -1), None);
+    assert_eq!(
+        group.validate_txn_commit("a", 0),
+        Some(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        group.validate_txn_commit("zombie", 1),
+        Some(ResponseError::UnknownMemberId)
+    );
+    let empty = Group::new("g");
+    assert_eq!(empty.validate_txn_commit("", -1), None);
+    assert_eq!(
+        empty.validate_txn_commit("x", -1),
+        Some(ResponseError::UnknownMemberId)
+    );
+}

@@ -2,6 +2,8 @@
 //! answers with Kafka's error codes (PRODUCER_FENCED for an older epoch,
 //! INVALID_PRODUCER_ID_MAPPING for an unknown id, CONCURRENT_TRANSACTIONS while a commit or
 //! abort is being written, INVALID_TXN_STATE for offsets outside a transaction).
+//! TxnOffsetCommit v3 also checks the consumer's member id and generation against the
+//! broker's group coordinator (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION), as Kafka does.
 
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
@@ -125,15 +127,25 @@ pub(crate) async fn txn_offset_commit(
             })
         })
         .collect();
-    let error = code(tokio::task::block_in_place(|| {
-        ctx.txn.stage_offsets(
-            &request.transactional_id.0,
-            request.producer_id.0,
-            request.producer_epoch,
-            &request.group_id.0,
-            staged,
-        )
-    }));
+    // v3 names the consumer's member and generation: a zombie member's offsets are refused
+    // before anything is staged.
+    let refused = ctx.groups.validate_txn_commit(
+        &request.group_id.0,
+        &request.member_id,
+        request.generation_id,
+    );
+    let error = match refused {
+        Some(e) => e.code(),
+        None => code(tokio::task::block_in_place(|| {
+            ctx.txn.stage_offsets(
+                &request.transactional_id.0,
+                request.producer_id.0,
+                request.producer_epoch,
+                &request.group_id.0,
+                staged,
+            )
+        })),
+    };
     let topics = request
         .topics
         .into_iter()
