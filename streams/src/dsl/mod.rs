@@ -1,0 +1,16 @@
+//! The DSL: [`StreamsBuilder`], [`KStream`], [`KTable`], grouping, windowing and the
+//! option types, named after their Kafka Streams counterparts.
+
+mod builder;
+mod grouped;
+mod kstream;
+mod ktable;
+mod options;
+
+pub use builder::StreamsBuilder;
+pub use grouped::{
+    KGroupedStream, KGroupedTable, SessionWindowedKStream, TimeWindowedKStream, WindowedBy,
+};
+pub use kstream::{BranchedKStream, KStream};
+pub use ktable::KTable;
+pub use options::{Consumed, Grouped, Materialized, Produced, Repartitioned};

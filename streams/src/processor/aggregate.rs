@@ -1,0 +1,129 @@
+//! Aggregations into a key-value store: `count`, `reduce` and `aggregate` of grouped
+//! streams, and of grouped tables (which subtract an old value before adding the new one).
+
+use std::sync::Arc;
+
+use super::{Ctx, Data, Node};
+use crate::error::{Result, StreamsError};
+use crate::processor::table::Change;
+use crate::record::Record;
+use crate::serdes::{Serde, SerdeRef, to_bytes};
+use crate::state::StoreHandle;
+
+/// Folds a value into the key's current aggregate (`None`: the key has none yet).
+pub(crate) type Fold<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
+
+/// Reads and writes typed entries of a key-value store.
+pub(crate) struct KvAccess<K, A> {
+    pub store: StoreHandle,
+    pub store_name: Arc<str>,
+    pub key: SerdeRef<K>,
+    pub value: SerdeRef<A>,
+}
+
+impl<K: Data, A: Data> KvAccess<K, A> {
+    pub fn key_bytes(&self, k: &K) -> Result<Vec<u8>> {
+        to_bytes(&self.key, k).map_err(|e| self.err("key", e.0))
+    }
+
+    pub fn get(&self, ctx: &mut Ctx, kb: &[u8]) -> Result<Option<A>> {
+        match ctx.store_get(self.store, kb)? {
+            Some(b) => self.value.deserialize(Some(&b)).map(Some).map_err(|e| {
+                StreamsError::state(
+                    &self.store_name,
+                    ctx.task,
+                    format!("stored value unreadable: {e}"),
+                )
+            }),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put(&self, ctx: &mut Ctx, kb: Vec<u8>, v: Option<&A>) -> Result<()> {
+        let vb = match v {
+            Some(v) => Some(to_bytes(&self.value, v).map_err(|e| self.err("value", e.0))?),
+            None => None,
+        };
+        ctx.store_put(self.store, kb, vb)
+    }
+
+    fn err(&self, what: &'static str, reason: String) -> StreamsError {
+        StreamsError::Serialization {
+            what,
+            target: format!("store {}", self.store_name),
+            reason,
+        }
+    }
+}
+
+/// Stream aggregation: each record folds into its key's aggregate; the table of
+/// aggregates changes and the change goes downstream.
+pub(crate) struct StreamAggregate<K, V, A> {
+    pub kv: KvAccess<K, A>,
+    pub fold: Fold<K, V, A>,
+    pub next: Box<dyn Node<K, Change<A>>>,
+}
+
+impl<K: Data, V: Data, A: Data> Node<K, V> for StreamAggregate<K, V, A> {
+    fn process(&mut self, ctx: &mut Ctx, r: Record<K, V>) -> Result<()> {
+        let kb = self.kv.key_bytes(&r.key)?;
+        let old = self.kv.get(ctx, &kb)?;
+        let new = (self.fold)(&r.key, r.value, old.clone());
+        self.kv.put(ctx, kb, Some(&new))?;
+        self.next.process(
+            ctx,
+            Record {
+                key: r.key,
+                value: Change {
+                    old,
+                    new: Some(new),
+                },
+                timestamp: r.timestamp,
+                headers: r.headers,
+            },
+        )
+    }
+    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
+        self.next.advance(ctx, t)
+    }
+}
+
+/// Removes a value from an aggregate (a grouped table's subtractor).
+pub(crate) type Unfold<K, V, A> = Arc<dyn Fn(&K, V, A) -> A + Send + Sync>;
+
+/// Table aggregation: a change subtracts its old value and adds its new one.
+pub(crate) struct TableAggregate<K, V, A> {
+    pub kv: KvAccess<K, A>,
+    pub add: Fold<K, V, A>,
+    pub subtract: Unfold<K, V, A>,
+    pub next: Box<dyn Node<K, Change<A>>>,
+}
+
+impl<K: Data, V: Data, A: Data> Node<K, Change<V>> for TableAggregate<K, V, A> {
+    fn process(&mut self, ctx: &mut Ctx, r: Record<K, Change<V>>) -> Result<()> {
+        let kb = self.kv.key_bytes(&r.key)?;
+        let old = self.kv.get(ctx, &kb)?;
+        let mut agg = old.clone();
+        if let Some(v) = r.value.old {
+            if let Some(a) = agg.take() {
+                agg = Some((self.subtract)(&r.key, v, a));
+            }
+        }
+        if let Some(v) = r.value.new {
+            agg = Some((self.add)(&r.key, v, agg));
+        }
+        self.kv.put(ctx, kb, agg.as_ref())?;
+        self.next.process(
+            ctx,
+            Record {
+                key: r.key,
+                value: Change { old, new: agg },
+                timestamp: r.timestamp,
+                headers: r.headers,
+            },
+        )
+    }
+    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
+        self.next.advance(ctx, t)
+    }
+}

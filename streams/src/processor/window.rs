@@ -1,0 +1,140 @@
+//! Aggregation over tumbling and hopping windows into a window store.
+//!
+//! Windows are closed as stream time passes `end + grace`: with
+//! [`EmitStrategy::OnWindowClose`] each closed window's aggregate goes downstream once;
+//! either way the window then leaves the store, since no record may change it any more.
+//! The starts of open windows are kept in memory (rebuilt by one scan after a restore) so
+//! the common case — nothing to close — costs a comparison, not a store scan.
+
+use std::collections::BTreeSet;
+
+use super::aggregate::{Fold, KvAccess};
+use super::table::Change;
+use super::{Ctx, Data, Node};
+use crate::error::Result;
+use crate::record::Record;
+use crate::serdes::Serde;
+use crate::state::layout::{split_window_key, time_bytes, window_key};
+use crate::window::{EmitStrategy, TimeWindows, Window, Windowed};
+
+pub(crate) struct TimeWindowAggregate<K, V, A> {
+    pub windows: TimeWindows,
+    pub emit: EmitStrategy,
+    /// The window store; its key serde is the grouping key's.
+    pub kv: KvAccess<K, A>,
+    pub fold: Fold<K, V, A>,
+    pub open_starts: BTreeSet<i64>,
+    /// Whether `open_starts` has been read from the store since the task started.
+    pub scanned: bool,
+    pub next: Box<dyn Node<Windowed<K>, Change<A>>>,
+}
+
+impl<K: Data, V: Data, A: Data> TimeWindowAggregate<K, V, A> {
+    fn scan(&mut self, ctx: &mut Ctx) -> Result<()> {
+        let mut starts = BTreeSet::new();
+        ctx.store_range(self.kv.store, &[], None, &mut |k, _| {
+            if let Some((start, _)) = split_window_key(k) {
+                starts.insert(start);
+            }
+            true
+        })?;
+        self.open_starts = starts;
+        self.scanned = true;
+        Ok(())
+    }
+
+    fn close_time(&self, w: &Window) -> i64 {
+        w.end.saturating_add(self.windows.grace_ms)
+    }
+}
+
+impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
+    fn process(&mut self, ctx: &mut Ctx, r: Record<K, V>) -> Result<()> {
+        if !self.scanned {
+            self.scan(ctx)?;
+        }
+        let kb = self.kv.key_bytes(&r.key)?;
+        let mut late = false;
+        for w in self.windows.windows_for(r.timestamp) {
+            if self.close_time(&w) <= ctx.stream_time {
+                late = true;
+                continue;
+            }
+            let wk = window_key(w.start, &kb);
+            let old = self.kv.get(ctx, &wk)?;
+            let new = (self.fold)(&r.key, r.value.clone(), old.clone());
+            self.kv.put(ctx, wk, Some(&new))?;
+            self.open_starts.insert(w.start);
+            if self.emit == EmitStrategy::OnWindowUpdate {
+                self.next.process(
+                    ctx,
+                    Record {
+                        key: Windowed {
+                            key: r.key.clone(),
+                            window: w,
+                        },
+                        value: Change {
+                            old,
+                            new: Some(new),
+                        },
+                        timestamp: r.timestamp,
+                        headers: r.headers.clone(),
+                    },
+                )?;
+            }
+        }
+        if late {
+            ctx.stats.dropped_late += 1;
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
+        if !self.scanned {
+            self.scan(ctx)?;
+        }
+        // A window closes when end + grace <= t, i.e. start <= t - size - grace.
+        let bound = t
+            .saturating_sub(self.windows.size_ms)
+            .saturating_sub(self.windows.grace_ms);
+        if self.open_starts.first().is_some_and(|s| *s <= bound) {
+            let mut closed = Vec::new();
+            let to = time_bytes(bound.saturating_add(1));
+            let upper = (bound < i64::MAX).then_some(&to[..]);
+            ctx.store_range(self.kv.store, &[], upper, &mut |k, v| {
+                closed.push((k.to_vec(), v.to_vec()));
+                true
+            })?;
+            for (k, v) in closed {
+                if self.emit == EmitStrategy::OnWindowClose {
+                    if let Some((start, kb)) = split_window_key(&k) {
+                        let key = self.kv.key.deserialize(Some(kb)).map_err(|e| {
+                            crate::error::StreamsError::state(&self.kv.store_name, ctx.task, e)
+                        })?;
+                        let agg = self.kv.value.deserialize(Some(&v)).map_err(|e| {
+                            crate::error::StreamsError::state(&self.kv.store_name, ctx.task, e)
+                        })?;
+                        let window = Window {
+                            start,
+                            end: start + self.windows.size_ms,
+                        };
+                        self.next.process(
+                            ctx,
+                            Record::new(
+                                Windowed { key, window },
+                                Change {
+                                    old: None,
+                                    new: Some(agg),
+                                },
+                                window.end - 1,
+                            ),
+                        )?;
+                    }
+                }
+                ctx.store_put(self.kv.store, k, None)?;
+            }
+            self.open_starts = self.open_starts.split_off(&bound.saturating_add(1));
+        }
+        self.next.advance(ctx, t)
+    }
+}

@@ -1,0 +1,253 @@
+//! State stores: ordered byte maps a task's processors read and write, each logged to a
+//! compacted changelog topic and fronted by a bounded write cache.
+//!
+//! Key-value, window and session stores are all one ordered byte map ([`KvBytes`]) with
+//! different key layouts (`layout.rs`), so one implementation of caching, change logging,
+//! restoring and checkpointing serves all three. Two engines hold the bytes: memory
+//! (`BTreeMap`) and fjall (persistent, one keyspace per task and store).
+//!
+//! Invariants:
+//! - every write that reaches the engine is also appended to `out` as a changelog record
+//!   for the task's partition of the changelog topic, in the same order, so replaying the
+//!   changelog rebuilds the engine exactly;
+//! - the cache holds only dirty entries and is flushed before any range scan and before
+//!   every commit, so the engine plus the cache is always the current state;
+//! - the bytes all caches hold together stay under the configured budget (plus one entry).
+
+pub(crate) mod layout;
+mod memory;
+mod persistent;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+
+pub(crate) use memory::MemoryKv;
+pub(crate) use persistent::{FjallEngine, FjallKv};
+
+use crate::error::{Result, StreamsError};
+use crate::record::OutputRecord;
+
+/// An ordered map of bytes: the engine under every store.
+pub(crate) trait KvBytes: Send {
+    fn get(&self, key: &[u8]) -> std::result::Result<Option<Vec<u8>>, String>;
+    /// Applies puts (`Some`) and deletes (`None`) in order.
+    fn write(&mut self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> std::result::Result<(), String>;
+    /// Calls `f` on entries with `from <= key < to` in order until it returns false.
+    fn range(
+        &self,
+        from: &[u8],
+        to: Option<&[u8]>,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> std::result::Result<(), String>;
+    /// Makes what was written durable (fsync for persistent engines).
+    fn persist(&mut self) -> std::result::Result<(), String>;
+    /// Removes everything.
+    fn clear(&mut self) -> std::result::Result<(), String>;
+}
+
+/// Which kind of store a processor asked for (for descriptions and typed reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Key -> value.
+    KeyValue,
+    /// (window start, key) -> aggregate.
+    Window,
+    /// (key, session end, session start) -> aggregate.
+    Session,
+    /// (key, timestamp, sequence) -> value: the records a sliding window aggregates.
+    SlidingBuffer,
+}
+
+/// Where a store keeps its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoreEngine {
+    /// On disk in the state directory (fjall); survives restarts without a full restore.
+    #[default]
+    Persistent,
+    /// In memory; rebuilt from its changelog on every start.
+    InMemory,
+}
+
+/// A store's index in its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoreHandle(pub usize);
+
+/// The memory all write caches of one job may hold together.
+#[derive(Debug)]
+pub(crate) struct CacheBudget {
+    pub max_bytes: usize,
+    used_bytes: AtomicUsize,
+}
+
+impl CacheBudget {
+    pub fn new(max_bytes: usize) -> Arc<Self> {
+        Arc::new(CacheBudget {
+            max_bytes,
+            used_bytes: AtomicUsize::new(0),
+        })
+    }
+
+    fn over(&self) -> bool {
+        self.used_bytes.load(Ordering::Relaxed) > self.max_bytes
+    }
+}
+
+/// One store of one task.
+pub(crate) struct Store {
+    pub name: String,
+    pub kind: StoreKind,
+    task: String,
+    /// The changelog topic and this task's partition of it; `None` when logging is off.
+    pub changelog: Option<(String, i32)>,
+    engine: Box<dyn KvBytes>,
+    /// Writes not yet in the engine: key -> new value (`None`: delete).
+    dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    dirty_bytes: usize,
+    budget: Arc<CacheBudget>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+fn entry_bytes(k: &[u8], v: &Option<Vec<u8>>) -> usize {
+    k.len() + v.as_ref().map_or(0, Vec::len) + 48
+}
+
+impl Store {
+    pub fn new(
+        name: String,
+        kind: StoreKind,
+        task: String,
+        changelog: Option<(String, i32)>,
+        engine: Box<dyn KvBytes>,
+        budget: Arc<CacheBudget>,
+    ) -> Self {
+        Store {
+            name,
+            kind,
+            task,
+            changelog,
+            engine,
+            dirty: BTreeMap::new(),
+            dirty_bytes: 0,
+            budget,
+        }
+    }
+
+    fn err(&self, reason: impl ToString) -> StreamsError {
+        StreamsError::state(&self.name, &self.task, reason)
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.dirty.get(key) {
+            return Ok(v.clone());
+        }
+        self.engine.get(key).map_err(|e| self.err(e))
+    }
+
+    pub fn put(
+        &mut self,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        out: &mut Vec<OutputRecord>,
+        ts: i64,
+    ) -> Result<()> {
+        let added = entry_bytes(&key, &value);
+        if let Some(old) = self.dirty.insert(key.clone(), value) {
+            let freed = entry_bytes(&key, &old);
+            self.dirty_bytes -= freed;
+            self.budget.used_bytes.fetch_sub(freed, Ordering::Relaxed);
+        }
+        self.dirty_bytes += added;
+        self.budget.used_bytes.fetch_add(added, Ordering::Relaxed);
+        if self.budget.over() {
+            self.flush(out, ts)?;
+        }
+        Ok(())
+    }
+
+    pub fn range(
+        &mut self,
+        from: &[u8],
+        to: Option<&[u8]>,
+        out: &mut Vec<OutputRecord>,
+        ts: i64,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        self.flush(out, ts)?;
+        self.engine.range(from, to, f).map_err(|e| self.err(e))
+    }
+
+    /// Moves the cache into the engine and the changelog.
+    pub fn flush(&mut self, out: &mut Vec<OutputRecord>, ts: i64) -> Result<()> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        self.budget
+            .used_bytes
+            .fetch_sub(self.dirty_bytes, Ordering::Relaxed);
+        self.dirty_bytes = 0;
+        if let Some((topic, partition)) = &self.changelog {
+            out.extend(dirty.iter().map(|(k, v)| OutputRecord {
+                topic: topic.clone(),
+                partition: Some(*partition),
+                key: Some(Bytes::copy_from_slice(k)),
+                value: v.as_deref().map(Bytes::copy_from_slice),
+                timestamp: ts,
+                headers: Vec::new(),
+            }));
+        }
+        self.engine
+            .write(dirty.into_iter().collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Applies changelog entries read back during a restore (not logged again).
+    pub fn restore_batch(&mut self, batch: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        self.engine.write(batch).map_err(|e| self.err(e))
+    }
+
+    pub fn persist(&mut self) -> Result<()> {
+        self.engine.persist().map_err(|e| self.err(e))
+    }
+
+    pub fn clear(&mut self) -> Result<()> {
+        self.budget
+            .used_bytes
+            .fetch_sub(self.dirty_bytes, Ordering::Relaxed);
+        self.dirty.clear();
+        self.dirty_bytes = 0;
+        self.engine.clear().map_err(|e| self.err(e))
+    }
+
+    /// Every entry, flushed first (tests and the test driver read whole stores).
+    pub fn entries(
+        &mut self,
+        out: &mut Vec<OutputRecord>,
+        ts: i64,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut all = Vec::new();
+        self.range(&[], None, out, ts, &mut |k, v| {
+            all.push((k.to_vec(), v.to_vec()));
+            true
+        })?;
+        Ok(all)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.budget
+            .used_bytes
+            .fetch_sub(self.dirty_bytes, Ordering::Relaxed);
+    }
+}
