@@ -280,7 +280,7 @@ impl Consumer {
         let partition = self.log.partition(&tp.topic, tp.partition)?;
         match self.config.auto_offset_reset {
             OffsetReset::Earliest => Ok(partition.log_start_offset()),
-            OffsetReset::Latest => Ok(partition.log_end_offset()),
+            OffsetReset::Latest => Ok(self.end_offset(&partition)),
             OffsetReset::None => Err(Error::OffsetOutOfRange {
                 topic: tp.topic.clone(),
                 partition: tp.partition,
@@ -288,6 +288,15 @@ impl Consumer {
                 log_start_offset: partition.log_start_offset(),
                 log_end_offset: partition.log_end_offset(),
             }),
+        }
+    }
+
+    /// Where "the end" is for this consumer: the last stable offset under read_committed
+    /// (as Kafka's ListOffsets answers), else the log end offset.
+    fn end_offset(&self, partition: &crate::log::Partition) -> i64 {
+        match self.config.isolation_level {
+            IsolationLevel::ReadCommitted => partition.last_stable_offset(),
+            IsolationLevel::ReadUncommitted => partition.log_end_offset(),
         }
     }
 
@@ -312,7 +321,7 @@ impl Consumer {
         let offset = match to {
             Seek::Offset(o) => o,
             Seek::Beginning => partition.log_start_offset(),
-            Seek::End => partition.log_end_offset(),
+            Seek::End => self.end_offset(&partition),
             Seek::Timestamp(ts) => partition
                 .offset_for_timestamp(ts)?
                 .unwrap_or_else(|| partition.log_end_offset()),

@@ -359,6 +359,13 @@ impl Producer {
                 "producer dropped with an open transaction that could not be aborted: {e}"
             );
         }
+        // Records buffered for a transaction that ended without them (timed out, fenced).
+        let mut state = self.state.lock();
+        if let Some(txn) = &state.txn {
+            let dropped =
+                Arc::new(txn.invalid("the producer was dropped before this record was sent"));
+            Producer::discard_pending(&mut state, &dropped);
+        }
         true
     }
 }

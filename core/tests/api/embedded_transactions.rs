@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sluice_core::{
     ConsumerConfig, Error, IsolationLevel, Log, NewTopic, Producer, ProducerConfig, ProducerRecord,
-    TopicPartition,
+    Seek, TopicPartition,
 };
 
 use crate::common::open;
@@ -129,7 +129,7 @@ fn an_aborted_transaction_is_never_seen_by_read_committed() {
 fn an_open_transaction_holds_read_committed_at_the_last_stable_offset() {
     // Proves the LSO: while a transaction is open, read_committed sees neither its records
     // nor anything appended after its first one (even committed-by-nature plain records),
-    // and sees all of it once the transaction commits.
+    // seeks to the end land on the LSO, and all of it is seen once the transaction commits.
     let dir = tempfile::tempdir().unwrap();
     let log = open_with_topic(dir.path());
     let plain = log.producer(ProducerConfig::default()).unwrap();
@@ -153,6 +153,12 @@ fn an_open_transaction_holds_read_committed_at_the_last_stable_offset() {
     assert_eq!(first[0].value.as_deref(), Some(&b"before"[..]));
     assert!(reader.poll(Duration::from_millis(100)).unwrap().is_empty());
     assert_eq!(reader.position(&tp()).unwrap(), 1);
+    // "The end" of a read_committed consumer is the LSO, as Kafka's ListOffsets says.
+    let mut at_end =
+        log.consumer(ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted));
+    at_end.assign(vec![tp()]).unwrap();
+    at_end.seek(&tp(), Seek::End).unwrap();
+    assert_eq!(at_end.position(&tp()).unwrap(), 1);
     assert_eq!(uncommitted(&log), ["before", "t1", "after"]);
 
     producer.commit_transaction().unwrap();
