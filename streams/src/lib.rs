@@ -67,7 +67,7 @@ pub use processor::ctx::TaskStats;
 pub use processor::source::DeserializationHandler;
 pub use processor::table::Change;
 pub use record::{Header, InputRecord, OutputRecord, Record};
-pub use runtime::{Connection, ProcessingGuarantee, StreamsConfig};
+pub use runtime::{Connection, KafkaStreams, ProcessingGuarantee, StreamsConfig};
 pub use serdes::{F64, I64, Json, Nullable, Raw, Rkyv, Serde, SerdeError, Str, U64, Unit};
 pub use state::{StoreEngine, StoreKind};
 pub use test_driver::{TestInputTopic, TestOutputTopic, TestRecord, TopologyTestDriver};
@@ -80,9 +80,9 @@ pub use window::{
 pub mod prelude {
     pub use crate::{
         Consumed, DeserializationHandler, EmitStrategy, F64, Grouped, I64, Json, KStream, KTable,
-        Materialized, Nullable, ProcessingGuarantee, Produced, Raw, Repartitioned, Rkyv, Serde,
-        SessionWindows, SlidingWindows, Str, StreamsBuilder, StreamsConfig, TestInputTopic,
-        TestOutputTopic, TimeWindows, TopologyTestDriver, U64, Unit, Window, Windowed,
-        WindowedSerde,
+        KafkaStreams, Materialized, Nullable, ProcessingGuarantee, Produced, Raw, Repartitioned,
+        Rkyv, Serde, SessionWindows, SlidingWindows, Str, StreamsBuilder, StreamsConfig,
+        TestInputTopic, TestOutputTopic, TimeWindows, TopologyTestDriver, U64, Unit, Window,
+        Windowed, WindowedSerde,
     };
 }

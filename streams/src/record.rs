@@ -28,16 +28,6 @@ impl<K, V> Record<K, V> {
             headers: Vec::new(),
         }
     }
-
-    /// The same record with another key and value.
-    pub(crate) fn with<K2, V2>(self, key: K2, value: V2) -> Record<K2, V2> {
-        Record {
-            key,
-            value,
-            timestamp: self.timestamp,
-            headers: self.headers,
-        }
-    }
 }
 
 /// A raw record read from an input topic.

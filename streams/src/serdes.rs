@@ -294,6 +294,46 @@ pub(crate) fn to_bytes<S: Serde>(serde: &S, value: &S::Target) -> Result<Vec<u8>
     })
 }
 
+/// A serde behind a pointer, so handles like `KTable<K, V>` need not carry serde types.
+pub(crate) trait DynSerde<T>: Send + Sync {
+    fn ser(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError>;
+    fn de(&self, data: Option<&[u8]>) -> Result<T, SerdeError>;
+    fn serde_name(&self) -> String;
+}
+
+impl<S: Serde> DynSerde<S::Target> for S {
+    fn ser(&self, value: &S::Target) -> Result<Option<Vec<u8>>, SerdeError> {
+        self.serialize(value)
+    }
+    fn de(&self, data: Option<&[u8]>) -> Result<S::Target, SerdeError> {
+        self.deserialize(data)
+    }
+    fn serde_name(&self) -> String {
+        self.name()
+    }
+}
+
+/// A shared, type-erased serde; itself a [`Serde`].
+pub(crate) type SerdeRef<T> = std::sync::Arc<dyn DynSerde<T>>;
+
+impl<T: Clone + Send + 'static> Serde for SerdeRef<T> {
+    type Target = T;
+    // `(**self)`: the Arc itself is a DynSerde too (through this impl); call the inner one.
+    fn serialize(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
+        (**self).ser(value)
+    }
+    fn deserialize(&self, data: Option<&[u8]>) -> Result<T, SerdeError> {
+        (**self).de(data)
+    }
+    fn name(&self) -> String {
+        (**self).serde_name()
+    }
+}
+
+pub(crate) fn erase<S: Serde>(s: S) -> SerdeRef<S::Target> {
+    std::sync::Arc::new(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,44 +400,4 @@ mod tests {
         assert_eq!(serde.deserialize(Some(&bytes)).unwrap(), a);
         assert!(serde.deserialize(Some(&[1, 2, 3])).is_err());
     }
-}
-
-/// A serde behind a pointer, so handles like `KTable<K, V>` need not carry serde types.
-pub(crate) trait DynSerde<T>: Send + Sync {
-    fn ser(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError>;
-    fn de(&self, data: Option<&[u8]>) -> Result<T, SerdeError>;
-    fn serde_name(&self) -> String;
-}
-
-impl<S: Serde> DynSerde<S::Target> for S {
-    fn ser(&self, value: &S::Target) -> Result<Option<Vec<u8>>, SerdeError> {
-        self.serialize(value)
-    }
-    fn de(&self, data: Option<&[u8]>) -> Result<S::Target, SerdeError> {
-        self.deserialize(data)
-    }
-    fn serde_name(&self) -> String {
-        self.name()
-    }
-}
-
-/// A shared, type-erased serde; itself a [`Serde`].
-pub(crate) type SerdeRef<T> = std::sync::Arc<dyn DynSerde<T>>;
-
-impl<T: Clone + Send + 'static> Serde for SerdeRef<T> {
-    type Target = T;
-    // `(**self)`: the Arc itself is a DynSerde too (through this impl); call the inner one.
-    fn serialize(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
-        (**self).ser(value)
-    }
-    fn deserialize(&self, data: Option<&[u8]>) -> Result<T, SerdeError> {
-        (**self).de(data)
-    }
-    fn name(&self) -> String {
-        (**self).serde_name()
-    }
-}
-
-pub(crate) fn erase<S: Serde>(s: S) -> SerdeRef<S::Target> {
-    std::sync::Arc::new(s)
 }

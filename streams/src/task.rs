@@ -143,16 +143,12 @@ impl Task {
         self.graph.ctx.stats
     }
 
-    pub fn stream_time(&self) -> i64 {
-        self.graph.ctx.stream_time
-    }
-
     pub fn stores_mut(&mut self) -> &mut [crate::state::Store] {
         &mut self.graph.ctx.stores
     }
 
     /// Every entry of the store `name`, flushed first.
-    pub fn store_entries(&mut self, name: &str) -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>> {
+    pub fn store_entries(&mut self, name: &str) -> Result<Option<crate::state::Entries>> {
         let ctx = &mut self.graph.ctx;
         let ts = ctx.stream_time.max(0);
         let Some(store) = ctx.stores.iter_mut().find(|s| s.name == name) else {

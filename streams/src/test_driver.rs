@@ -16,10 +16,15 @@ use crate::processor::ctx::TaskStats;
 use crate::record::{Header, InputRecord, OutputRecord};
 use crate::runtime::StreamsConfig;
 use crate::serdes::Serde;
-use crate::state::{CacheBudget, MemoryKv, Store, layout};
+use crate::state::{CacheBudget, MemoryKv, Store, StoreKind, layout};
 use crate::task::Task;
 use crate::topology::{TaskId, Topology};
 use crate::window::Window;
+
+/// Rows of a window store: (key, window start, aggregate).
+pub type WindowRows<K, V> = Vec<(K, i64, V)>;
+/// Rows of a session store: (key, session, aggregate).
+pub type SessionRows<K, V> = Vec<(K, Window, V)>;
 
 /// Runs a topology synchronously for tests.
 ///
@@ -41,6 +46,7 @@ pub struct TopologyTestDriver {
     application_id: String,
     tasks: Vec<Task>,
     repartition_topics: HashSet<String>,
+    store_kinds: HashMap<String, StoreKind>,
     outputs: HashMap<String, VecDeque<OutputRecord>>,
     offsets: HashMap<String, i64>,
     wall_clock_ms: i64,
@@ -77,7 +83,6 @@ impl TopologyTestDriver {
                 move |desc: &crate::topology::StoreDesc, task: TaskId| -> Result<Store> {
                     Ok(Store::new(
                         desc.name.clone(),
-                        desc.kind,
                         task.to_string(),
                         desc.changelog()
                             .map(|t| (t.resolve(&app_for_store), task.partition)),
@@ -99,8 +104,15 @@ impl TopologyTestDriver {
             .iter()
             .map(|t| t.name.resolve(&app))
             .collect();
+        let store_kinds = topology
+            .graph
+            .stores
+            .iter()
+            .map(|s| (s.name.clone(), s.kind))
+            .collect();
         Ok(TopologyTestDriver {
             application_id: app,
+            store_kinds,
             tasks,
             repartition_topics,
             outputs: HashMap::new(),
@@ -216,13 +228,22 @@ impl TopologyTestDriver {
         format!("{}-{store}-changelog", self.application_id)
     }
 
-    fn store_entries(&mut self, name: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn store_entries(&mut self, name: &str, kind: StoreKind) -> Result<crate::state::Entries> {
+        match self.store_kinds.get(name) {
+            Some(k) if *k == kind => {}
+            Some(k) => {
+                return Err(StreamsError::Topology(format!(
+                    "store '{name}' is a {k:?} store, not a {kind:?} store"
+                )));
+            }
+            None => return Err(StreamsError::Topology(format!("no store named '{name}'"))),
+        }
         for task in &mut self.tasks {
             if let Some(entries) = task.store_entries(name)? {
                 return Ok(entries);
             }
         }
-        Err(StreamsError::Topology(format!("no store named '{name}'")))
+        Ok(Vec::new())
     }
 
     /// The contents of key-value store `name`, in key-byte order.
@@ -232,7 +253,7 @@ impl TopologyTestDriver {
         key: KS,
         value: VS,
     ) -> Result<Vec<(KS::Target, VS::Target)>> {
-        self.store_entries(name)?
+        self.store_entries(name, StoreKind::KeyValue)?
             .into_iter()
             .map(|(k, v)| Ok((de(&key, &k, name)?, de(&value, &v, name)?)))
             .collect()
@@ -244,8 +265,8 @@ impl TopologyTestDriver {
         name: &str,
         key: KS,
         value: VS,
-    ) -> Result<Vec<(KS::Target, i64, VS::Target)>> {
-        self.store_entries(name)?
+    ) -> Result<WindowRows<KS::Target, VS::Target>> {
+        self.store_entries(name, StoreKind::Window)?
             .into_iter()
             .map(|(k, v)| {
                 let (start, kb) = layout::split_window_key(&k)
@@ -261,8 +282,8 @@ impl TopologyTestDriver {
         name: &str,
         key: KS,
         value: VS,
-    ) -> Result<Vec<(KS::Target, Window, VS::Target)>> {
-        self.store_entries(name)?
+    ) -> Result<SessionRows<KS::Target, VS::Target>> {
+        self.store_entries(name, StoreKind::Session)?
             .into_iter()
             .map(|(k, v)| {
                 let (kb, end, start) = layout::split_keyed_key(&k)

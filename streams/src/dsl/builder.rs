@@ -92,7 +92,6 @@ impl StreamsBuilder {
                 on_error: on_error
                     .clone()
                     .unwrap_or_else(|| inst.on_deserialization_error.clone()),
-                topic: Arc::from(""),
                 next: inst.children::<KS::Target, VS::Target>(id)?,
             }))
         });

@@ -336,7 +336,6 @@ impl<K: Data, V: Data> KStream<K, V> {
                 value: value.clone(),
                 extractor: None,
                 on_error: crate::processor::source::DeserializationHandler::Fail,
-                topic: Arc::from(""),
                 next: inst.children::<K, V>(id)?,
             }))
         });

@@ -104,10 +104,10 @@ impl<K: Data, V: Data, A: Data> Node<K, Change<V>> for TableAggregate<K, V, A> {
         let kb = self.kv.key_bytes(&r.key)?;
         let old = self.kv.get(ctx, &kb)?;
         let mut agg = old.clone();
-        if let Some(v) = r.value.old {
-            if let Some(a) = agg.take() {
-                agg = Some((self.subtract)(&r.key, v, a));
-            }
+        if let Some(v) = r.value.old
+            && let Some(a) = agg.take()
+        {
+            agg = Some((self.subtract)(&r.key, v, a));
         }
         if let Some(v) = r.value.new {
             agg = Some((self.add)(&r.key, v, agg));

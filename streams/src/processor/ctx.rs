@@ -1,20 +1,10 @@
 //! What a node sees of its task while it handles a record: where the record came from,
 //! the task's stream time, its state stores and the output it has produced so far.
 
-use std::sync::Arc;
-
 use crate::error::Result;
 use crate::record::OutputRecord;
 use crate::state::{Store, StoreHandle};
 use crate::topology::TaskId;
-
-/// Where the record being processed was read from (for error messages and dead letters).
-#[derive(Debug, Clone)]
-pub(crate) struct Position {
-    pub topic: Arc<str>,
-    pub partition: i32,
-    pub offset: i64,
-}
 
 /// Counters a task keeps; the runtime sums them into the job's metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,7 +31,6 @@ impl std::ops::AddAssign for TaskStats {
 /// The task-side state every node can reach.
 pub(crate) struct Ctx {
     pub task: TaskId,
-    pub position: Position,
     /// The largest event time this task has seen (or advanced to when idle), ms.
     pub stream_time: i64,
     pub stores: Vec<Store>,
@@ -54,11 +43,6 @@ impl Ctx {
     pub fn new(task: TaskId) -> Self {
         Ctx {
             task,
-            position: Position {
-                topic: Arc::from(""),
-                partition: -1,
-                offset: -1,
-            },
             stream_time: i64::MIN,
             stores: Vec::new(),
             out: Vec::new(),

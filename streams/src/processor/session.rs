@@ -94,10 +94,10 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SessionAggregate<K, V, A> {
         let to = prefix_end(&keyed_prefix(&kb));
         let mut found: Vec<(Vec<u8>, i64, i64, Vec<u8>)> = Vec::new();
         ctx.store_range(self.kv.store, &from, to.as_deref(), &mut |k, v| {
-            if let Some((_, end, start)) = split_keyed_key(k) {
-                if start <= ts.saturating_add(gap) {
-                    found.push((k.to_vec(), end, start, v.to_vec()));
-                }
+            if let Some((_, end, start)) = split_keyed_key(k)
+                && start <= ts.saturating_add(gap)
+            {
+                found.push((k.to_vec(), end, start, v.to_vec()));
             }
             true
         })?;
@@ -155,19 +155,19 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SessionAggregate<K, V, A> {
             }
             self.open.pop_first();
             let sk = keyed_key(&kb, end, start);
-            if self.emit == EmitStrategy::OnWindowClose {
-                if let Some(agg) = self.kv.get(ctx, &sk)? {
-                    let key = self
-                        .kv
-                        .key
-                        .deserialize(Some(&kb))
-                        .map_err(|e| StreamsError::state(&self.kv.store_name, ctx.task, e))?;
-                    let change = Change {
-                        old: None,
-                        new: Some(agg),
-                    };
-                    self.forward(ctx, &key, Window { start, end }, change, end)?;
-                }
+            if self.emit == EmitStrategy::OnWindowClose
+                && let Some(agg) = self.kv.get(ctx, &sk)?
+            {
+                let key = self
+                    .kv
+                    .key
+                    .deserialize(Some(&kb))
+                    .map_err(|e| StreamsError::state(&self.kv.store_name, ctx.task, e))?;
+                let change = Change {
+                    old: None,
+                    new: Some(agg),
+                };
+                self.forward(ctx, &key, Window { start, end }, change, end)?;
             }
             ctx.store_put(self.kv.store, sk, None)?;
         }

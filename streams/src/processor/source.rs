@@ -7,7 +7,6 @@ use bytes::Bytes;
 
 use super::{Ctx, Node};
 use crate::error::{Result, StreamsError};
-use crate::processor::ctx::Position;
 use crate::record::{Header, InputRecord, OutputRecord, Record};
 use crate::serdes::Serde;
 
@@ -40,8 +39,6 @@ pub(crate) struct TypedSource<KS: Serde, VS: Serde> {
     pub value: VS,
     pub extractor: Option<Extractor<KS::Target, VS::Target>>,
     pub on_error: DeserializationHandler,
-    /// The last topic name seen, shared into `ctx.position` without a copy per record.
-    pub topic: Arc<str>,
     pub next: Box<dyn Node<KS::Target, VS::Target>>,
 }
 
@@ -99,14 +96,6 @@ impl<KS: Serde, VS: Serde> TypedSource<KS, VS> {
 
 impl<KS: Serde, VS: Serde> SourceNode for TypedSource<KS, VS> {
     fn process(&mut self, ctx: &mut Ctx, record: InputRecord) -> Result<()> {
-        if *self.topic != *record.topic {
-            self.topic = Arc::from(record.topic.as_str());
-        }
-        ctx.position = Position {
-            topic: self.topic.clone(),
-            partition: record.partition,
-            offset: record.offset,
-        };
         ctx.stats.processed += 1;
         let key = match self.key.deserialize(record.key.as_deref()) {
             Ok(k) => k,

@@ -106,30 +106,30 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
                 true
             })?;
             for (k, v) in closed {
-                if self.emit == EmitStrategy::OnWindowClose {
-                    if let Some((start, kb)) = split_window_key(&k) {
-                        let key = self.kv.key.deserialize(Some(kb)).map_err(|e| {
-                            crate::error::StreamsError::state(&self.kv.store_name, ctx.task, e)
-                        })?;
-                        let agg = self.kv.value.deserialize(Some(&v)).map_err(|e| {
-                            crate::error::StreamsError::state(&self.kv.store_name, ctx.task, e)
-                        })?;
-                        let window = Window {
-                            start,
-                            end: start + self.windows.size_ms,
-                        };
-                        self.next.process(
-                            ctx,
-                            Record::new(
-                                Windowed { key, window },
-                                Change {
-                                    old: None,
-                                    new: Some(agg),
-                                },
-                                window.end - 1,
-                            ),
-                        )?;
-                    }
+                if self.emit == EmitStrategy::OnWindowClose
+                    && let Some((start, kb)) = split_window_key(&k)
+                {
+                    let key = self.kv.key.deserialize(Some(kb)).map_err(|e| {
+                        crate::error::StreamsError::state(&self.kv.store_name, ctx.task, e)
+                    })?;
+                    let agg = self.kv.value.deserialize(Some(&v)).map_err(|e| {
+                        crate::error::StreamsError::state(&self.kv.store_name, ctx.task, e)
+                    })?;
+                    let window = Window {
+                        start,
+                        end: start + self.windows.size_ms,
+                    };
+                    self.next.process(
+                        ctx,
+                        Record::new(
+                            Windowed { key, window },
+                            Change {
+                                old: None,
+                                new: Some(agg),
+                            },
+                            window.end - 1,
+                        ),
+                    )?;
                 }
                 ctx.store_put(self.kv.store, k, None)?;
             }

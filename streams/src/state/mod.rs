@@ -25,10 +25,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 
 pub(crate) use memory::MemoryKv;
-pub(crate) use persistent::{FjallEngine, FjallKv};
+pub(crate) use persistent::FjallEngine;
 
 use crate::error::{Result, StreamsError};
 use crate::record::OutputRecord;
+
+/// A store's entries as (key, value) bytes.
+pub(crate) type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// An ordered map of bytes: the engine under every store.
 pub(crate) trait KvBytes: Send {
@@ -98,7 +101,6 @@ impl CacheBudget {
 /// One store of one task.
 pub(crate) struct Store {
     pub name: String,
-    pub kind: StoreKind,
     task: String,
     /// The changelog topic and this task's partition of it; `None` when logging is off.
     pub changelog: Option<(String, i32)>,
@@ -124,7 +126,6 @@ fn entry_bytes(k: &[u8], v: &Option<Vec<u8>>) -> usize {
 impl Store {
     pub fn new(
         name: String,
-        kind: StoreKind,
         task: String,
         changelog: Option<(String, i32)>,
         engine: Box<dyn KvBytes>,
@@ -132,7 +133,6 @@ impl Store {
     ) -> Self {
         Store {
             name,
-            kind,
             task,
             changelog,
             engine,
@@ -230,11 +230,7 @@ impl Store {
     }
 
     /// Every entry, flushed first (tests and the test driver read whole stores).
-    pub fn entries(
-        &mut self,
-        out: &mut Vec<OutputRecord>,
-        ts: i64,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    pub fn entries(&mut self, out: &mut Vec<OutputRecord>, ts: i64) -> Result<Entries> {
         let mut all = Vec::new();
         self.range(&[], None, out, ts, &mut |k, v| {
             all.push((k.to_vec(), v.to_vec()));

@@ -110,13 +110,11 @@ impl Instantiator<'_> {
 
     fn build<K: Data, V: Data>(&mut self, id: NodeId) -> Result<Box<dyn Node<K, V>>> {
         let shared = self.topology.graph.nodes[id].parents.len() > 1;
-        if shared {
-            if let Some(node) = self.memo.get(&id) {
-                let node = node
-                    .downcast_ref::<Arc<Mutex<Box<dyn Node<K, V>>>>>()
-                    .ok_or_else(|| internal("shared node type"))?;
-                return Ok(Box::new(Shared(node.clone())));
-            }
+        if shared && let Some(node) = self.memo.get(&id) {
+            let node = node
+                .downcast_ref::<Arc<Mutex<Box<dyn Node<K, V>>>>>()
+                .ok_or_else(|| internal("shared node type"))?;
+            return Ok(Box::new(Shared(node.clone())));
         }
         let Build::Node(any) = &self.topology.graph.builds[id] else {
             return Err(internal("a processor node built as a source"));

@@ -87,7 +87,7 @@ impl Topology {
             }
             x
         }
-        let mut union = |parent: &mut Vec<usize>, a: usize, b: usize| {
+        let union = |parent: &mut Vec<usize>, a: usize, b: usize| {
             let (ra, rb) = (find(parent, a), find(parent, b));
             if ra != rb {
                 parent[ra.max(rb)] = ra.min(rb);
