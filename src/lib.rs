@@ -3,8 +3,9 @@
 //! This facade re-exports the layers a user programs against:
 //! - [`core`] (`sluice-core`): the durable, partitioned log and its embedded
 //!   [`Producer`](core::Producer) / [`Consumer`](core::Consumer).
+//! - [`streams`] (`sluice-streams`): the Kafka-Streams-style DSL, its runtime and state.
 //!
-//! Later layers (streams DSL, SQL, connectors) join as their crates arrive.
+//! Later layers (SQL, connectors) join as their crates arrive.
 //!
 //! ```
 //! use sluice::prelude::*;
@@ -20,6 +21,7 @@
 //! ```
 
 pub use sluice_core as core;
+pub use sluice_streams as streams;
 
 /// The names most programs need.
 pub mod prelude {
@@ -28,4 +30,5 @@ pub mod prelude {
         LogOptions, NewTopic, OffsetReset, Producer, ProducerConfig, ProducerRecord,
         RecordMetadata, Seek, TopicPartition,
     };
+    pub use sluice_streams::prelude::*;
 }
