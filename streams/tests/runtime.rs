@@ -114,13 +114,3 @@ fn instances_share_work_and_take_over_exactly_once() {
     b.close().unwrap();
     assert_exactly_once(&read_counts(&log, "word-counts", true));
 }
-
-/// Each key's committed updates are exactly 1, 2, 3, ...: nothing repeated or missing.
-fn assert_exactly_once(updates: &[(String, i64)]) {
-    let mut next: std::collections::BTreeMap<&str, i64> = Default::default();
-    for (k, v) in updates {
-        let n = next.entry(k).or_insert(1);
-        assert_eq!(*v, *n, "key {k}: update {v} where {n} was due");
-        *n += 1;
-    }
-}

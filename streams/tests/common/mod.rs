@@ -14,6 +14,11 @@ use sluice_streams::prelude::*;
 
 /// Running word counts from `text-input` to `word-counts`, the count store named `counts`.
 pub fn wordcount(in_memory: bool) -> Topology {
+    wordcount_paced(in_memory, Duration::ZERO)
+}
+
+/// [`wordcount`], sleeping `pause` per input line (so a crash test can kill it mid-way).
+pub fn wordcount_paced(in_memory: bool, pause: Duration) -> Topology {
     let b = StreamsBuilder::new();
     let store = if in_memory {
         Materialized::named("counts").in_memory()
@@ -21,6 +26,11 @@ pub fn wordcount(in_memory: bool) -> Topology {
         Materialized::named("counts")
     };
     b.stream("text-input", Consumed::with(Unit, Str))
+        .peek(move |_, _| {
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
+        })
         .flat_map_values(|line: String| {
             line.split_whitespace()
                 .map(str::to_string)
@@ -122,4 +132,15 @@ pub fn lines(n: usize, seed: usize) -> Vec<String> {
             format!("{a} {b} {a}")
         })
         .collect()
+}
+
+/// Asserts each key's committed updates are exactly 1, 2, 3, ...: nothing repeated or
+/// missing.
+pub fn assert_exactly_once(updates: &[(String, i64)]) {
+    let mut next: BTreeMap<&str, i64> = BTreeMap::new();
+    for (k, v) in updates {
+        let n = next.entry(k).or_insert(1);
+        assert_eq!(*v, *n, "key {k}: update {v} where {n} was due");
+        *n += 1;
+    }
 }
