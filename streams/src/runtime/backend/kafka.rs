@@ -54,6 +54,9 @@ impl Kafka {
     fn base_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.servers);
+        if let Ok(debug) = std::env::var("SLUICE_RDKAFKA_DEBUG") {
+            c.set("debug", debug);
+        }
         c
     }
 }
@@ -120,7 +123,11 @@ impl Backend for Kafka {
     fn producer(&self, transactional_id: Option<&str>) -> Result<Box<dyn OutputProducer>> {
         let failure = Arc::new(Mutex::new(None));
         let mut config = self.base_config();
+        // Kafka's (Java) murmur2 partitioner, not librdkafka's CRC32 default: records keyed
+        // alike land in the same partition whichever client wrote them, as co-partitioned
+        // topics need.
         config
+            .set("partitioner", "murmur2_random")
             .set("linger.ms", "5")
             .set("enable.idempotence", "true")
             .set("compression.type", "lz4");
