@@ -24,7 +24,10 @@ struct TestBroker {
 
 impl TestBroker {
     fn start(dir: &std::path::Path) -> TestBroker {
-        let log = LogOptions::new().background(true).open(dir).unwrap();
+        let log = LogOptions::new()
+            .background(true)
+            .open(dir)
+            .expect("open log");
         let broker_log = log.clone();
         let config = BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -38,10 +41,10 @@ impl TestBroker {
                 .worker_threads(2)
                 .enable_all()
                 .build()
-                .unwrap();
+                .expect("runtime");
             rt.block_on(async move {
-                let broker = Broker::bind(broker_log, config).await.unwrap();
-                addr_tx.send(broker.local_addr()).unwrap();
+                let broker = Broker::bind(broker_log, config).await.expect("bind");
+                addr_tx.send(broker.local_addr()).expect("send addr");
                 let _ = broker
                     .run(async move {
                         let _ = shutdown_rx.await;
@@ -49,7 +52,9 @@ impl TestBroker {
                     .await;
             });
         });
-        let addr = addr_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("broker bound");
         TestBroker {
             addr,
             log,
@@ -71,7 +76,7 @@ impl Drop for TestBroker {
 }
 
 fn run(guarantee: ProcessingGuarantee) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("run");
     let broker = TestBroker::start(&dir.path().join("data"));
     let log = broker.log.clone();
     create(&log, "text-input", 2);
@@ -82,25 +87,27 @@ fn run(guarantee: ProcessingGuarantee) {
         .state_dir(dir.path().join("state"))
         .processing_guarantee(guarantee)
         .commit_interval(Duration::from_millis(200));
-    let mut job = KafkaStreams::new(wordcount(false), config).unwrap();
-    job.start().unwrap();
+    let mut job = KafkaStreams::new(wordcount(false), config).expect("run");
+    job.start().expect("run");
     let want = expected_counts(&input);
     let committed = guarantee == ProcessingGuarantee::ExactlyOnce;
     wait_for(WAIT, "counts through the broker", || {
         assert!(job.error().is_none(), "{:?}", job.error());
         latest(&read_counts(&log, "word-counts", committed)) == want
     });
-    job.close().unwrap();
+    job.close().expect("run");
     if committed {
         assert_exactly_once(&read_counts(&log, "word-counts", true));
     }
     // The internal topics were created through the broker's admin API.
     assert_eq!(
-        log.partition_count("remote-wc-words-repartition").unwrap(),
+        log.partition_count("remote-wc-words-repartition")
+            .expect("run"),
         2
     );
     assert_eq!(
-        log.partition_count("remote-wc-counts-changelog").unwrap(),
+        log.partition_count("remote-wc-counts-changelog")
+            .expect("run"),
         2
     );
 }
