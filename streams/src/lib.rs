@@ -58,8 +58,8 @@ pub mod window;
 
 pub use dsl::{
     BranchedKStream, Consumed, Grouped, KGroupedStream, KGroupedTable, KStream, KTable,
-    Materialized, Produced, Repartitioned, SessionWindowedKStream, StreamsBuilder,
-    TimeWindowedKStream, WindowedBy,
+    Materialized, Produced, Repartitioned, SessionWindowedKStream, SlidingWindowedKStream,
+    StreamsBuilder, TimeWindowedKStream, WindowedBy,
 };
 pub use error::{Result, StreamsError};
 pub use processor::Data;

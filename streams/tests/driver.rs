@@ -363,8 +363,8 @@ fn session_windows_merge_and_close() -> R {
                 3
             )]
         );
-        // Another key's record moves stream time to end + gap + grace: the session closes.
-        input.pipe(&mut d, "v".into(), "p".into(), 45_000)?;
+        // Another key's record moves stream time past end + gap + grace: the session closes.
+        input.pipe(&mut d, "v".into(), "p".into(), 45_001)?;
         let out = output.read_key_values(&mut d)?;
         if emit == EmitStrategy::OnWindowClose {
             assert_eq!(out, vec![("u[0,20000]".into(), Some(3))]);
@@ -500,5 +500,61 @@ fn describe_shows_subtopologies() -> R {
         old: None,
         new: None,
     };
+    Ok(())
+}
+
+// Sliding windows: each record's window holds its key's records in the difference before
+// it; a record that arrives out of order updates the later windows it falls into; with
+// emit-on-close each window is emitted once, after its grace period.
+#[test]
+fn sliding_windows() -> R {
+    for emit in [EmitStrategy::OnWindowUpdate, EmitStrategy::OnWindowClose] {
+        let b = StreamsBuilder::new();
+        b.stream("temps", Consumed::with(Str, I64))
+            .group_by_key(Grouped::with(Str, I64))
+            .windowed_by(SlidingWindows::with_time_difference_and_grace(
+                Duration::from_secs(10),
+                Duration::from_secs(5),
+            ))
+            .emit_strategy(emit)
+            .reduce(|a, b| a.max(b), Materialized::named("max"))
+            .to_stream()
+            .map(|w, v| (format!("{}[{},{}]", w.key, w.window.start, w.window.end), v))
+            .to("max", Produced::with(Str, I64));
+        let config = StreamsConfig::new("sliding").idle_timeout(None);
+        let mut d = TopologyTestDriver::with_config(b.build()?, config)?;
+        let input = TestInputTopic::new("temps", Str, I64);
+        let output = TestOutputTopic::new("max", Str, I64);
+        input.pipe(&mut d, "k".into(), 5, 10_000)?;
+        input.pipe(&mut d, "k".into(), 7, 25_000)?;
+        // Out of order (22 s) but within grace: it gets its own window [12 s, 22 s] and
+        // joins the later window ending at 25 s.
+        input.pipe(&mut d, "k".into(), 9, 22_000)?;
+        // Late: its window ended more than 5 s before stream time (25 s).
+        input.pipe(&mut d, "k".into(), 1, 19_000)?;
+        assert_eq!(d.stats().dropped_late, 1);
+        let out = output.read_key_values(&mut d)?;
+        match emit {
+            EmitStrategy::OnWindowUpdate => assert_eq!(
+                out,
+                vec![
+                    ("k[0,10000]".into(), 5),
+                    ("k[15000,25000]".into(), 7),
+                    ("k[12000,22000]".into(), 9),
+                    ("k[15000,25000]".into(), 9),
+                ]
+            ),
+            EmitStrategy::OnWindowClose => {
+                assert_eq!(out, vec![("k[0,10000]".into(), 5)]);
+                // Stream time 31 s closes the windows ending at 22 s and 25 s.
+                input.pipe(&mut d, "other".into(), 0, 31_000)?;
+                let out = output.read_key_values(&mut d)?;
+                assert_eq!(
+                    out,
+                    vec![("k[12000,22000]".into(), 9), ("k[15000,25000]".into(), 9)]
+                );
+            }
+        }
+    }
     Ok(())
 }

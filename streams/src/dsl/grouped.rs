@@ -7,13 +7,14 @@ use std::sync::Arc;
 use super::{KStream, KTable, Materialized};
 use crate::processor::aggregate::{Fold, KvAccess, StreamAggregate, TableAggregate};
 use crate::processor::session::SessionAggregate;
+use crate::processor::sliding::SlidingAggregate;
 use crate::processor::table::Change;
 use crate::processor::window::TimeWindowAggregate;
 use crate::processor::{Data, Node};
 use crate::serdes::{I64, Serde, SerdeRef, erase};
 use crate::state::StoreKind;
 use crate::topology::{Instantiator, NodeId, StoreId};
-use crate::window::{EmitStrategy, SessionWindows, TimeWindows, Windowed};
+use crate::window::{EmitStrategy, SessionWindows, SlidingWindows, TimeWindows, Windowed};
 
 /// A stream grouped by key, ready to aggregate.
 pub struct KGroupedStream<K, V> {
@@ -204,6 +205,99 @@ impl<K, V> WindowedBy<K, V> for SessionWindows {
             windows: self,
             emit: EmitStrategy::default(),
         }
+    }
+}
+
+impl<K, V> WindowedBy<K, V> for SlidingWindows {
+    type Output = SlidingWindowedKStream<K, V>;
+    fn group(self, grouped: KGroupedStream<K, V>) -> SlidingWindowedKStream<K, V> {
+        SlidingWindowedKStream {
+            grouped,
+            windows: self,
+            emit: EmitStrategy::default(),
+        }
+    }
+}
+
+/// A grouped stream over sliding windows: for each record, the window of its key's
+/// records in the `difference` before it (inclusive at both ends).
+pub struct SlidingWindowedKStream<K, V> {
+    grouped: KGroupedStream<K, V>,
+    windows: SlidingWindows,
+    emit: EmitStrategy,
+}
+
+impl<K: Data, V: Data> SlidingWindowedKStream<K, V> {
+    /// When results go downstream: on every update (default: a record's own window and
+    /// the later windows it joins) or once per window when it closes.
+    pub fn emit_strategy(mut self, emit: EmitStrategy) -> Self {
+        self.emit = emit;
+        self
+    }
+
+    fn sliding<A: Data, M>(
+        &self,
+        fold: Fold<K, V, A>,
+        m: &Materialized<M>,
+    ) -> KTable<Windowed<K>, A> {
+        let (windows, emit) = (self.windows, self.emit);
+        let g = &self.grouped;
+        let b = &g.stream.builder;
+        let store = b.add_store("KSTREAM-SLIDING-BUFFER", StoreKind::SlidingBuffer, m);
+        let store_name: Arc<str> = Arc::from(b.graph.lock().stores[store].name.as_str());
+        let (key, value) = (g.key.clone(), g.value.clone());
+        let id = b.add_node::<K, V>(
+            &[g.stream.node],
+            "KSTREAM-SLIDINGWINDOWAGGREGATE",
+            vec![store],
+            move |inst, id| {
+                Ok(Box::new(SlidingAggregate {
+                    windows,
+                    emit,
+                    store: inst.store(store)?,
+                    store_name: store_name.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                    fold: fold.clone(),
+                    index: BTreeSet::new(),
+                    next_seq: 0,
+                    closed_through: i64::MIN,
+                    scanned: false,
+                    next: inst.children::<Windowed<K>, Change<A>>(id)?,
+                }))
+            },
+        );
+        KTable::new(b.clone(), id)
+    }
+
+    /// The number of records per key and window.
+    pub fn count(&self) -> KTable<Windowed<K>, i64> {
+        self.count_with(Materialized::default_store())
+    }
+
+    /// [`count`](Self::count) with the record buffer configured by `m`.
+    pub fn count_with(&self, m: Materialized<()>) -> KTable<Windowed<K>, i64> {
+        self.sliding(count_fold(), &m)
+    }
+
+    /// Combines each key's values per window.
+    pub fn reduce(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        m: Materialized<()>,
+    ) -> KTable<Windowed<K>, V> {
+        self.sliding(reduce_fold(f), &m)
+    }
+
+    /// Folds each key's values per window into an aggregate (`m`'s serde is unused: the
+    /// buffer keeps records, and aggregates are folded from them when emitted).
+    pub fn aggregate<A: Data, VS>(
+        &self,
+        init: impl Fn() -> A + Send + Sync + 'static,
+        f: impl Fn(&K, V, A) -> A + Send + Sync + 'static,
+        m: Materialized<VS>,
+    ) -> KTable<Windowed<K>, A> {
+        self.sliding(aggregate_fold(init, f), &m)
     }
 }
 

@@ -9,7 +9,8 @@ mod options;
 
 pub use builder::StreamsBuilder;
 pub use grouped::{
-    KGroupedStream, KGroupedTable, SessionWindowedKStream, TimeWindowedKStream, WindowedBy,
+    KGroupedStream, KGroupedTable, SessionWindowedKStream, SlidingWindowedKStream,
+    TimeWindowedKStream, WindowedBy,
 };
 pub use kstream::{BranchedKStream, KStream};
 pub use ktable::KTable;

@@ -13,6 +13,7 @@ pub(crate) mod aggregate;
 pub(crate) mod ctx;
 pub(crate) mod session;
 pub(crate) mod sink;
+pub(crate) mod sliding;
 pub(crate) mod source;
 pub(crate) mod stateless;
 pub(crate) mod table;

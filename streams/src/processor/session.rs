@@ -1,8 +1,9 @@
 //! Aggregation over session windows into a session store.
 //!
 //! A record joins every session of its key that it is within the gap of; they merge
-//! into one session spanning them all. A session closes when stream time passes
-//! `end + gap + grace` (until then a record could still extend it). Open sessions are
+//! into one session spanning them all (a record exactly `gap` after a session's last one
+//! still joins it). A session closes when stream time passes `end + gap + grace`: until
+//! then an accepted record could still extend it. Open sessions are
 //! indexed by end in memory (rebuilt by one scan after a restore) so closing them is not
 //! a scan of the store.
 
@@ -35,6 +36,7 @@ pub(crate) struct SessionAggregate<K, V, A> {
 
 impl<K: Data, V: Data, A: Data> SessionAggregate<K, V, A> {
     fn scan(&mut self, ctx: &mut Ctx) -> Result<()> {
+        super::window::restore_stream_time(ctx, self.kv.store)?;
         let mut open = BTreeSet::new();
         ctx.store_range(self.kv.store, &[], None, &mut |k, _| {
             if let Some((kb, end, start)) = split_keyed_key(k) {
@@ -104,7 +106,7 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SessionAggregate<K, V, A> {
         found.sort_by_key(|f| f.2);
         let start = found.iter().map(|f| f.2).chain([ts]).min().unwrap_or(ts);
         let end = found.iter().map(|f| f.1).chain([ts]).max().unwrap_or(ts);
-        if self.closes_at(end) <= ctx.stream_time {
+        if self.closes_at(end) < ctx.stream_time {
             ctx.stats.dropped_late += 1;
             return Ok(());
         }
@@ -149,10 +151,12 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SessionAggregate<K, V, A> {
         if !self.scanned {
             self.scan(ctx)?;
         }
+        let mut closed_any = false;
         while let Some((end, kb, start)) = self.open.first().cloned() {
-            if self.closes_at(end) > t {
+            if self.closes_at(end) >= t {
                 break;
             }
+            closed_any = true;
             self.open.pop_first();
             let sk = keyed_key(&kb, end, start);
             if self.emit == EmitStrategy::OnWindowClose
@@ -170,6 +174,9 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SessionAggregate<K, V, A> {
                 self.forward(ctx, &key, Window { start, end }, change, end)?;
             }
             ctx.store_put(self.kv.store, sk, None)?;
+        }
+        if closed_any {
+            super::window::save_stream_time(ctx, self.kv.store, t)?;
         }
         self.next.advance(ctx, t)
     }

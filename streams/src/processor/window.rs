@@ -14,7 +14,8 @@ use super::{Ctx, Data, Node};
 use crate::error::Result;
 use crate::record::Record;
 use crate::serdes::Serde;
-use crate::state::layout::{split_window_key, time_bytes, window_key};
+use crate::state::StoreHandle;
+use crate::state::layout::{STREAM_TIME_KEY, split_window_key, time_bytes, window_key};
 use crate::window::{EmitStrategy, TimeWindows, Window, Windowed};
 
 pub(crate) struct TimeWindowAggregate<K, V, A> {
@@ -31,6 +32,7 @@ pub(crate) struct TimeWindowAggregate<K, V, A> {
 
 impl<K: Data, V: Data, A: Data> TimeWindowAggregate<K, V, A> {
     fn scan(&mut self, ctx: &mut Ctx) -> Result<()> {
+        restore_stream_time(ctx, self.kv.store)?;
         let mut starts = BTreeSet::new();
         ctx.store_range(self.kv.store, &[], None, &mut |k, _| {
             if let Some((start, _)) = split_window_key(k) {
@@ -106,9 +108,10 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
                 true
             })?;
             for (k, v) in closed {
-                if self.emit == EmitStrategy::OnWindowClose
-                    && let Some((start, kb)) = split_window_key(&k)
-                {
+                let Some((start, kb)) = split_window_key(&k) else {
+                    continue;
+                };
+                if self.emit == EmitStrategy::OnWindowClose {
                     let key = self.kv.key.deserialize(Some(kb)).map_err(|e| {
                         crate::error::StreamsError::state(&self.kv.store_name, ctx.task, e)
                     })?;
@@ -134,7 +137,28 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
                 ctx.store_put(self.kv.store, k, None)?;
             }
             self.open_starts = self.open_starts.split_off(&bound.saturating_add(1));
+            save_stream_time(ctx, self.kv.store, t)?;
         }
         self.next.advance(ctx, t)
     }
+}
+
+/// Stream time as of the store's last close: after a restart, records for windows that
+/// closed (and were emitted and deleted) before it are late again, not new windows.
+pub(crate) fn restore_stream_time(ctx: &mut Ctx, store: StoreHandle) -> Result<()> {
+    if let Some(b) = ctx.store_get(store, STREAM_TIME_KEY)?
+        && let Ok(b) = <[u8; 8]>::try_from(b.as_slice())
+    {
+        ctx.stream_time = ctx.stream_time.max(i64::from_be_bytes(b));
+    }
+    Ok(())
+}
+
+/// Records `t` as the stream time of the latest close (logged with the store).
+pub(crate) fn save_stream_time(ctx: &mut Ctx, store: StoreHandle, t: i64) -> Result<()> {
+    ctx.store_put(
+        store,
+        STREAM_TIME_KEY.to_vec(),
+        Some(t.to_be_bytes().to_vec()),
+    )
 }

@@ -11,6 +11,10 @@
 //! session and sliding keys lead with the key so one key's sessions or records are a
 //! contiguous range.
 
+/// Where a windowed store keeps the stream time of its last close. Three bytes: too short
+/// to parse as a window (8+) or keyed (4+ with a length) key, so scans skip it.
+pub(crate) const STREAM_TIME_KEY: &[u8] = &[0, 0, 0];
+
 /// A time as order-preserving bytes.
 pub(crate) fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
