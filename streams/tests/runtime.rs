@@ -114,3 +114,143 @@ fn instances_share_work_and_take_over_exactly_once() {
     b.close().unwrap();
     assert_exactly_once(&read_counts(&log, "word-counts", true));
 }
+
+/// Views per page per 10-second tumbling window, emitted once when a window closes; the
+/// value is the count, the key `page@window_start`.
+fn views_per_window() -> sluice_streams::Topology {
+    let b = StreamsBuilder::new();
+    b.stream("views", Consumed::with(Str, Str))
+        .group_by(
+            |_, page| page.clone(),
+            Grouped::with(Str, Str).named("by-page"),
+        )
+        .windowed_by(TimeWindows::of(Duration::from_secs(10)).grace(Duration::from_secs(2)))
+        .emit_strategy(EmitStrategy::OnWindowClose)
+        .count_with(Materialized::named("views"))
+        .to_stream()
+        .map(|w, n| (format!("{}@{}", w.key, w.window.start), n))
+        .to("view-counts", Produced::with(Str, I64));
+    b.build().unwrap()
+}
+
+fn produce_views(log: &Log, views: &[(&str, i64)]) {
+    let p = log
+        .producer(sluice_core::ProducerConfig::default())
+        .unwrap();
+    for (page, ts) in views {
+        p.send(
+            sluice_core::ProducerRecord::to("views")
+                .key("user")
+                .value(page.to_string())
+                .timestamp(*ts),
+        )
+        .unwrap();
+    }
+    p.flush().unwrap();
+}
+
+// Final window results are emitted once each, across a restart: the windowed store
+// remembers the stream time of its last close, so a record for a window that closed
+// before the restart is dropped as late instead of opening that window again.
+#[test]
+fn emit_final_windows_once_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path().join("data")).unwrap();
+    create(&log, "views", 1);
+    produce_views(
+        &log,
+        &[("/a", 1_000), ("/a", 2_000), ("/b", 5_000), ("/a", 13_000)],
+    );
+    let state = dir.path().join("state");
+    let cfg = || config("pv", &log, &state).idle_timeout(None);
+    let mut job = KafkaStreams::new(views_per_window(), cfg()).unwrap();
+    job.start().unwrap();
+    // Stream time 13 s is past the end of [0, 10 s) plus 2 s of grace: it closes.
+    wait_for(WAIT, "the first window", || {
+        read_counts(&log, "view-counts", false).len() == 2
+    });
+    job.close().unwrap();
+
+    // Late for the closed window [0, 10 s), then enough to close [10 s, 20 s).
+    produce_views(&log, &[("/a", 3_000), ("/a", 15_000), ("/a", 25_000)]);
+    let mut job = KafkaStreams::new(views_per_window(), cfg()).unwrap();
+    job.start().unwrap();
+    wait_for(WAIT, "the second window", || {
+        read_counts(&log, "view-counts", false).len() == 3
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    job.close().unwrap();
+    let mut out = read_counts(&log, "view-counts", false);
+    out.sort();
+    assert_eq!(
+        out,
+        vec![
+            ("/a@0".into(), 2),
+            ("/a@10000".into(), 2),
+            ("/b@0".into(), 1)
+        ]
+    );
+}
+
+// Two worker threads in one instance split the tasks and produce the same counts.
+#[test]
+fn several_worker_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path().join("data")).unwrap();
+    create(&log, "text-input", 4);
+    let input = lines(300, 5);
+    produce_lines(&log, "text-input", &input);
+    let mut job = KafkaStreams::new(
+        wordcount(false),
+        config("threads", &log, &dir.path().join("state")).threads(2),
+    )
+    .unwrap();
+    job.start().unwrap();
+    let want = expected_counts(&input);
+    wait_for(WAIT, "counts from two threads", || {
+        latest(&read_counts(&log, "word-counts", false)) == want
+    });
+    job.close().unwrap();
+}
+
+// A record the job cannot deserialize stops it (with the default handler) with an error
+// naming the topic, partition and offset; nothing after it is committed.
+#[test]
+fn undeserializable_record_stops_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path().join("data")).unwrap();
+    create(&log, "numbers", 1);
+    let p = log
+        .producer(sluice_core::ProducerConfig::default())
+        .unwrap();
+    p.send(
+        sluice_core::ProducerRecord::to("numbers")
+            .key("a")
+            .value(7i64.to_be_bytes().to_vec()),
+    )
+    .unwrap();
+    p.send(
+        sluice_core::ProducerRecord::to("numbers")
+            .key("b")
+            .value("seven"),
+    )
+    .unwrap();
+    p.flush().unwrap();
+    let b = StreamsBuilder::new();
+    b.stream("numbers", Consumed::with(Str, I64))
+        .to("doubled", Produced::with(Str, I64));
+    let mut job = KafkaStreams::new(
+        b.build().unwrap(),
+        config("strict", &log, &dir.path().join("state")),
+    )
+    .unwrap();
+    job.start().unwrap();
+    wait_for(WAIT, "the job to stop", || !job.is_running());
+    let err = job.close().unwrap_err().to_string();
+    assert!(err.contains("numbers-0 offset 1"), "{err}");
+    assert_eq!(
+        log.committed_offset("strict", "numbers", 0)
+            .map(|c| c.offset),
+        None
+    );
+}
