@@ -130,13 +130,13 @@ fn views_per_window() -> sluice_streams::Topology {
         .to_stream()
         .map(|w, n| (format!("{}@{}", w.key, w.window.start), n))
         .to("view-counts", Produced::with(Str, I64));
-    b.build().unwrap()
+    b.build().expect("views")
 }
 
 fn produce_views(log: &Log, views: &[(&str, i64)]) {
     let p = log
         .producer(sluice_core::ProducerConfig::default())
-        .unwrap();
+        .expect("views");
     for (page, ts) in views {
         p.send(
             sluice_core::ProducerRecord::to("views")
@@ -144,9 +144,9 @@ fn produce_views(log: &Log, views: &[(&str, i64)]) {
                 .value(page.to_string())
                 .timestamp(*ts),
         )
-        .unwrap();
+        .expect("views");
     }
-    p.flush().unwrap();
+    p.flush().expect("views");
 }
 
 // Final window results are emitted once each, across a restart: the windowed store
