@@ -3,13 +3,16 @@
 //!
 //! `log` drives the embedded log directly; `produce` and `consume` drive a broker through
 //! librdkafka, as a Kafka client sees it, and share the latency samples of `latency.rs`.
-//! `batch_consume` holds the benchmarks' only `unsafe`: librdkafka's batch consume API.
+//! `streams` runs sluice-streams jobs with the real runtime over records in the embedded log.
+//! `batch_consume` holds the benchmarks' `unsafe` for librdkafka's batch consume API;
+//! `streams` has one more, `getrusage` for the process's CPU time.
 
 mod batch_consume;
 mod consume;
 mod latency;
 mod log;
 mod produce;
+mod streams;
 
 use clap::Subcommand;
 
@@ -25,6 +28,9 @@ pub enum BenchCommand {
     /// Read records from a broker (`--bootstrap`) and report records/s, MB/s and latency
     /// percentiles; with `--produce-rate`, produce-to-consume latency under a steady load.
     Consume(consume::ConsumeBenchArgs),
+    /// Run streams jobs (stateless filter+map, windowed count) with the real runtime over
+    /// records preloaded into an embedded log; report records/s and records per core-second.
+    Streams(streams::StreamsBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -33,5 +39,6 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Log(args) => log::run(&args),
         BenchCommand::Produce(args) => produce::run(&args),
         BenchCommand::Consume(args) => consume::run(&args),
+        BenchCommand::Streams(args) => streams::run(&args),
     }
 }

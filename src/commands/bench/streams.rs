@@ -1,0 +1,456 @@
+//! `sluice bench streams`: runs sluice-streams jobs with the real runtime over records read
+//! from the embedded log, and reports records/s and records per CPU-core-second.
+//!
+//! What the clock covers (the method is written up in `docs/benchmarks.md`):
+//! - not the preload: the input topic is filled once, before any run, by appending
+//!   pre-encoded batches straight to the log;
+//! - each run: a fresh application (its own id, so it starts from offset 0 with empty
+//!   stores) and a fresh output topic; the clock and the process CPU time (`getrusage`:
+//!   every thread, the stream thread and the producer's) run from `KafkaStreams::start` to
+//!   the moment the output topic holds every record the job must write, polled every 1 ms.
+//!   Closing the job is not timed.
+//!
+//! Jobs, each with one stream thread, at-least-once, on the embedded log:
+//! - `stateless`: `filter` (keeps about half) then `map` (key unchanged, value upper-cased)
+//!   to an output topic;
+//! - `windowed`: `group_by_key`, 1-minute tumbling windows, `count` into a store (in memory
+//!   by default, `--store persistent` for fjall), logged to its changelog, every update
+//!   emitted to an output topic.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use sluice_core::record::{ProducerStamp, Record, encode_batch};
+use sluice_core::{Compression, Log, NewTopic};
+use sluice_streams::Topology;
+use sluice_streams::prelude::*;
+
+/// Arguments of `sluice bench streams`.
+#[derive(Debug, Args)]
+pub struct StreamsBenchArgs {
+    /// Records in the input topic; every job processes all of them.
+    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub records: u64,
+
+    /// Size of each record's value in bytes (pseudo-random lowercase ASCII).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub record_bytes: u64,
+
+    /// Distinct keys (`key-0` .. `key-N-1`, assigned round-robin).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keys: u64,
+
+    /// Event-time step between consecutive records, ms (1 ms: 60,000 records per window).
+    #[arg(long, default_value_t = 1)]
+    pub timestamp_step_ms: i64,
+
+    /// Which jobs to run.
+    #[arg(long, value_delimiter = ',', default_value = "stateless,windowed")]
+    pub jobs: Vec<Job>,
+
+    /// Store engine of the windowed count.
+    #[arg(long, value_enum, default_value_t = StoreChoice::Memory)]
+    pub store: StoreChoice,
+
+    /// Times to run each job; the figures reported are medians.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+
+    /// Directory for the log and the state stores. Must be empty or absent; deleted
+    /// afterwards. Default: a fresh directory under the system temp directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Print one JSON object to stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A benchmark job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Job {
+    /// filter + map to an output topic.
+    Stateless,
+    /// group_by_key + 1-minute tumbling count to an output topic.
+    Windowed,
+}
+
+impl Job {
+    fn name(self) -> &'static str {
+        match self {
+            Job::Stateless => "stateless",
+            Job::Windowed => "windowed",
+        }
+    }
+
+    /// The issue's target, records/s per core.
+    fn target_per_core(self) -> f64 {
+        match self {
+            Job::Stateless => 2e6,
+            Job::Windowed => 1e6,
+        }
+    }
+}
+
+/// Where the windowed count keeps its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreChoice {
+    /// `BTreeMap` in memory, rebuilt from the changelog on start.
+    Memory,
+    /// fjall on disk in the state directory.
+    Persistent,
+}
+
+const INPUT: &str = "bench-input";
+const BATCH_RECORDS: u64 = 1000;
+/// How long a run may take before the benchmark gives up on it.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+const WINDOW: Duration = Duration::from_secs(60);
+/// The commit interval of the jobs: Kafka Streams' default at-least-once is 30 s; a short
+/// one makes every run pay for several commits (flush, changelog, offsets) as a long job
+/// does.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Runs the benchmark.
+pub fn run(args: &StreamsBenchArgs) -> anyhow::Result<()> {
+    let scratch = Scratch::new(args.data_dir.as_deref())?;
+    let log = Log::open(scratch.root.join("log")).context("opening the log")?;
+    let started = Instant::now();
+    let kept = preload(&log, args)?;
+    if !args.json {
+        eprintln!(
+            "preloaded {} records in {:.1} s",
+            args.records,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let mut results = Vec::new();
+    for &job in &args.jobs {
+        let expected = match job {
+            Job::Stateless => kept,
+            Job::Windowed => args.records,
+        };
+        let mut runs = Vec::new();
+        for run in 0..args.runs {
+            if !args.json {
+                eprintln!("{} run {}/{}...", job.name(), run + 1, args.runs);
+            }
+            runs.push(run_job(&log, &scratch.root, args, job, run, expected)?);
+        }
+        results.push(JobResult { job, runs });
+    }
+    log.close().context("closing the log")?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report_json(args, &results))?);
+    } else {
+        print_table(args, &results);
+    }
+    Ok(())
+}
+
+/// The filter of the stateless job: keeps values starting with `a`..=`m` (half of them).
+fn keep(value: &Bytes) -> bool {
+    value.first().is_some_and(|b| *b <= b'm')
+}
+
+fn topology(job: Job, output: &str, store: StoreChoice) -> anyhow::Result<Topology> {
+    let b = StreamsBuilder::new();
+    let input = b.stream(INPUT, Consumed::with(Str, Raw));
+    match job {
+        Job::Stateless => {
+            input
+                .filter(|_, v| keep(v))
+                .map(|k, v: Bytes| (k, Bytes::from(v.to_ascii_uppercase())))
+                .to(output, Produced::with(Str, Raw));
+        }
+        Job::Windowed => {
+            let m = Materialized::named("counts");
+            let m = match store {
+                StoreChoice::Memory => m.in_memory(),
+                StoreChoice::Persistent => m,
+            };
+            input
+                .group_by_key(Grouped::with(Str, Raw))
+                .windowed_by(TimeWindows::of(WINDOW))
+                .count_with(m)
+                .to_stream()
+                .to(output, Produced::with(WindowedSerde(Str), I64));
+        }
+    }
+    Ok(b.build()?)
+}
+
+/// Fills the input topic; returns how many records the stateless filter keeps.
+fn preload(log: &Log, args: &StreamsBenchArgs) -> anyhow::Result<u64> {
+    log.ensure_topic(NewTopic::new(INPUT, 1))?;
+    let mut rng = XorShift(0x5EED_1E55_CAFE_F00D);
+    let base_ms = sluice_core::now_ms() - args.records as i64 * args.timestamp_step_ms;
+    let mut kept = 0;
+    let mut i = 0u64;
+    while i < args.records {
+        let n = BATCH_RECORDS.min(args.records - i);
+        let records: Vec<Record> = (0..n)
+            .map(|j| {
+                let index = i + j;
+                let value = rng.text(args.record_bytes as usize);
+                kept += u64::from(keep(&value));
+                Record {
+                    offset: j as i64,
+                    timestamp: base_ms + index as i64 * args.timestamp_step_ms,
+                    key: Some(Bytes::from(format!("key-{}", index % args.keys))),
+                    value: Some(value),
+                    headers: Vec::new(),
+                }
+            })
+            .collect();
+        let mut batch = encode_batch(&records, Compression::None, ProducerStamp::default())?;
+        log.append(INPUT, 0, &mut batch)?;
+        i += n;
+    }
+    log.flush()?;
+    Ok(kept)
+}
+
+/// One run's measurements.
+struct RunTimes {
+    seconds: f64,
+    cpu_seconds: f64,
+}
+
+struct JobResult {
+    job: Job,
+    runs: Vec<RunTimes>,
+}
+
+fn run_job(
+    log: &Log,
+    root: &Path,
+    args: &StreamsBenchArgs,
+    job: Job,
+    run: u32,
+    expected: u64,
+) -> anyhow::Result<RunTimes> {
+    let app = format!("bench-{}-{run}", job.name());
+    let output = format!("{app}-out");
+    log.ensure_topic(NewTopic::new(&output, 1))?;
+    let config = StreamsConfig::new(&app)
+        .log(log.clone())
+        .state_dir(root.join("state").join(&app))
+        .commit_interval(COMMIT_INTERVAL)
+        .threads(1);
+    let mut streams = KafkaStreams::new(topology(job, &output, args.store)?, config)?;
+    let out = log.partition(&output, 0)?;
+    let cpu_before = process_cpu_seconds()?;
+    let started = Instant::now();
+    streams.start()?;
+    while (out.log_end_offset() as u64) < expected {
+        if let Some(e) = streams.error() {
+            bail!("the {} job failed: {e}", job.name());
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            bail!(
+                "the {} job wrote {} of {expected} records in {} s; giving up",
+                job.name(),
+                out.log_end_offset(),
+                RUN_TIMEOUT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = process_cpu_seconds()? - cpu_before;
+    streams.close()?;
+    let written = out.log_end_offset() as u64;
+    if written != expected {
+        bail!(
+            "the {} job wrote {written} records, expected {expected}",
+            job.name()
+        );
+    }
+    Ok(RunTimes {
+        seconds,
+        cpu_seconds,
+    })
+}
+
+/// User plus system CPU time of the whole process (every thread), seconds.
+#[allow(unsafe_code)]
+fn process_cpu_seconds() -> anyhow::Result<f64> {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` writes a `rusage` into the pointer it is given, which points to
+    // memory of that size and alignment; on success it is fully initialized.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrusage");
+    }
+    // SAFETY: `getrusage` returned 0, so it filled the struct (and it was zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(secs(usage.ru_utime) + secs(usage.ru_stime))
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+/// Medians of one job's runs.
+struct Summary {
+    seconds: f64,
+    cpu_seconds: f64,
+    records_per_s: f64,
+    records_per_core_s: f64,
+}
+
+impl Summary {
+    fn of(records: u64, runs: &[RunTimes]) -> Summary {
+        let n = records as f64;
+        Summary {
+            seconds: median(runs.iter().map(|r| r.seconds).collect()),
+            cpu_seconds: median(runs.iter().map(|r| r.cpu_seconds).collect()),
+            records_per_s: median(runs.iter().map(|r| n / r.seconds).collect()),
+            records_per_core_s: median(runs.iter().map(|r| n / r.cpu_seconds).collect()),
+        }
+    }
+}
+
+fn report_json(args: &StreamsBenchArgs, results: &[JobResult]) -> serde_json::Value {
+    let mut jobs = serde_json::Map::new();
+    for r in results {
+        let s = Summary::of(args.records, &r.runs);
+        let target = r.job.target_per_core();
+        jobs.insert(
+            r.job.name().to_string(),
+            json!({
+                "records_per_s": s.records_per_s,
+                "records_per_core_s": s.records_per_core_s,
+                "seconds": s.seconds,
+                "cpu_seconds": s.cpu_seconds,
+                "cores_used": s.cpu_seconds / s.seconds,
+                "target_records_per_core_s": target,
+                "target_met": s.records_per_core_s >= target,
+                "runs": r.runs.iter().map(|t| json!({
+                    "seconds": t.seconds, "cpu_seconds": t.cpu_seconds,
+                })).collect::<Vec<_>>(),
+            }),
+        );
+    }
+    json!({
+        "jobs": jobs,
+        "config": {
+            "records": args.records,
+            "record_bytes": args.record_bytes,
+            "keys": args.keys,
+            "timestamp_step_ms": args.timestamp_step_ms,
+            "window_ms": WINDOW.as_millis() as u64,
+            "store": match args.store { StoreChoice::Memory => "memory", StoreChoice::Persistent => "persistent" },
+            "threads": 1,
+            "guarantee": "at_least_once",
+            "commit_interval_ms": COMMIT_INTERVAL.as_millis() as u64,
+            "runs": args.runs,
+        },
+    })
+}
+
+fn print_table(args: &StreamsBenchArgs, results: &[JobResult]) {
+    println!(
+        "{} records of {} B, {} keys; medians of {} runs",
+        args.records, args.record_bytes, args.keys, args.runs
+    );
+    println!(
+        "{:<10} {:>9} {:>9} {:>12} {:>16} {:>10}",
+        "job", "seconds", "cpu s", "records/s", "records/core-s", "target"
+    );
+    for r in results {
+        let s = Summary::of(args.records, &r.runs);
+        let target = r.job.target_per_core();
+        println!(
+            "{:<10} {:>9.3} {:>9.3} {:>11.2}M {:>15.2}M {:>6.1}M {}",
+            r.job.name(),
+            s.seconds,
+            s.cpu_seconds,
+            s.records_per_s / 1e6,
+            s.records_per_core_s / 1e6,
+            target / 1e6,
+            if s.records_per_core_s >= target {
+                "met"
+            } else {
+                "missed"
+            }
+        );
+    }
+}
+
+/// xorshift64: cheap pseudo-random bytes for record values.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    fn text(&mut self, len: usize) -> Bytes {
+        let mut value = Vec::with_capacity(len);
+        while value.len() < len {
+            let word = self.next().to_le_bytes();
+            let take = (len - value.len()).min(word.len());
+            value.extend(word.iter().take(take).map(|b| b'a' + b % 26));
+        }
+        Bytes::from(value)
+    }
+}
+
+/// The benchmark's working directory, removed on drop.
+struct Scratch {
+    root: PathBuf,
+}
+
+impl Scratch {
+    fn new(requested: Option<&Path>) -> anyhow::Result<Scratch> {
+        let root = match requested {
+            Some(dir) => {
+                let empty = match std::fs::read_dir(dir) {
+                    Ok(mut entries) => entries.next().is_none(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+                    Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+                };
+                if !empty {
+                    bail!(
+                        "--data-dir {} is not empty; give an empty or new directory (the \
+                         benchmark deletes what it writes there)",
+                        dir.display()
+                    );
+                }
+                dir.to_path_buf()
+            }
+            None => {
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let name = format!("sluice-bench-streams-{}-{nanos}", std::process::id());
+                std::env::temp_dir().join(name)
+            }
+        };
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        Ok(Scratch { root })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
