@@ -31,6 +31,14 @@
 //! cargo run --example pageviews -- --bootstrap 127.0.0.1:9092
 //! ```
 //!
+//! `--input-topic` and `--output-topic` run the same job on other topics, e.g. on the
+//! sample views `sluice quickstart` writes:
+//!
+//! ```sh
+//! cargo run --example pageviews -- --data-dir sluice-data \
+//!   --input-topic quickstart-pageviews --output-topic my-pageview-counts
+//! ```
+//!
 //! It runs until SIGINT or SIGTERM, then commits and exits; a restart resumes from the
 //! committed offsets and the open windows kept in its state directory.
 
@@ -74,6 +82,12 @@ struct Args {
     /// Run against a Kafka-protocol broker at HOST:PORT (`sluice serve` or any Kafka).
     #[arg(long, value_name = "HOST:PORT", conflicts_with = "data_dir")]
     bootstrap: Option<String>,
+    /// The topic to read page views from.
+    #[arg(long, default_value = INPUT)]
+    input_topic: String,
+    /// The topic to write the counts to.
+    #[arg(long, default_value = OUTPUT)]
+    output_topic: String,
     /// The consumer group and the prefix of the job's internal topics.
     #[arg(long, default_value = "pageviews")]
     application_id: String,
@@ -81,7 +95,7 @@ struct Args {
     /// --data-dir, else a directory under the system temp dir].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// Partitions of `pageviews` when --data-dir creates it.
+    /// Partitions of the input topic when --data-dir creates it.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
     /// After this long without input, stream time follows the wall clock, in ms.
@@ -92,11 +106,11 @@ struct Args {
     commit_interval_ms: u64,
 }
 
-fn topology() -> Result<Topology, StreamsError> {
+fn topology(input: &str, output: &str) -> Result<Topology, StreamsError> {
     let builder = StreamsBuilder::new();
     builder
         .stream(
-            INPUT,
+            input,
             Consumed::with(Unit, Json::<PageView>::new()).timestamp(|_, view, _| view.ts),
         )
         .group_by(
@@ -116,7 +130,7 @@ fn topology() -> Result<Topology, StreamsError> {
             };
             (w.key, value)
         })
-        .to(OUTPUT, Produced::with(Str, Json::<PageCount>::new()));
+        .to(output, Produced::with(Str, Json::<PageCount>::new()));
     builder.build()
 }
 
@@ -136,7 +150,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut log = None;
     if let Some(dir) = &args.data_dir {
         let opened = Log::open(dir)?;
-        opened.ensure_topic(NewTopic::new(INPUT, args.partitions))?;
+        opened.ensure_topic(NewTopic::new(&args.input_topic, args.partitions))?;
         config = config
             .log(opened.clone())
             .state_dir(dir.join("streams-state").join(&args.application_id));
@@ -148,8 +162,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config = config.state_dir(state);
     }
 
-    let streams = KafkaStreams::new(topology()?, config)?;
-    eprintln!("pageviews: {INPUT} -> {OUTPUT}; Ctrl-C (SIGINT) or SIGTERM stops it");
+    let streams = KafkaStreams::new(topology(&args.input_topic, &args.output_topic)?, config)?;
+    eprintln!(
+        "pageviews: {} -> {}; Ctrl-C (SIGINT) or SIGTERM stops it",
+        args.input_topic, args.output_topic
+    );
     streams.run_until_signal()?;
     if let Some(log) = log {
         log.close()?;

@@ -157,6 +157,11 @@ fn quickstart_runs_and_reruns() {
     let first = ok(&sluice(dir.path(), &["quickstart", "--records", "2000"]));
     assert!(first.contains("created (3 partitions)"), "{first}");
     assert!(first.contains("consumed 2000 records back"), "{first}");
+    // The streaming job counted every page in each of the five sample windows, and the
+    // quickstart says how to run it yourself.
+    assert!(first.contains("30 page/window counts emitted"), "{first}");
+    assert!(first.contains("window (UTC)"), "{first}");
+    assert!(first.contains("--example pageviews"), "{first}");
     assert!(
         dir.path()
             .join("sluice-data/topics/quickstart-pageviews")
@@ -165,6 +170,8 @@ fn quickstart_runs_and_reruns() {
     let second = ok(&sluice(dir.path(), &["quickstart", "--records", "1000"]));
     assert!(second.contains("already there"), "{second}");
     assert!(second.contains("consumed 1000 records back"), "{second}");
+    // The job resumes and finds this run's windows, none of them late.
+    assert!(second.contains("30 page/window counts emitted"), "{second}");
     let topics = ok(&sluice(
         dir.path(),
         &[

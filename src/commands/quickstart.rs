@@ -1,17 +1,62 @@
 //! `sluice quickstart`: the README's first command. Creates a topic in a local data
-//! directory, produces sample page views to it, consumes them back, and reports.
+//! directory, produces sample page views to it, consumes them back, reports, then runs a
+//! streaming job on them (page views per page per 1-minute window, the `pageviews`
+//! example's job) and prints its results.
+//!
+//! The sample views spread over [`SPAN_MS`] of event time starting at a minute boundary
+//! after every view already in the topic, so a rerun's windows are all new to the job
+//! (which resumes where the last run left off); the last [`PAGES`]`.len()` views come
+//! [`GRACE_MS`] after the span, one per page, so every task's stream time passes each
+//! sample window's end plus grace and the job emits them all without waiting on the
+//! wall clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Args;
-use sluice_core::{ConsumerConfig, NewTopic, ProducerConfig, ProducerRecord, Seek, TopicPartition};
+use serde::{Deserialize, Serialize};
+use sluice_core::{
+    ConsumerConfig, Log, NewTopic, ProducerConfig, ProducerRecord, Seek, TopicPartition,
+};
+use sluice_streams::prelude::*;
 
 use super::LogArgs;
 
 const TOPIC: &str = "quickstart-pageviews";
 const PARTITIONS: i32 = 3;
+/// The streaming job's output topic.
+const COUNTS_TOPIC: &str = "quickstart-pageview-counts";
+/// The streaming job's application id (consumer group, internal topic prefix).
+const APPLICATION_ID: &str = "quickstart-pageviews-per-minute";
+/// Pages, chosen as `(i * 7) % 6`, so any 6 consecutive views cover every page.
 const PAGES: [&str; 6] = ["/", "/pricing", "/docs", "/blog", "/signup", "/docs/sql"];
+const MINUTE_MS: i64 = 60_000;
+/// Event time the sample views cover: five 1-minute windows.
+const SPAN_MS: i64 = 5 * MINUTE_MS;
+/// How long after a window's end views for it still count.
+const GRACE_MS: i64 = 10_000;
+/// Longest the quickstart waits for the job's results.
+const JOB_WAIT: Duration = Duration::from_secs(60);
+
+/// A sample page view (the `pageviews` example's input format).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PageView {
+    user: String,
+    page: String,
+    /// Event time, ms since the epoch.
+    ts: i64,
+}
+
+/// One closed window's count (the `pageviews` example's output format).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PageCount {
+    page: String,
+    window_start: i64,
+    window_end: i64,
+    count: i64,
+}
 
 /// `quickstart`.
 #[derive(Debug, Args)]
@@ -44,19 +89,38 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
         .map(|p| Ok((p, log.partition(TOPIC, p)?.log_end_offset())))
         .collect::<sluice_core::Result<_>>()?;
 
+    let first_window = first_window_start(&log, &starts)?;
+    // The views before the closing ones, spread over the span.
+    let spread = args.records.saturating_sub(PAGES.len() as u64);
+    // (window start, page) -> views: what the job must report.
+    let mut expected: BTreeMap<(i64, String), i64> = BTreeMap::new();
     let producer = log.producer(ProducerConfig::default())?;
     let started = Instant::now();
-    let base_ts = sluice_core::now_ms();
     let mut bytes = 0u64;
     for i in 0..args.records {
         let user = format!("user-{}", i % 97);
         let page = PAGES[(i as usize * 7) % PAGES.len()];
-        let value = format!(
-            r#"{{"user":"{user}","page":"{page}","ts":{}}}"#,
-            base_ts + i as i64
-        );
+        let ts = if i < spread {
+            let offset_ms =
+                i64::try_from(i128::from(i) * i128::from(SPAN_MS) / i128::from(spread))?;
+            let ts = first_window + offset_ms;
+            *expected
+                .entry((ts - ts.rem_euclid(MINUTE_MS), page.to_string()))
+                .or_default() += 1;
+            ts
+        } else {
+            first_window + SPAN_MS + GRACE_MS
+        };
+        let value = format!(r#"{{"user":"{user}","page":"{page}","ts":{ts}}}"#);
         bytes += value.len() as u64;
-        producer.send(ProducerRecord::to(TOPIC).key(user).value(value))?;
+        // Keyed by page: each page's views stay in one partition, in event-time order, and
+        // the job's repartition by page keeps them there, so none arrives late.
+        producer.send(
+            ProducerRecord::to(TOPIC)
+                .key(page)
+                .value(value)
+                .timestamp(ts),
+        )?;
     }
     producer.flush()?;
     drop(producer);
@@ -104,7 +168,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
         consume_time.as_secs_f64() * 1e3,
         rate(consumed, consume_time)
     );
-    println!("  partitions (records keyed by user go where Kafka's partitioner puts them):");
+    println!("  partitions (records keyed by page go where Kafka's partitioner puts them):");
     for p in log.describe_topic(TOPIC)?.partitions {
         println!(
             "    {TOPIC}-{}: offsets {}..{} ({} bytes on disk)",
@@ -115,14 +179,185 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     for (page, n) in &per_page {
         println!("    {page:<10} {n}");
     }
-    log.close()?;
     if consumed != args.records {
+        log.close()?;
         anyhow::bail!("consumed {consumed} records but produced {}", args.records);
     }
+    let job = run_job(&log, &dir, first_window, &expected);
+    log.close()?;
+    job?;
     let flag = format!("--data-dir {}", dir.display());
+    println!("Run the job yourself (examples/pageviews.rs; Ctrl-C stops it):");
+    println!(
+        "  cargo run --release --example pageviews -- {flag} --input-topic {TOPIC} --output-topic my-pageview-counts"
+    );
+    println!("  cargo run --release -- consume my-pageview-counts --from-beginning {flag}");
     println!("Next:");
     println!("  cargo run --release -- topics describe {TOPIC} {flag}");
     println!("  cargo run --release -- consume {TOPIC} --from-beginning --max-records 5 {flag}");
     println!("  echo hello | cargo run --release -- produce {TOPIC} {flag}");
     Ok(())
+}
+
+/// The first sample window: a minute boundary after every view already in the topic (so
+/// the job, resuming, finds none of this run's views late) and no earlier than needed
+/// for the span to end about now.
+fn first_window_start(log: &Log, ends: &BTreeMap<i32, i64>) -> anyhow::Result<i64> {
+    let mut latest = sluice_core::now_ms() - SPAN_MS - MINUTE_MS;
+    let mut consumer = log.consumer(ConsumerConfig::default().enable_auto_commit(false));
+    let last: Vec<(TopicPartition, i64)> = ends
+        .iter()
+        .filter(|(_, end)| **end > 0)
+        .map(|(p, end)| (TopicPartition::new(TOPIC, *p), end - 1))
+        .collect();
+    consumer.assign(last.iter().map(|(tp, _)| tp.clone()).collect())?;
+    for (tp, offset) in &last {
+        consumer.seek(tp, Seek::Offset(*offset))?;
+    }
+    // Views are produced in event-time order, so each partition's last is its latest.
+    let mut seen = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen < last.len() && Instant::now() < deadline {
+        for record in consumer.poll(Duration::from_millis(200))? {
+            seen += 1;
+            latest = latest.max(record.timestamp);
+            if let Some(view) = record
+                .value
+                .and_then(|v| serde_json::from_slice::<PageView>(&v).ok())
+            {
+                latest = latest.max(view.ts);
+            }
+        }
+    }
+    // Past the previous run's closing views' window too, so it cannot mix with ours.
+    let after = latest + MINUTE_MS;
+    Ok(after - after.rem_euclid(MINUTE_MS))
+}
+
+/// The quickstart's streaming job: page views per page per 1-minute tumbling window of
+/// event time, emitted once per window when it closes (the `pageviews` example's job).
+fn topology() -> sluice_streams::Result<sluice_streams::Topology> {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream(
+            TOPIC,
+            Consumed::with(Unit, Json::<PageView>::new()).timestamp(|_, view, _| view.ts),
+        )
+        .group_by(
+            |_, view| view.page.clone(),
+            Grouped::with(Str, Json::<PageView>::new()).named("pages"),
+        )
+        .windowed_by(
+            TimeWindows::of(Duration::from_millis(MINUTE_MS as u64))
+                .grace(Duration::from_millis(GRACE_MS as u64)),
+        )
+        .emit_strategy(EmitStrategy::OnWindowClose)
+        .count_with(Materialized::named("counts"))
+        .to_stream()
+        .map(|w: Windowed<String>, count: i64| {
+            let value = PageCount {
+                page: w.key.clone(),
+                window_start: w.window.start,
+                window_end: w.window.end,
+                count,
+            };
+            (w.key, value)
+        })
+        .to(COUNTS_TOPIC, Produced::with(Str, Json::<PageCount>::new()));
+    builder.build()
+}
+
+/// Runs the job on `log` until it has emitted every window of `expected` (this run's
+/// windows from `first_window` on), prints them as a table and checks the counts.
+fn run_job(
+    log: &Log,
+    dir: &Path,
+    first_window: i64,
+    expected: &BTreeMap<(i64, String), i64>,
+) -> anyhow::Result<()> {
+    println!(
+        "Streaming job: views per page per 1-minute window of event time (emitted when a window closes)"
+    );
+    let config = StreamsConfig::new(APPLICATION_ID)
+        .log(log.clone())
+        .state_dir(dir.join("streams-state").join(APPLICATION_ID))
+        .commit_interval(Duration::from_millis(100))
+        // Stream time follows the sample views alone: the closing views close the windows.
+        .idle_timeout(None);
+    let mut job = KafkaStreams::new(topology()?, config).context("starting the streaming job")?;
+    // The job created its output topic; read what it adds from here on.
+    let partitions = log.partition_count(COUNTS_TOPIC)?;
+    let mut consumer = log.consumer(ConsumerConfig::default().enable_auto_commit(false));
+    let tps: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(COUNTS_TOPIC, p))
+        .collect();
+    consumer.assign(tps.clone())?;
+    for tp in &tps {
+        let end = log.partition(COUNTS_TOPIC, tp.partition)?.log_end_offset();
+        consumer.seek(tp, Seek::Offset(end))?;
+    }
+    let started = Instant::now();
+    job.start()?;
+    let mut got: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    while got.len() < expected.len() && started.elapsed() < JOB_WAIT {
+        if let Some(e) = job.error() {
+            anyhow::bail!("the streaming job failed: {e}");
+        }
+        for record in consumer.poll(Duration::from_millis(100))? {
+            let Some(row) = record
+                .value
+                .and_then(|v| serde_json::from_slice::<PageCount>(&v).ok())
+            else {
+                continue;
+            };
+            // Earlier runs' last windows close when this run's views arrive: not ours.
+            if row.window_start >= first_window {
+                got.insert((row.window_start, row.page), row.count);
+            }
+        }
+    }
+    let took = started.elapsed();
+    job.close().context("stopping the streaming job")?;
+    println!(
+        "  {} page/window counts emitted in {:.1} s",
+        got.len(),
+        took.as_secs_f64()
+    );
+    print_table(&got);
+    println!(
+        "  (the closing views' window, {}, stays open: it closes when more views push stream time past its end + {} s)",
+        minute_label(first_window + SPAN_MS),
+        GRACE_MS / 1000
+    );
+    if &got != expected {
+        anyhow::bail!(
+            "the streaming job's counts differ from the sample data's: expected {expected:?}, got {got:?} (a bug, please report it)"
+        );
+    }
+    Ok(())
+}
+
+/// Prints `counts` as a table: one row per window, one column per page.
+fn print_table(counts: &BTreeMap<(i64, String), i64>) {
+    let pages: BTreeSet<&str> = counts.keys().map(|(_, p)| p.as_str()).collect();
+    let windows: BTreeSet<i64> = counts.keys().map(|(w, _)| *w).collect();
+    let mut header = format!("  {:<13}", "window (UTC)");
+    for page in &pages {
+        header.push_str(&format!(" {page:>9}"));
+    }
+    println!("{header}");
+    for w in windows {
+        let mut line = format!("  {}-{}", minute_label(w), minute_label(w + MINUTE_MS));
+        for page in &pages {
+            let n = counts.get(&(w, page.to_string())).copied().unwrap_or(0);
+            line.push_str(&format!(" {n:>9}"));
+        }
+        println!("{line}");
+    }
+}
+
+/// `HH:MM` (UTC) of an epoch-ms time.
+fn minute_label(ms: i64) -> String {
+    let minute_of_day = ms.div_euclid(MINUTE_MS).rem_euclid(24 * 60);
+    format!("{:02}:{:02}", minute_of_day / 60, minute_of_day % 60)
 }
