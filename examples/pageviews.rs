@@ -10,6 +10,12 @@
 //! because they came after it closed are dropped (and counted as late); values that are
 //! not such JSON are logged and skipped.
 //!
+//! With several input partitions the count reads a repartition topic that every input
+//! partition's task writes to; replaying a backlog, one task may run minutes of event
+//! time ahead of another, and views that reach the count more than the grace behind are
+//! late. Key the input by page (each page's views then stay in one partition, in order)
+//! or replay with one partition.
+//!
 //! Stream time advances with the input's `ts`; when no input arrives for
 //! `--idle-timeout-ms` (default 30 s), it follows the wall clock so the last windows
 //! close too.

@@ -4,6 +4,7 @@
 //! Each output record is one count update: key = the word (lowercased, UTF-8), value = its
 //! count so far as decimal UTF-8 text (`"3"`), so `sluice consume` and kcat show it as is.
 //! The topic is a changelog of counts: the latest record per word is its current count.
+//! Input values that are not UTF-8 text are logged and skipped.
 //!
 //! On the embedded log (the input topic is created if missing; one process at a time may
 //! open a data directory, so stop the job before producing with the CLI):
@@ -89,7 +90,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
     let mut config = StreamsConfig::new(&args.application_id)
-        .commit_interval(Duration::from_millis(args.commit_interval_ms));
+        .commit_interval(Duration::from_millis(args.commit_interval_ms))
+        .deserialization_handler(DeserializationHandler::LogAndContinue);
     // The embedded log, kept to close it (flushing the output) after the job stops.
     let mut log = None;
     if let Some(dir) = &args.data_dir {
