@@ -24,9 +24,13 @@
 //! a data directory, so stop the job before producing with the CLI):
 //!
 //! ```sh
-//! echo '{"user":"alice","page":"/docs","ts":1700000000000}' \
+//! cargo run -- topics create pageviews --partitions 1 --data-dir d
+//! # Two views of /docs in one minute; the third, a minute later, closes that window.
+//! printf '%s\n' '{"user":"alice","page":"/docs","ts":1700000000000}' \
+//!   '{"user":"bob","page":"/docs","ts":1700000005000}' \
+//!   '{"user":"alice","page":"/home","ts":1700000100000}' \
 //!   | cargo run -- produce pageviews --data-dir d
-//! cargo run --example pageviews -- --data-dir d --idle-timeout-ms 1000   # Ctrl-C stops it
+//! cargo run --example pageviews -- --data-dir d   # Ctrl-C stops it
 //! cargo run -- consume pageview-counts --from-beginning --data-dir d
 //! ```
 //!

@@ -17,9 +17,13 @@
 //! a data directory, so stop the job before producing with the CLI):
 //!
 //! ```sh
-//! echo '{"user":"alice","page":"/docs","ts":1700000000000}' \
+//! cargo run -- topics create pageviews --partitions 1 --data-dir d
+//! # Alice's two views are one session; bob's view 40 minutes later closes it.
+//! printf '%s\n' '{"user":"alice","page":"/","ts":1700000000000}' \
+//!   '{"user":"alice","page":"/docs","ts":1700000300000}' \
+//!   '{"user":"bob","page":"/","ts":1700002400000}' \
 //!   | cargo run -- produce pageviews --data-dir d
-//! cargo run --example sessions -- --data-dir d --idle-timeout-ms 1000   # Ctrl-C stops it
+//! cargo run --example sessions -- --data-dir d   # Ctrl-C stops it
 //! cargo run -- consume user-sessions --from-beginning --data-dir d
 //! ```
 //!

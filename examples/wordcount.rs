@@ -10,6 +10,7 @@
 //! open a data directory, so stop the job before producing with the CLI):
 //!
 //! ```sh
+//! cargo run -- topics create text-input --partitions 1 --data-dir d
 //! echo "the cat and the hat" | cargo run -- produce text-input --data-dir d
 //! cargo run --example wordcount -- --data-dir d   # Ctrl-C stops it cleanly
 //! cargo run -- consume word-counts --from-beginning --data-dir d
