@@ -44,6 +44,18 @@ pub trait Serde: Clone + Send + Sync + 'static {
     /// The value of these bytes (`None`: the record's key or value was null).
     fn deserialize(&self, data: Option<&[u8]>) -> Result<Self::Target, SerdeError>;
 
+    /// [`serialize`](Self::serialize) into shared bytes; a serde whose values already are
+    /// bytes (like [`Raw`]) hands out a reference instead of a copy.
+    fn serialize_bytes(&self, value: &Self::Target) -> Result<Option<Bytes>, SerdeError> {
+        self.serialize(value).map(|b| b.map(Bytes::from))
+    }
+
+    /// [`deserialize`](Self::deserialize) from shared bytes; a serde whose values are bytes
+    /// (like [`Raw`]) keeps a reference instead of copying.
+    fn deserialize_bytes(&self, data: Option<&Bytes>) -> Result<Self::Target, SerdeError> {
+        self.deserialize(data.map(|b| &b[..]))
+    }
+
     /// A short name for topology descriptions and errors.
     fn name(&self) -> String;
 }
@@ -82,6 +94,12 @@ impl Serde for Raw {
     }
     fn deserialize(&self, data: Option<&[u8]>) -> Result<Bytes, SerdeError> {
         Ok(Bytes::copy_from_slice(present(data, "Raw")?))
+    }
+    fn serialize_bytes(&self, value: &Bytes) -> Result<Option<Bytes>, SerdeError> {
+        Ok(Some(value.clone()))
+    }
+    fn deserialize_bytes(&self, data: Option<&Bytes>) -> Result<Bytes, SerdeError> {
+        data.cloned().ok_or_else(|| SerdeError::null("Raw"))
     }
     fn name(&self) -> String {
         "Raw".into()

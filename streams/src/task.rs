@@ -7,19 +7,30 @@
 //! stream time follows the wall clock from the last record on, so windows still close
 //! (Kafka Streams leaves them open until a new record arrives).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::error::{Result, StreamsError};
 use crate::processor::ctx::TaskStats;
 use crate::record::{InputRecord, OutputRecord};
 use crate::topology::{TaskGraph, TaskId};
 
+/// One input partition of a task: its buffered records and how far it has been processed.
+struct Input {
+    topic: String,
+    partition: i32,
+    /// Index of the source node reading `topic`.
+    source: usize,
+    queue: VecDeque<InputRecord>,
+    /// The offset after the last record processed (what to commit), if any was.
+    next_offset: Option<i64>,
+}
+
 pub(crate) struct Task {
     pub id: TaskId,
     graph: TaskGraph,
-    queues: BTreeMap<(String, i32), VecDeque<InputRecord>>,
-    /// Input partition -> the offset after the last record processed (what to commit).
-    pub consumed: HashMap<(String, i32), i64>,
+    /// The task's input partitions, in (topic, partition) order. A task has a handful, so
+    /// a linear search beats hashing the topic name for every record.
+    inputs: Vec<Input>,
     /// Stream time nodes were last advanced to.
     advanced: i64,
     /// Wall-clock ms and stream time when the last record was processed.
@@ -32,8 +43,7 @@ impl Task {
         Task {
             id,
             graph,
-            queues: BTreeMap::new(),
-            consumed: HashMap::new(),
+            inputs: Vec::new(),
             advanced: i64::MIN,
             last_record: None,
             idle_timeout_ms,
@@ -45,49 +55,95 @@ impl Task {
         self.graph.by_topic.contains_key(topic)
     }
 
+    /// The index of the input `(topic, partition)`, added if new; an error if the task
+    /// does not read `topic`.
+    fn input(&mut self, topic: &str, partition: i32) -> Result<usize> {
+        if let Some(i) = self
+            .inputs
+            .iter()
+            .position(|q| q.partition == partition && q.topic == topic)
+        {
+            return Ok(i);
+        }
+        let source = *self.graph.by_topic.get(topic).ok_or_else(|| {
+            StreamsError::Topology(format!("task {} does not read {topic}", self.id))
+        })?;
+        let at = self
+            .inputs
+            .partition_point(|q| (q.topic.as_str(), q.partition) < (topic, partition));
+        self.inputs.insert(
+            at,
+            Input {
+                topic: topic.to_string(),
+                partition,
+                source,
+                queue: VecDeque::new(),
+                next_offset: None,
+            },
+        );
+        Ok(at)
+    }
+
     /// Buffers records read from one of this task's input partitions.
-    pub fn add(&mut self, record: InputRecord) {
-        self.queues
-            .entry((record.topic.clone(), record.partition))
-            .or_default()
-            .push_back(record);
+    pub fn add(&mut self, record: InputRecord) -> Result<()> {
+        let i = self.input(&record.topic, record.partition)?;
+        if let Some(q) = self.inputs.get_mut(i) {
+            q.queue.push_back(record);
+        }
+        Ok(())
     }
 
     /// Records buffered and not yet processed.
     pub fn buffered(&self) -> usize {
-        self.queues.values().map(VecDeque::len).sum()
+        self.inputs.iter().map(|q| q.queue.len()).sum()
     }
 
-    /// Processes the buffered record with the lowest timestamp; false if none.
+    /// Input partition -> the offset after the last record processed (what to commit).
+    pub fn consumed(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.inputs
+            .iter()
+            .filter_map(|q| q.next_offset.map(|o| (q.topic.as_str(), q.partition, o)))
+    }
+
+    /// Processes the buffered record with the lowest timestamp (ties: the first input in
+    /// (topic, partition) order); false if none.
     pub fn process_next(&mut self, now_ms: i64) -> Result<bool> {
-        let next = self
-            .queues
-            .iter_mut()
-            .filter_map(|(k, q)| q.front().map(|r| (r.timestamp, k.clone())))
-            .min();
-        let Some((_, key)) = next else {
+        let mut next: Option<(i64, usize)> = None;
+        for (i, q) in self.inputs.iter().enumerate() {
+            if let Some(r) = q.queue.front()
+                && next.is_none_or(|(ts, _)| r.timestamp < ts)
+            {
+                next = Some((r.timestamp, i));
+            }
+        }
+        let Some((_, i)) = next else {
             return Ok(false);
         };
         let record = self
-            .queues
-            .get_mut(&key)
-            .and_then(VecDeque::pop_front)
+            .inputs
+            .get_mut(i)
+            .and_then(|q| q.queue.pop_front())
             .ok_or_else(|| StreamsError::Topology("task queue vanished".into()))?;
-        self.process(record, now_ms)?;
+        self.process_at(i, record, now_ms)?;
         Ok(true)
     }
 
     /// Processes one record now (the test driver's path; the runtime buffers first).
     pub fn process(&mut self, record: InputRecord, now_ms: i64) -> Result<()> {
-        let source = *self.graph.by_topic.get(&record.topic).ok_or_else(|| {
-            StreamsError::Topology(format!("task {} does not read {}", self.id, record.topic))
-        })?;
-        self.consumed
-            .insert((record.topic.clone(), record.partition), record.offset + 1);
+        let i = self.input(&record.topic, record.partition)?;
+        self.process_at(i, record, now_ms)
+    }
+
+    fn process_at(&mut self, input: usize, record: InputRecord, now_ms: i64) -> Result<()> {
+        let q = self
+            .inputs
+            .get_mut(input)
+            .ok_or_else(|| StreamsError::Topology("input index".into()))?;
+        q.next_offset = Some(record.offset + 1);
         let node = self
             .graph
             .sources
-            .get_mut(source)
+            .get_mut(q.source)
             .ok_or_else(|| StreamsError::Topology("source index".into()))?;
         node.process(&mut self.graph.ctx, record)?;
         self.last_record = Some((now_ms, self.graph.ctx.stream_time));

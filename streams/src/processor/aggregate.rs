@@ -27,16 +27,17 @@ impl<K: Data, A: Data> KvAccess<K, A> {
     }
 
     pub fn get(&self, ctx: &mut Ctx, kb: &[u8]) -> Result<Option<A>> {
-        match ctx.store_get(self.store, kb)? {
-            Some(b) => self.value.deserialize(Some(&b)).map(Some).map_err(|e| {
-                StreamsError::state(
-                    &self.store_name,
-                    ctx.task,
-                    format!("stored value unreadable: {e}"),
-                )
-            }),
-            None => Ok(None),
-        }
+        let value = &self.value;
+        let read = ctx.store_read(self.store, kb, |b| {
+            b.map(|b| value.deserialize(Some(b))).transpose()
+        })?;
+        read.map_err(|e| {
+            StreamsError::state(
+                &self.store_name,
+                ctx.task,
+                format!("stored value unreadable: {e}"),
+            )
+        })
     }
 
     pub fn put(&self, ctx: &mut Ctx, kb: Vec<u8>, v: Option<&A>) -> Result<()> {

@@ -54,6 +54,17 @@ impl Ctx {
         self.store(h)?.get(key)
     }
 
+    /// Calls `f` on the current value of `key` (`None`: absent), without copying it when
+    /// the store's cache holds it.
+    pub fn store_read<R>(
+        &mut self,
+        h: StoreHandle,
+        key: &[u8],
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Result<R> {
+        self.store(h)?.read(key, f)
+    }
+
     /// Writes (`Some`) or deletes (`None`) a key, logging it to the store's changelog.
     pub fn store_put(
         &mut self,

@@ -30,8 +30,7 @@ pub(crate) fn serialize<S: Serde>(
     target: &str,
 ) -> Result<Option<Bytes>> {
     serde
-        .serialize(v)
-        .map(|b| b.map(Bytes::from))
+        .serialize_bytes(v)
         .map_err(|e| StreamsError::Serialization {
             what,
             target: target.to_string(),

@@ -97,11 +97,11 @@ impl<KS: Serde, VS: Serde> TypedSource<KS, VS> {
 impl<KS: Serde, VS: Serde> SourceNode for TypedSource<KS, VS> {
     fn process(&mut self, ctx: &mut Ctx, record: InputRecord) -> Result<()> {
         ctx.stats.processed += 1;
-        let key = match self.key.deserialize(record.key.as_deref()) {
+        let key = match self.key.deserialize_bytes(record.key.as_ref()) {
             Ok(k) => k,
             Err(e) => return self.bad_record(ctx, record, "key", e.0),
         };
-        let value = match self.value.deserialize(record.value.as_deref()) {
+        let value = match self.value.deserialize_bytes(record.value.as_ref()) {
             Ok(v) => v,
             Err(e) => return self.bad_record(ctx, record, "value", e.0),
         };

@@ -117,11 +117,22 @@ impl StreamThread {
             };
             self.sync_assignment()?;
             let rewound = std::mem::take(&mut self.rewound);
+            // A poll returns runs of records of one topic: look its sub-topology up once
+            // per run, not per record.
+            let mut last: Option<(String, Option<usize>)> = None;
             for r in records {
-                if rewound.contains(&(r.topic.clone(), r.partition)) {
+                if !rewound.is_empty() && rewound.contains(&(r.topic.clone(), r.partition)) {
                     continue;
                 }
-                let Some(&sub) = self.rt.plan.topic_subtopology.get(&r.topic) else {
+                let sub = match &last {
+                    Some((topic, sub)) if *topic == r.topic => *sub,
+                    _ => {
+                        let sub = self.rt.plan.topic_subtopology.get(&r.topic).copied();
+                        last = Some((r.topic.clone(), sub));
+                        sub
+                    }
+                };
+                let Some(sub) = sub else {
                     continue;
                 };
                 let id = TaskId {
@@ -129,7 +140,7 @@ impl StreamThread {
                     partition: r.partition,
                 };
                 if let Some(t) = self.tasks.get_mut(&id) {
-                    t.task.add(r);
+                    t.task.add(r)?;
                 }
             }
             let now = now_ms();
@@ -338,9 +349,8 @@ impl StreamThread {
             let out = t.task.take_output();
             let task_offsets: Vec<(String, i32, i64)> = t
                 .task
-                .consumed
-                .iter()
-                .map(|((topic, p), o)| (topic.clone(), *p, *o))
+                .consumed()
+                .map(|(topic, p, o)| (topic.to_string(), p, o))
                 .collect();
             match t.producer.as_mut() {
                 Some(p) => {

@@ -18,7 +18,7 @@ pub(crate) mod layout;
 mod memory;
 mod persistent;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -153,6 +153,16 @@ impl Store {
         self.engine.get(key).map_err(|e| self.err(e))
     }
 
+    /// Calls `f` on the current value of `key` without copying it when the cache holds it
+    /// (the common case for a key updated again and again).
+    pub fn read<R>(&self, key: &[u8], f: impl FnOnce(Option<&[u8]>) -> R) -> Result<R> {
+        if let Some(v) = self.dirty.get(key) {
+            return Ok(f(v.as_deref()));
+        }
+        let v = self.engine.get(key).map_err(|e| self.err(e))?;
+        Ok(f(v.as_deref()))
+    }
+
     pub fn put(
         &mut self,
         key: Vec<u8>,
@@ -161,13 +171,27 @@ impl Store {
         ts: i64,
     ) -> Result<()> {
         let added = entry_bytes(&key, &value);
-        if let Some(old) = self.dirty.insert(key.clone(), value) {
-            let freed = entry_bytes(&key, &old);
-            self.dirty_bytes -= freed;
-            self.budget.used_bytes.fetch_sub(freed, Ordering::Relaxed);
+        let freed = match self.dirty.entry(key) {
+            btree_map::Entry::Occupied(mut e) => {
+                let old = e.insert(value);
+                entry_bytes(e.key(), &old)
+            }
+            btree_map::Entry::Vacant(e) => {
+                e.insert(value);
+                0
+            }
+        };
+        // One update of the shared counter per put, not two.
+        if added >= freed {
+            self.budget
+                .used_bytes
+                .fetch_add(added - freed, Ordering::Relaxed);
+        } else {
+            self.budget
+                .used_bytes
+                .fetch_sub(freed - added, Ordering::Relaxed);
         }
-        self.dirty_bytes += added;
-        self.budget.used_bytes.fetch_add(added, Ordering::Relaxed);
+        self.dirty_bytes = self.dirty_bytes - freed + added;
         if self.budget.over() {
             self.flush(out, ts)?;
         }

@@ -3,9 +3,10 @@
 use std::time::{Duration, Instant};
 
 use sluice_core::client::IsolationLevel;
+use sluice_core::record::{ProducerStamp, Record, encode_batch, partition_for_key};
 use sluice_core::{
-    ConsumerConfig, Log, NewTopic, OffsetReset, Producer, ProducerConfig, ProducerRecord, Seek,
-    TopicPartition,
+    Compression, ConsumerConfig, Log, NewTopic, OffsetReset, Producer, ProducerConfig,
+    ProducerRecord, Seek, TopicPartition,
 };
 
 use super::{Backend, ChangelogEntry, GroupConsumer, GroupMeta, OutputProducer};
@@ -64,6 +65,9 @@ impl Backend for Embedded {
     }
 
     fn producer(&self, transactional_id: Option<&str>) -> Result<Box<dyn OutputProducer>> {
+        if transactional_id.is_none() {
+            return Ok(Box::new(BatchingProducer::new(self.log.clone())?));
+        }
         let mut config = ProducerConfig::default().linger(Duration::from_millis(5));
         if let Some(id) = transactional_id {
             config = config.transactional_id(id);
@@ -75,6 +79,8 @@ impl Backend for Embedded {
         Ok(Box::new(EmbeddedProducer {
             producer,
             pending: Vec::new(),
+            check_at: PENDING_CHECK_MIN,
+            failed: None,
         }))
     }
 
@@ -183,9 +189,234 @@ impl GroupConsumer for EmbeddedConsumer {
     }
 }
 
+/// Records of one batch at most (the embedded producer's default `batch_records`).
+const BATCH_RECORDS_MAX: usize = 10_000;
+/// Bytes of one batch at most, counted as the producer does (the default `batch_bytes`).
+const BATCH_BYTES_MAX: usize = 1 << 20;
+/// How long a batch may wait for more records before the next send appends it.
+const LINGER: Duration = Duration::from_millis(5);
+
+/// Records buffered for one output partition.
+struct OpenBatch {
+    topic: String,
+    partition: i32,
+    records: Vec<Record>,
+    bytes: usize,
+    /// When the first record of `records` was buffered.
+    opened: Instant,
+    /// The idempotent sequence of the next batch's first record.
+    sequence: i32,
+}
+
+/// A topic written to: its partition count (re-read after every flush, since partitions
+/// may be added) and the partition keyless records currently stick to.
+struct OutputTopic {
+    name: String,
+    partitions: i32,
+    sticky: i32,
+}
+
+/// The at-least-once producer: batches per partition, encoded and appended on the
+/// sending thread, as `sluice_core::Producer` does (idempotent, 10,000 records or 1 MiB
+/// per batch, 5 ms linger checked at each send, keyed records by murmur2, keyless ones
+/// sticky), without its per-record costs: no delivery handle, lock or topic-name hashing
+/// per record. A failed append fails the `send` or `flush` that made it.
+struct BatchingProducer {
+    log: Log,
+    /// The idempotent producer id and epoch stamped on every batch.
+    id: (i64, i16),
+    /// One entry per partition written to; a task writes a handful, so a linear search
+    /// (most recent hit first) beats hashing.
+    batches: Vec<OpenBatch>,
+    last: usize,
+    topics: Vec<OutputTopic>,
+}
+
+impl BatchingProducer {
+    fn new(log: Log) -> Result<Self> {
+        let id = log.init_producer_id()?;
+        Ok(BatchingProducer {
+            log,
+            id,
+            batches: Vec::new(),
+            last: 0,
+            topics: Vec::new(),
+        })
+    }
+
+    fn topic(&mut self, name: &str) -> Result<&mut OutputTopic> {
+        let i = match self.topics.iter().position(|t| t.name == name) {
+            Some(i) => i,
+            None => {
+                let partitions = self.log.partition_count(name)?;
+                self.topics.push(OutputTopic {
+                    name: name.to_string(),
+                    partitions,
+                    sticky: 0,
+                });
+                self.topics.len() - 1
+            }
+        };
+        self.topics
+            .get_mut(i)
+            .ok_or_else(|| StreamsError::Topology("output topic index".into()))
+    }
+
+    fn batch_index(&mut self, topic: &str, partition: i32) -> usize {
+        let hit = |b: &OpenBatch| b.partition == partition && b.topic == topic;
+        if self.batches.get(self.last).is_some_and(hit) {
+            return self.last;
+        }
+        let i = match self.batches.iter().position(hit) {
+            Some(i) => i,
+            None => {
+                self.batches.push(OpenBatch {
+                    topic: topic.to_string(),
+                    partition,
+                    records: Vec::new(),
+                    bytes: 0,
+                    opened: Instant::now(),
+                    sequence: 0,
+                });
+                self.batches.len() - 1
+            }
+        };
+        self.last = i;
+        i
+    }
+
+    /// Encodes and appends the records buffered in batch `i`, if any.
+    fn ship(&mut self, i: usize) -> Result<()> {
+        let Some(b) = self.batches.get_mut(i) else {
+            return Ok(());
+        };
+        if b.records.is_empty() {
+            return Ok(());
+        }
+        let stamp = ProducerStamp {
+            producer_id: self.id.0,
+            producer_epoch: self.id.1,
+            base_sequence: b.sequence,
+            transactional: false,
+        };
+        let mut bytes = encode_batch(&b.records, Compression::None, stamp)?;
+        self.log.append(&b.topic, b.partition, &mut bytes)?;
+        let next = (i64::from(b.sequence) + b.records.len() as i64) % (i64::from(i32::MAX) + 1);
+        b.sequence = next as i32;
+        b.records.clear();
+        b.bytes = 0;
+        // Keyless records move on to the next partition once a batch is sent.
+        let (topic, partition) = (&b.topic, b.partition);
+        if let Some(t) = self.topics.iter_mut().find(|t| t.name == *topic)
+            && t.sticky == partition
+        {
+            t.sticky = t.sticky.wrapping_add(1).max(0);
+        }
+        Ok(())
+    }
+}
+
+impl OutputProducer for BatchingProducer {
+    fn send(&mut self, r: OutputRecord) -> Result<()> {
+        let t = self.topic(&r.topic)?;
+        let partition = match (r.partition, &r.key) {
+            (Some(p), _) => {
+                if !(0..t.partitions).contains(&p) {
+                    return Err(StreamsError::Log(sluice_core::Error::UnknownPartition {
+                        topic: r.topic,
+                        partition: p,
+                        partitions: t.partitions,
+                    }));
+                }
+                p
+            }
+            (None, Some(key)) => partition_for_key(key, t.partitions),
+            (None, None) => t.sticky % t.partitions,
+        };
+        let i = self.batch_index(&r.topic, partition);
+        let now = Instant::now();
+        let b = self
+            .batches
+            .get_mut(i)
+            .ok_or_else(|| StreamsError::Topology("output batch index".into()))?;
+        if b.records.is_empty() {
+            b.opened = now;
+        }
+        b.bytes +=
+            r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len()) + 16;
+        let mut headers = r.headers;
+        // The producer API takes header values only; a null-valued header is dropped.
+        headers.retain(|h| h.value.is_some());
+        b.records.push(Record {
+            offset: b.records.len() as i64,
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers,
+        });
+        if b.records.len() >= BATCH_RECORDS_MAX || b.bytes >= BATCH_BYTES_MAX {
+            self.ship(i)?;
+        }
+        // Append whatever has lingered long enough.
+        for j in 0..self.batches.len() {
+            let due = self
+                .batches
+                .get(j)
+                .is_some_and(|b| !b.records.is_empty() && now.duration_since(b.opened) >= LINGER);
+            if due {
+                self.ship(j)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        for i in 0..self.batches.len() {
+            self.ship(i)?;
+        }
+        // Partition counts may have grown: read them again.
+        for t in &mut self.topics {
+            t.partitions = self.log.partition_count(&t.name)?;
+        }
+        Ok(())
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        Err(not_transactional())
+    }
+
+    fn commit(&mut self, _: &[(String, i32, i64)], _: &GroupMeta) -> Result<()> {
+        Err(not_transactional())
+    }
+
+    fn abort(&mut self) -> Result<()> {
+        Err(not_transactional())
+    }
+}
+
+impl Drop for BatchingProducer {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!("producer dropped with unsent records: {e}");
+        }
+    }
+}
+
+fn not_transactional() -> StreamsError {
+    StreamsError::Topology("internal error: a transaction on the at-least-once producer".into())
+}
+
+/// Deliveries buffered before the first check for settled ones.
+const PENDING_CHECK_MIN: usize = 4096;
+
 struct EmbeddedProducer {
     producer: Producer,
+    /// Deliveries not yet known to have succeeded; checked at `flush`.
     pending: Vec<sluice_core::Delivery>,
+    /// Prune `pending` when it reaches this length.
+    check_at: usize,
+    /// A delivery that failed, pruned from `pending` before the flush that reports it.
+    failed: Option<std::sync::Arc<sluice_core::Error>>,
 }
 
 fn to_producer_record(r: OutputRecord) -> ProducerRecord {
@@ -211,22 +442,42 @@ impl OutputProducer for EmbeddedProducer {
     fn send(&mut self, record: OutputRecord) -> Result<()> {
         let delivery = self.producer.send(to_producer_record(record))?;
         self.pending.push(delivery);
-        if self.pending.len() >= 4096 {
-            self.pending.retain(|d| d.result().is_none());
+        if self.pending.len() >= self.check_at {
+            // Settled deliveries that failed must still fail the next flush.
+            let mut failed = None;
+            self.pending.retain(|d| match d.result() {
+                None => true,
+                Some(Ok(_)) => false,
+                Some(Err(e)) => {
+                    failed.get_or_insert(e);
+                    false
+                }
+            });
+            if let Some(e) = failed {
+                self.failed.get_or_insert(e);
+            }
+            // Check again when as many more have been sent: each delivery is looked at
+            // O(1) times on average, however many are still in flight.
+            self.check_at = (2 * self.pending.len()).max(PENDING_CHECK_MIN);
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
         self.producer.flush()?;
+        self.check_at = PENDING_CHECK_MIN;
+        let mut failed = self.failed.take();
         for d in self.pending.drain(..) {
             if let Some(Err(e)) = d.result() {
-                return Err(StreamsError::Log(sluice_core::Error::InvalidArgument(
-                    format!("a record of this job was not written: {e}"),
-                )));
+                failed.get_or_insert(e);
             }
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(StreamsError::Log(sluice_core::Error::InvalidArgument(
+                format!("a record of this job was not written: {e}"),
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -249,12 +500,16 @@ impl OutputProducer for EmbeddedProducer {
         }
         self.producer.commit_transaction()?;
         self.pending.clear();
+        self.failed = None;
+        self.check_at = PENDING_CHECK_MIN;
         Ok(())
     }
 
     fn abort(&mut self) -> Result<()> {
         self.producer.abort_transaction()?;
         self.pending.clear();
+        self.failed = None;
+        self.check_at = PENDING_CHECK_MIN;
         Ok(())
     }
 }
