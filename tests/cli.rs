@@ -438,3 +438,41 @@ fn bench_produce_and_consume_report_json() {
     assert_eq!(end_to_end["latency_measures"], "produce_to_consume");
     assert_eq!(end_to_end["latency_ms"]["samples"], 200);
 }
+
+// `bench streams` runs both jobs over records in the embedded log and prints one JSON
+// object with each job's throughput and per-core rate: the keys docs/benchmarks.md reports.
+#[test]
+fn bench_streams_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bench-data");
+    let data = data.to_str().unwrap();
+    let out = ok(&sluice(
+        dir.path(),
+        &[
+            "bench",
+            "streams",
+            "--records",
+            "2000",
+            "--runs",
+            "1",
+            "--keys",
+            "50",
+            "--data-dir",
+            data,
+            "--json",
+        ],
+    ));
+    let report: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    for job in ["stateless", "windowed"] {
+        let r = &report["jobs"][job];
+        for key in ["records_per_s", "records_per_core_s", "seconds"] {
+            assert!(r[key].as_f64().unwrap() > 0.0, "{job}.{key}: {report}");
+        }
+        assert!(r["cpu_seconds"].as_f64().unwrap() >= 0.0, "{report}");
+        assert!(r["target_met"].is_boolean(), "{report}");
+        assert_eq!(r["runs"].as_array().unwrap().len(), 1, "{report}");
+    }
+    assert_eq!(report["config"]["records"], 2000);
+    assert_eq!(report["config"]["store"], "memory");
+}

@@ -317,7 +317,8 @@ impl Summary {
             seconds: median(runs.iter().map(|r| r.seconds).collect()),
             cpu_seconds: median(runs.iter().map(|r| r.cpu_seconds).collect()),
             records_per_s: median(runs.iter().map(|r| n / r.seconds).collect()),
-            records_per_core_s: median(runs.iter().map(|r| n / r.cpu_seconds).collect()),
+            // getrusage counts in ticks on some kernels: a tiny run may read 0 s.
+            records_per_core_s: median(runs.iter().map(|r| n / r.cpu_seconds.max(1e-6)).collect()),
         }
     }
 }
