@@ -194,9 +194,7 @@ impl StreamThread {
                 .as_mut()
                 .ok_or_else(|| StreamsError::Topology("no producer".into()))?,
         };
-        for r in out {
-            producer.send(r).map_err(|e| fenced(&self.rt, e))?;
-        }
+        producer.send_all(out).map_err(|e| fenced(&self.rt, e))?;
         Ok(())
     }
 
@@ -370,9 +368,7 @@ impl StreamThread {
                         .producer
                         .as_mut()
                         .ok_or_else(|| StreamsError::Topology("no producer".into()))?;
-                    for r in out {
-                        p.send(r)?;
-                    }
+                    p.send_all(out)?;
                     offsets.extend(task_offsets);
                 }
             }

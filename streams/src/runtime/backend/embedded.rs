@@ -314,10 +314,9 @@ impl BatchingProducer {
         }
         Ok(())
     }
-}
 
-impl OutputProducer for BatchingProducer {
-    fn send(&mut self, r: OutputRecord) -> Result<()> {
+    /// Adds a record to its partition's batch, appending the batch if that fills it.
+    fn buffer(&mut self, r: OutputRecord, now: Instant) -> Result<()> {
         let t = self.topic(&r.topic)?;
         let partition = match (r.partition, &r.key) {
             (Some(p), _) => {
@@ -334,7 +333,6 @@ impl OutputProducer for BatchingProducer {
             (None, None) => t.sticky % t.partitions,
         };
         let i = self.batch_index(&r.topic, partition);
-        let now = Instant::now();
         let b = self
             .batches
             .get_mut(i)
@@ -357,7 +355,11 @@ impl OutputProducer for BatchingProducer {
         if b.records.len() >= BATCH_RECORDS_MAX || b.bytes >= BATCH_BYTES_MAX {
             self.ship(i)?;
         }
-        // Append whatever has lingered long enough.
+        Ok(())
+    }
+
+    /// Appends the batches that have waited `LINGER` or longer.
+    fn ship_lingered(&mut self, now: Instant) -> Result<()> {
         for j in 0..self.batches.len() {
             let due = self
                 .batches
@@ -368,6 +370,26 @@ impl OutputProducer for BatchingProducer {
             }
         }
         Ok(())
+    }
+}
+
+impl OutputProducer for BatchingProducer {
+    fn send(&mut self, r: OutputRecord) -> Result<()> {
+        let now = Instant::now();
+        self.buffer(r, now)?;
+        self.ship_lingered(now)
+    }
+
+    /// One clock read and one linger check for the whole burst, not one per record.
+    fn send_all(&mut self, records: Vec<OutputRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        for r in records {
+            self.buffer(r, now)?;
+        }
+        self.ship_lingered(Instant::now())
     }
 
     fn flush(&mut self) -> Result<()> {

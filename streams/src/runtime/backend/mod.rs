@@ -76,6 +76,10 @@ pub(crate) trait GroupConsumer: Send {
 /// Writes a task's output.
 pub(crate) trait OutputProducer: Send {
     fn send(&mut self, record: OutputRecord) -> Result<()>;
+    /// Sends records in order, as `send` does each.
+    fn send_all(&mut self, records: Vec<OutputRecord>) -> Result<()> {
+        records.into_iter().try_for_each(|r| self.send(r))
+    }
     /// Waits until everything sent is acknowledged.
     fn flush(&mut self) -> Result<()>;
     /// Starts a transaction (transactional producers only).
