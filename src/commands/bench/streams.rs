@@ -45,7 +45,9 @@ pub struct StreamsBenchArgs {
     pub keys: u64,
 
     /// Event-time step between consecutive records, ms (1 ms: 60,000 records per window).
-    #[arg(long, default_value_t = 1)]
+    /// Never negative: a decreasing time would make the windowed job drop late records and
+    /// write fewer than it is waited for.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(0..=3_600_000))]
     pub timestamp_step_ms: i64,
 
     /// Which jobs to run.
