@@ -98,6 +98,22 @@ impl Task {
         self.inputs.iter().map(|q| q.queue.len()).sum()
     }
 
+    /// The timestamp of the record [`process_next`](Self::process_next) would take.
+    pub fn head_timestamp(&self) -> Option<i64> {
+        self.inputs
+            .iter()
+            .filter_map(|q| q.queue.front().map(|r| r.timestamp))
+            .min()
+    }
+
+    /// Records buffered for one input partition.
+    pub fn queued(&self, topic: &str, partition: i32) -> usize {
+        self.inputs
+            .iter()
+            .find(|q| q.partition == partition && q.topic == topic)
+            .map_or(0, |q| q.queue.len())
+    }
+
     /// Input partition -> the offset after the last record processed (what to commit).
     pub fn consumed(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         self.inputs
@@ -106,8 +122,9 @@ impl Task {
     }
 
     /// Processes the buffered record with the lowest timestamp (ties: the first input in
-    /// (topic, partition) order); false if none.
-    pub fn process_next(&mut self, now_ms: i64) -> Result<bool> {
+    /// (topic, partition) order). `None` if there was none; otherwise whether that
+    /// record's input partition has nothing more buffered.
+    pub fn process_next(&mut self, now_ms: i64) -> Result<Option<bool>> {
         let mut next: Option<(i64, usize)> = None;
         for (i, q) in self.inputs.iter().enumerate() {
             if let Some(r) = q.queue.front()
@@ -117,15 +134,15 @@ impl Task {
             }
         }
         let Some((_, i)) = next else {
-            return Ok(false);
+            return Ok(None);
         };
-        let record = self
+        let (record, drained) = self
             .inputs
             .get_mut(i)
-            .and_then(|q| q.queue.pop_front())
+            .and_then(|q| q.queue.pop_front().map(|r| (r, q.queue.is_empty())))
             .ok_or_else(|| StreamsError::Topology("task queue vanished".into()))?;
         self.process_at(i, record, now_ms)?;
-        Ok(true)
+        Ok(Some(drained))
     }
 
     /// Processes one record now (the test driver's path; the runtime buffers first).
@@ -175,6 +192,11 @@ impl Task {
             }
         }
         Ok(())
+    }
+
+    /// Moves the output produced so far to the end of `out`, keeping its order.
+    pub fn move_output_into(&mut self, out: &mut Vec<OutputRecord>) {
+        out.append(&mut self.graph.ctx.out);
     }
 
     /// The output produced since the last call (job output, repartition, changelog).

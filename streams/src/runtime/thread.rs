@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::backend::{GroupConsumer, OutputProducer};
 use super::checkpoint;
@@ -27,8 +27,11 @@ use crate::state::{MemoryKv, Store, StoreEngine};
 use crate::task::Task;
 use crate::topology::{StoreDesc, TaskId};
 
-/// Records a task processes per loop before the thread polls again.
-const RECORDS_PER_TASK_PER_LOOP: usize = 2_000;
+/// Records the thread processes per loop before it polls again.
+const RECORDS_PER_LOOP: usize = 5_000;
+/// The longest the thread holds processing back for an input partition that has unread
+/// records in the log but none buffered yet (see `held_back`).
+const LAGGING_WAIT_MAX: Duration = Duration::from_millis(100);
 /// Records buffered across a thread's tasks before it stops polling for more.
 const BUFFERED_RECORDS_MAX: usize = 20_000;
 
@@ -47,6 +50,10 @@ pub(crate) struct StreamThread {
     producer: Option<Box<dyn OutputProducer>>,
     tasks: BTreeMap<TaskId, ActiveTask>,
     assignment: BTreeSet<(String, i32)>,
+    /// Input partition -> the offset after the last record routed to its task.
+    received: HashMap<(String, i32), i64>,
+    /// Since when processing has been held back for a lagging partition.
+    waiting_since: Option<Instant>,
     /// Partitions rewound to their committed offsets since the last poll: records the
     /// poll returned for them are read again, so those are dropped.
     rewound: BTreeSet<(String, i32)>,
@@ -83,6 +90,8 @@ impl StreamThread {
             tasks: BTreeMap::new(),
             assignment: BTreeSet::new(),
             rewound: BTreeSet::new(),
+            received: HashMap::new(),
+            waiting_since: None,
             last_commit: Instant::now(),
             closed_stats: TaskStats::default(),
         })
@@ -140,10 +149,16 @@ impl StreamThread {
                     partition: r.partition,
                 };
                 if let Some(t) = self.tasks.get_mut(&id) {
+                    let next = r.offset + 1;
+                    let key = (r.topic.clone(), r.partition);
                     t.task.add(r)?;
+                    self.received.insert(key, next);
                 }
             }
             let now = now_ms();
+            if !self.held_back() {
+                self.process_in_time_order(now)?;
+            }
             let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
             for id in ids {
                 self.run_task(id, now)?;
@@ -176,15 +191,92 @@ impl StreamThread {
         Ok(())
     }
 
+    /// Whether to wait for more input before processing: some input partition has no
+    /// records buffered but unread ones in the log. Processing the others first would
+    /// push stream time (and, through repartition topics, the stream time of downstream
+    /// tasks) past that partition's records, which windows would then drop as late.
+    /// This is Kafka Streams' `max.task.idle.ms` idea across all of a thread's tasks,
+    /// bounded by [`LAGGING_WAIT_MAX`] and by the buffer limit.
+    fn held_back(&mut self) -> bool {
+        let buffered: usize = self.tasks.values().map(|t| t.task.buffered()).sum();
+        if buffered == 0 || buffered >= BUFFERED_RECORDS_MAX {
+            self.waiting_since = None;
+            return false;
+        }
+        let assignment: Vec<(String, i32)> = self.assignment.iter().cloned().collect();
+        for (topic, partition) in assignment {
+            let Some(&sub) = self.rt.plan.topic_subtopology.get(&topic) else {
+                continue;
+            };
+            let id = TaskId {
+                subtopology: sub,
+                partition,
+            };
+            if self
+                .tasks
+                .get(&id)
+                .is_none_or(|t| t.task.queued(&topic, partition) > 0)
+            {
+                continue;
+            }
+            let next = self.received.get(&(topic.clone(), partition)).copied();
+            if self
+                .consumer
+                .lag(&topic, partition, next)
+                .is_some_and(|lag| lag > 0)
+            {
+                let since = *self.waiting_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < LAGGING_WAIT_MAX {
+                    return true;
+                }
+                tracing::debug!(thread = %self.name, %topic, partition, "stopped waiting for a lagging partition");
+                break;
+            }
+        }
+        self.waiting_since = None;
+        false
+    }
+
+    /// Processes buffered records across all tasks, lowest timestamp first, until the
+    /// budget is spent or an input partition runs dry (then polling comes first again).
+    ///
+    /// At-least-once, the output of all tasks goes to the thread's one producer in the
+    /// order it was produced, so a repartition topic fed by several of this thread's
+    /// tasks receives their records in event-time order too. (Exactly-once, each task
+    /// has its own producer and its output is sent per task after the loop.)
+    fn process_in_time_order(&mut self, now: i64) -> Result<()> {
+        let shared_producer = self.producer.is_some();
+        let mut out = Vec::new();
+        for _ in 0..RECORDS_PER_LOOP {
+            let next = self
+                .tasks
+                .iter()
+                .filter_map(|(id, t)| t.task.head_timestamp().map(|ts| (ts, *id)))
+                .min();
+            let Some((_, id)) = next else {
+                break;
+            };
+            let Some(t) = self.tasks.get_mut(&id) else {
+                break;
+            };
+            let processed = t.task.process_next(now)?;
+            if shared_producer {
+                t.task.move_output_into(&mut out);
+            }
+            if processed != Some(false) {
+                break;
+            }
+        }
+        if let Some(p) = self.producer.as_mut() {
+            p.send_all(out)?;
+        }
+        Ok(())
+    }
+
     fn run_task_inner(&mut self, id: TaskId, now: i64) -> Result<()> {
         let Some(t) = self.tasks.get_mut(&id) else {
             return Ok(());
         };
-        for _ in 0..RECORDS_PER_TASK_PER_LOOP {
-            if !t.task.process_next(now)? {
-                break;
-            }
-        }
         t.task.on_wall_clock(now)?;
         let out = t.task.take_output();
         let producer = match t.producer.as_mut() {
@@ -327,6 +419,9 @@ impl StreamThread {
             })
             .collect();
         self.consumer.rewind(&inputs)?;
+        for tp in &inputs {
+            self.received.remove(tp);
+        }
         self.rewound.extend(inputs);
         tracing::info!(thread = %self.name, task = %id, restored, ms = started.elapsed().as_millis() as u64, "task started");
         Ok(ActiveTask {

@@ -55,12 +55,20 @@ impl Backend for Embedded {
             .auto_offset_reset(OffsetReset::Earliest)
             .max_poll_records(1000)
             .isolation_level(isolation(read_committed));
+        // Small reads per partition interleave the partitions finely, so a thread catching
+        // up on several holds records of all of them at once (see `thread::held_back`).
+        let config = ConsumerConfig {
+            fetch_max_bytes: 256 << 10,
+            ..config
+        };
         let mut consumer = self.log.consumer(config);
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Box::new(EmbeddedConsumer {
             consumer,
             group: group.to_string(),
+            read_committed,
+            log: self.log.clone(),
         }))
     }
 
@@ -138,6 +146,18 @@ impl Backend for Embedded {
 struct EmbeddedConsumer {
     consumer: sluice_core::Consumer,
     group: String,
+    read_committed: bool,
+    log: Log,
+}
+
+impl EmbeddedConsumer {
+    fn consumer_log_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<std::sync::Arc<sluice_core::Partition>> {
+        self.log.partition(topic, partition).ok()
+    }
 }
 
 impl GroupConsumer for EmbeddedConsumer {
@@ -156,6 +176,23 @@ impl GroupConsumer for EmbeddedConsumer {
             .iter()
             .map(|tp| (tp.topic.clone(), tp.partition))
             .collect()
+    }
+
+    fn lag(&mut self, topic: &str, partition: i32, next: Option<i64>) -> Option<i64> {
+        let p = self.consumer_log_partition(topic, partition)?;
+        let end = if self.read_committed {
+            p.last_stable_offset()
+        } else {
+            p.log_end_offset()
+        };
+        let from = match next {
+            Some(n) => n,
+            None => self
+                .consumer
+                .position(&TopicPartition::new(topic, partition))
+                .ok()?,
+        };
+        Some((end - from).max(0))
     }
 
     fn rewind(&mut self, partitions: &[(String, i32)]) -> Result<()> {

@@ -285,6 +285,12 @@ impl GroupConsumer for KafkaConsumer {
             .unwrap_or_default()
     }
 
+    fn lag(&mut self, _topic: &str, _partition: i32, _next: Option<i64>) -> Option<i64> {
+        // librdkafka's cached watermarks are not exposed by the rdkafka crate, and asking
+        // the broker per loop would cost a round trip.
+        None
+    }
+
     fn rewind(&mut self, partitions: &[(String, i32)]) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         for (t, p) in partitions {

@@ -63,6 +63,10 @@ pub(crate) trait GroupConsumer: Send {
     fn poll(&mut self, timeout: Duration) -> Result<Vec<InputRecord>>;
     /// The partitions currently assigned (changes after a rebalance).
     fn assignment(&self) -> Vec<(String, i32)>;
+    /// How many records of an assigned partition lie beyond `next` (the offset after the
+    /// last record `poll` returned for it; `None`: none returned yet), if cheaply known.
+    /// `None` (unknown) never holds processing back.
+    fn lag(&mut self, topic: &str, partition: i32, next: Option<i64>) -> Option<i64>;
     /// Moves these partitions back to their committed offsets (the earliest offset if none):
     /// a new task must not miss records polled for a task that was dropped.
     fn rewind(&mut self, partitions: &[(String, i32)]) -> Result<()>;
