@@ -11,10 +11,11 @@
 //! not such JSON are logged and skipped.
 //!
 //! With several input partitions the count reads a repartition topic that every input
-//! partition's task writes to; replaying a backlog, one task may run minutes of event
-//! time ahead of another, and views that reach the count more than the grace behind are
-//! late. Key the input by page (each page's views then stay in one partition, in order)
-//! or replay with one partition.
+//! partition's task writes to. One stream thread processes its tasks in event-time order,
+//! so a backlog replays without late drops; with several threads or instances, the
+//! repartition topic interleaves their output in batches, and views that reach the count
+//! more than the grace behind are late: key the input by page (each page's views then
+//! stay in one partition, in order) or give the window more grace when replaying history.
 //!
 //! Stream time advances with the input's `ts`; when no input arrives for
 //! `--idle-timeout-ms` (default 30 s), it follows the wall clock so the last windows
