@@ -3,6 +3,7 @@
 //! and reads committed or uncommitted, over a [`Log`](crate::Log) in the same process.
 
 mod consumer;
+mod delivery;
 mod groups;
 mod producer;
 mod transactions;

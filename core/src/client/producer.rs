@@ -10,15 +10,25 @@
 //! With a transactional id the producer is transactional (`transactions.rs`): after
 //! `init_transactions`, records are sent only inside a transaction, and every batch is
 //! stamped transactional and appended through the log's transaction coordinator.
+//!
+//! Per record, a send does no allocation of its own beyond the buffered `Record`: batches
+//! live in a per-topic table indexed by partition (found by name, the last topic first),
+//! a topic's partition count is read once per shipped batch rather than per record, and
+//! the records of a batch share one outcome (`delivery.rs`) from which a [`Delivery`]
+//! builds its `RecordMetadata` when asked. [`Producer::send_all`] buffers many records
+//! under one lock and one clock read, without deliveries: a failed batch of theirs fails
+//! the next [`Producer::flush`] (or `commit_transaction`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::TopicPartition;
+use super::delivery::{Appended, BatchOutcome};
+pub use super::delivery::{Delivery, RecordMetadata};
 use super::transactions::TxnProducer;
 use crate::error::{Error, Result};
 use crate::log::Log;
@@ -157,49 +167,122 @@ impl ProducerRecord {
     }
 }
 
-/// Where a record landed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordMetadata {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Timestamp as stored (log-append time on LogAppendTime topics).
-    pub timestamp: i64,
+/// The records buffered for one partition, and its idempotent sequence.
+struct PartitionBatch {
+    /// The sequence of the next batch's first record.
+    sequence: i32,
+    /// Buffered records; their `offset` is their index (the batch's offset deltas). The
+    /// vector keeps its capacity between batches.
+    records: Vec<Record>,
+    bytes: usize,
+    /// When the first of `records` was buffered.
+    opened: Instant,
+    /// Shared by the deliveries handed out for `records`; made at the first one.
+    outcome: Option<Arc<BatchOutcome>>,
+    /// Whether some of `records` were sent without a delivery (`send_all`): a failure of
+    /// the batch is then kept for the next `flush`.
+    unacked: bool,
 }
 
-type Slot = Arc<OnceLock<std::result::Result<RecordMetadata, Arc<Error>>>>;
+impl PartitionBatch {
+    fn new() -> Self {
+        PartitionBatch {
+            sequence: 0,
+            records: Vec::new(),
+            bytes: 0,
+            opened: Instant::now(),
+            outcome: None,
+            unacked: false,
+        }
+    }
 
-/// The outcome of one `send`, filled in when its batch is appended.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    slot: Slot,
-}
-
-impl Delivery {
-    /// The record's metadata, or the error that failed its batch; `None` while the batch
-    /// is still buffered (call [`Producer::flush`]).
-    pub fn result(&self) -> Option<std::result::Result<RecordMetadata, Arc<Error>>> {
-        self.slot.get().cloned()
+    /// Empties the batch, settling its deliveries with `result`.
+    fn settle(&mut self, result: std::result::Result<Appended, Arc<Error>>) {
+        self.records.clear();
+        self.bytes = 0;
+        self.unacked = false;
+        if let Some(outcome) = self.outcome.take() {
+            let _ = outcome.result.set(result);
+        }
     }
 }
 
-struct PendingBatch {
-    records: Vec<Record>,
-    slots: Vec<Slot>,
-    bytes: usize,
-    opened: Instant,
+/// A topic written to.
+struct TopicBatches {
+    name: String,
+    /// The partition count, read at the first send after each shipped batch of the topic
+    /// (partitions may be added), so not once per record.
+    partitions: Option<i32>,
+    /// The partition keyless records stick to; set at the first keyless record.
+    sticky: Option<i32>,
+    /// Indexed by partition, grown to the highest partition written.
+    batches: Vec<PartitionBatch>,
 }
 
 pub(super) struct State {
     pub(super) producer_id: Option<(i64, i16)>,
-    pub(super) sequences: HashMap<TopicPartition, i32>,
-    pending: HashMap<TopicPartition, PendingBatch>,
-    sticky: HashMap<String, i32>,
+    topics: Vec<TopicBatches>,
+    /// Index into `topics` by name.
+    topic_index: HashMap<String, usize>,
+    /// The topic of the last send: most sends go to the same topic as the one before.
+    last_topic: usize,
+    /// The earliest `opened` of the non-empty batches (`None`: nothing is buffered), so a
+    /// send looks for lingered batches only when one may be due.
+    oldest: Option<Instant>,
+    /// The first failure of a batch holding records sent without a delivery, reported by
+    /// the next `flush` (or `commit_transaction`).
+    pub(super) unacked_failure: Option<Arc<Error>>,
     /// The transaction state of a transactional producer.
     pub(super) txn: Option<TxnProducer>,
+}
+
+impl State {
+    /// Idempotent sequences start again from zero (a new producer id or epoch).
+    pub(super) fn reset_sequences(&mut self) {
+        for topic in &mut self.topics {
+            for batch in &mut topic.batches {
+                batch.sequence = 0;
+            }
+        }
+    }
+
+    fn recompute_oldest(&mut self) {
+        self.oldest = self
+            .topics
+            .iter()
+            .flat_map(|t| &t.batches)
+            .filter(|b| !b.records.is_empty())
+            .map(|b| b.opened)
+            .min();
+    }
+
+    /// The index of `topic` in `topics`, added (its partition count read) if new.
+    fn topic_slot(&mut self, log: &Log, topic: &str) -> Result<usize> {
+        if self
+            .topics
+            .get(self.last_topic)
+            .is_some_and(|t| t.name == topic)
+        {
+            return Ok(self.last_topic);
+        }
+        let i = match self.topic_index.get(topic) {
+            Some(&i) => i,
+            None => {
+                let partitions = log.partition_count(topic)?;
+                self.topics.push(TopicBatches {
+                    name: topic.to_string(),
+                    partitions: Some(partitions),
+                    sticky: None,
+                    batches: Vec::new(),
+                });
+                let i = self.topics.len() - 1;
+                self.topic_index.insert(topic.to_string(), i);
+                i
+            }
+        };
+        self.last_topic = i;
+        Ok(i)
+    }
 }
 
 /// Sends records to the log. Thread-safe; share it behind an `Arc`.
@@ -235,9 +318,11 @@ impl Log {
             config,
             state: Mutex::new(State {
                 producer_id,
-                sequences: HashMap::new(),
-                pending: HashMap::new(),
-                sticky: HashMap::new(),
+                topics: Vec::new(),
+                topic_index: HashMap::new(),
+                last_topic: 0,
+                oldest: None,
+                unacked_failure: None,
                 txn,
             }),
         })
@@ -248,14 +333,68 @@ impl Producer {
     /// Buffers a record. Its batch is appended when full, when it has lingered, or on
     /// [`flush`](Self::flush); the returned [`Delivery`] then holds the offset.
     pub fn send(&self, record: ProducerRecord) -> Result<Delivery> {
-        let partitions = self.log.partition_count(&record.topic)?;
+        let now = Instant::now();
         let mut state = self.state.lock();
-        let current = state.producer_id;
-        if let Some(txn) = &mut state.txn {
-            txn.check_send(current)?;
+        let delivery = self.buffer(&mut state, record, now, true, true)?;
+        self.ship_lingered(&mut state, now);
+        delivery.ok_or_else(|| Error::InvalidArgument("internal error: no delivery".into()))
+    }
+
+    /// Buffers records in order, as [`send`](Self::send) does each, under one lock and one
+    /// clock read, and without a [`Delivery`] per record: if a batch holding any of them
+    /// fails, the next [`flush`](Self::flush) (or `commit_transaction`) returns the error.
+    /// On an error, the records before the failing one are buffered, the rest are not.
+    pub fn send_all(&self, records: impl IntoIterator<Item = ProducerRecord>) -> Result<()> {
+        let now = Instant::now();
+        let mut state = self.state.lock();
+        let mut check_txn = true;
+        for record in records {
+            self.buffer(&mut state, record, now, false, check_txn)?;
+            // The transaction cannot change while the lock is held.
+            check_txn = false;
         }
+        self.ship_lingered(&mut state, Instant::now());
+        Ok(())
+    }
+
+    /// Adds a record to its partition's batch (shipping the batch if that fills it); a
+    /// delivery for it if `delivery`.
+    fn buffer(
+        &self,
+        state: &mut State,
+        record: ProducerRecord,
+        now: Instant,
+        delivery: bool,
+        check_txn: bool,
+    ) -> Result<Option<Delivery>> {
+        let t = state.topic_slot(&self.log, &record.topic)?;
+        let topic = state
+            .topics
+            .get_mut(t)
+            .ok_or_else(|| Error::InvalidArgument("internal error: topic slot".into()))?;
+        let mut partitions = match topic.partitions {
+            Some(n) => n,
+            None => *topic
+                .partitions
+                .insert(self.log.partition_count(&topic.name)?),
+        };
+        if check_txn {
+            let current = state.producer_id;
+            if let Some(txn) = &mut state.txn {
+                txn.check_send(current)?;
+            }
+        }
+        let topic = state
+            .topics
+            .get_mut(t)
+            .ok_or_else(|| Error::InvalidArgument("internal error: topic slot".into()))?;
         let partition = match (record.partition, &record.key) {
             (Some(p), _) => {
+                if !(0..partitions).contains(&p) {
+                    // The cached count may be stale: partitions may have been added.
+                    partitions = self.log.partition_count(&topic.name)?;
+                    topic.partitions = Some(partitions);
+                }
                 if !(0..partitions).contains(&p) {
                     return Err(Error::UnknownPartition {
                         topic: record.topic,
@@ -266,47 +405,78 @@ impl Producer {
                 p
             }
             (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => *state.sticky.entry(record.topic.clone()).or_insert(0) % partitions,
+            (None, None) => *topic.sticky.get_or_insert(0) % partitions,
         };
-        let tp = TopicPartition::new(record.topic, partition);
-        let size = record.key.as_ref().map_or(0, Bytes::len)
+        let p = partition as usize;
+        if topic.batches.len() <= p {
+            topic.batches.resize_with(p + 1, PartitionBatch::new);
+        }
+        let batch = topic
+            .batches
+            .get_mut(p)
+            .ok_or_else(|| Error::InvalidArgument("internal error: partition slot".into()))?;
+        if batch.records.is_empty() {
+            batch.opened = now;
+            state.oldest = Some(state.oldest.map_or(now, |o| o.min(now)));
+        }
+        let timestamp = record.timestamp.unwrap_or_else(crate::now_ms);
+        let offset_delta = batch.records.len() as i64;
+        let delivery = if delivery {
+            let outcome = batch
+                .outcome
+                .get_or_insert_with(|| BatchOutcome::new(&topic.name, partition));
+            Some(Delivery::new(outcome.clone(), offset_delta, timestamp))
+        } else {
+            batch.unacked = true;
+            None
+        };
+        batch.bytes += record.key.as_ref().map_or(0, Bytes::len)
             + record.value.as_ref().map_or(0, Bytes::len)
             + 16;
-        let slot: Slot = Arc::new(OnceLock::new());
-        let batch = state
-            .pending
-            .entry(tp.clone())
-            .or_insert_with(|| PendingBatch {
-                records: Vec::new(),
-                slots: Vec::new(),
-                bytes: 0,
-                opened: Instant::now(),
-            });
         batch.records.push(Record {
-            offset: batch.records.len() as i64,
-            timestamp: record.timestamp.unwrap_or_else(crate::now_ms),
+            offset: offset_delta,
+            timestamp,
             key: record.key,
             value: record.value,
             headers: record.headers,
         });
-        batch.slots.push(slot.clone());
-        batch.bytes += size;
         let full = batch.records.len() >= self.config.batch_records
             || batch.bytes >= self.config.batch_bytes;
         if full {
-            self.ship(&mut state, &tp);
+            let opened = batch.opened;
+            self.ship(state, t, p);
+            if state.oldest == Some(opened) {
+                state.recompute_oldest();
+            }
         }
-        // Ship anything that has lingered long enough.
-        let due: Vec<TopicPartition> = state
-            .pending
-            .iter()
-            .filter(|(_, b)| b.opened.elapsed() >= self.config.linger)
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in due {
-            self.ship(&mut state, &tp);
+        Ok(delivery)
+    }
+
+    /// Ships every batch that has waited `linger` or longer.
+    fn ship_lingered(&self, state: &mut State, now: Instant) {
+        let linger = self.config.linger;
+        if state
+            .oldest
+            .is_none_or(|o| now.saturating_duration_since(o) < linger)
+        {
+            return;
         }
-        Ok(Delivery { slot })
+        for t in 0..state.topics.len() {
+            let len = state.topics.get(t).map_or(0, |topic| topic.batches.len());
+            for p in 0..len {
+                let due = state
+                    .topics
+                    .get(t)
+                    .and_then(|topic| topic.batches.get(p))
+                    .is_some_and(|b| {
+                        !b.records.is_empty() && now.saturating_duration_since(b.opened) >= linger
+                    });
+                if due {
+                    self.ship(state, t, p);
+                }
+            }
+        }
+        state.recompute_oldest();
     }
 
     /// Sends one record and waits for its offset.
@@ -322,88 +492,112 @@ impl Producer {
         }
     }
 
-    /// Appends every buffered batch; returns the first error, if any (each record's
-    /// [`Delivery`] has its own outcome).
+    /// Appends every buffered batch; returns the first failure of a batch holding records
+    /// sent by [`send_all`](Self::send_all) since the last flush, or else the first error of
+    /// this flush, if any (each record's [`Delivery`] has its own outcome).
     pub fn flush(&self) -> Result<()> {
         let mut state = self.state.lock();
-        match self.ship_all(&mut state) {
+        let failed = self.ship_all(&mut state);
+        match state.unacked_failure.take().or(failed) {
             None => Ok(()),
             Some(e) => Err(Error::InvalidArgument(format!("flush failed: {e}"))),
         }
     }
 
-    /// Encodes and appends one partition's batch, filling its deliveries.
-    pub(super) fn ship(&self, state: &mut State, tp: &TopicPartition) -> Option<Arc<Error>> {
-        let batch = state.pending.remove(tp)?;
+    /// Encodes and appends the batch of partition `p` of topic `t`, settling its
+    /// deliveries; the error if it failed. Leaves `state.oldest` to the caller.
+    fn ship(&self, state: &mut State, t: usize, p: usize) -> Option<Arc<Error>> {
+        let State {
+            producer_id,
+            topics,
+            txn,
+            unacked_failure,
+            ..
+        } = state;
+        let topic = topics.get_mut(t)?;
+        let batch = topic.batches.get_mut(p)?;
+        if batch.records.is_empty() {
+            return None;
+        }
+        let partition = p as i32;
+        // The partition count is read again at the next send: partitions may be added.
+        topic.partitions = None;
         // Unkeyed records move on to the next partition once a batch is sent.
-        if let Some(sticky) = state.sticky.get_mut(&tp.topic)
-            && *sticky == tp.partition
+        if let Some(sticky) = &mut topic.sticky
+            && *sticky == partition
         {
             *sticky = sticky.wrapping_add(1).max(0);
         }
-        let sequence = state.sequences.get(tp).copied().unwrap_or(0);
-        let stamp = match state.producer_id {
+        let sequence = batch.sequence;
+        let stamp = match *producer_id {
             Some((id, epoch)) => ProducerStamp {
                 producer_id: id,
                 producer_epoch: epoch,
                 base_sequence: sequence,
-                transactional: state.txn.is_some(),
+                transactional: txn.is_some(),
             },
             None => ProducerStamp::default(),
         };
         let result =
             encode_batch(&batch.records, self.config.compression, stamp).and_then(|mut bytes| {
-                match &mut state.txn {
-                    Some(txn) => txn.append(&self.log, &stamp, tp, &mut bytes),
-                    None => self.log.append(&tp.topic, tp.partition, &mut bytes),
+                match txn {
+                    Some(txn) => {
+                        let tp = TopicPartition::new(topic.name.clone(), partition);
+                        txn.append(&self.log, &stamp, &tp, &mut bytes)
+                    }
+                    None => self.log.append(&topic.name, partition, &mut bytes),
                 }
             });
         match result {
             Ok(info) => {
-                if state.producer_id.is_some() {
+                if producer_id.is_some() {
                     let next = (i64::from(sequence) + batch.records.len() as i64)
                         % (i64::from(i32::MAX) + 1);
-                    state.sequences.insert(tp.clone(), next as i32);
+                    batch.sequence = next as i32;
                 }
-                for (record, slot) in batch.records.iter().zip(&batch.slots) {
-                    let _ = slot.set(Ok(RecordMetadata {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        offset: info.base_offset + record.offset,
-                        timestamp: info.log_append_time.unwrap_or(record.timestamp),
-                    }));
-                }
+                batch.settle(Ok(Appended {
+                    base_offset: info.base_offset,
+                    log_append_time: info.log_append_time,
+                }));
                 None
             }
             Err(e) => {
                 let e = Arc::new(e);
-                for slot in &batch.slots {
-                    let _ = slot.set(Err(e.clone()));
+                if batch.unacked {
+                    unacked_failure.get_or_insert_with(|| e.clone());
                 }
+                batch.settle(Err(e.clone()));
                 Some(e)
             }
         }
     }
 
     /// Fails every buffered record with `error` without sending it (an aborted
-    /// transaction's records).
+    /// transaction's records), and forgets the failures waiting for a flush.
     pub(super) fn discard_pending(state: &mut State, error: &Arc<Error>) {
-        for (_, batch) in state.pending.drain() {
-            for slot in &batch.slots {
-                let _ = slot.set(Err(error.clone()));
+        for topic in &mut state.topics {
+            for batch in &mut topic.batches {
+                if !batch.records.is_empty() {
+                    batch.settle(Err(error.clone()));
+                }
             }
         }
+        state.oldest = None;
+        state.unacked_failure = None;
     }
 
     /// Ships every buffered batch; the first error, if any.
     pub(super) fn ship_all(&self, state: &mut State) -> Option<Arc<Error>> {
-        let pending: Vec<TopicPartition> = state.pending.keys().cloned().collect();
         let mut first_error = None;
-        for tp in pending {
-            if let Some(e) = self.ship(state, &tp) {
-                first_error.get_or_insert(e);
+        for t in 0..state.topics.len() {
+            let len = state.topics.get(t).map_or(0, |topic| topic.batches.len());
+            for p in 0..len {
+                if let Some(e) = self.ship(state, t, p) {
+                    first_error.get_or_insert(e);
+                }
             }
         }
+        state.oldest = None;
         first_error
     }
 }

@@ -215,7 +215,7 @@ impl Producer {
             .map_err(|e| txn.fail(e, (-1, -1)))?;
         txn.phase = Phase::Ready;
         state.producer_id = Some(ids);
-        state.sequences.clear();
+        state.reset_sequences();
         Ok(())
     }
 
@@ -283,7 +283,9 @@ impl Producer {
                 return Err(txn.phase_error(current));
             }
         }
+        // A failed batch of records sent without deliveries (`send_all`) fails the commit too.
         let failed = self.ship_all(&mut state);
+        let failed = state.unacked_failure.take().or(failed);
         let txn = state.txn.as_mut().ok_or_else(not_transactional)?;
         if let Some(e) = failed {
             if txn.phase == Phase::InTransaction {
@@ -342,7 +344,7 @@ impl Producer {
         txn.phase = Phase::Ready;
         txn.partitions.clear();
         state.producer_id = Some(ids);
-        state.sequences.clear();
+        state.reset_sequences();
         Producer::discard_pending(state, dropped);
         Ok(())
     }

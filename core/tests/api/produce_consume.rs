@@ -240,3 +240,57 @@ fn many_consumers_read_independently() {
         }
     }
 }
+
+#[test]
+fn send_all_places_records_as_send_does_and_flush_reports_its_failures() {
+    // Guards `Producer::send_all` (no delivery per record) against placing records
+    // differently from `send` (murmur2, sticky moves, batch boundaries, sequences), and
+    // against losing a failed batch: with no delivery to hold it, the next flush must.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(NewTopic::new("one-by-one", 3)).unwrap();
+    log.create_topic(NewTopic::new("all-at-once", 3)).unwrap();
+    let config = ProducerConfig::default()
+        .batch_records(5)
+        .linger(Duration::from_secs(600));
+    let records = |topic: &'static str| {
+        (0..40i64).map(move |i| {
+            let r = ProducerRecord::to(topic)
+                .value(format!("v{i}"))
+                .timestamp(1_700_000_000_000 + i);
+            if i % 3 == 0 {
+                r
+            } else {
+                r.key(format!("k{}", i % 7))
+            }
+        })
+    };
+    let single = log.producer(config.clone()).unwrap();
+    for r in records("one-by-one") {
+        single.send(r).unwrap();
+    }
+    single.flush().unwrap();
+    let many = log.producer(config).unwrap();
+    many.send_all(records("all-at-once")).unwrap();
+    many.flush().unwrap();
+    for p in 0..3 {
+        let a = read_all(&log, "one-by-one", p);
+        let b = read_all(&log, "all-at-once", p);
+        let fields = |rs: &[Record]| -> Vec<_> {
+            rs.iter()
+                .map(|r| (r.offset, r.timestamp, r.key.clone(), r.value.clone()))
+                .collect()
+        };
+        assert_eq!(fields(&a), fields(&b), "partition {p}");
+    }
+
+    log.create_topic(NewTopic::new("doomed", 1)).unwrap();
+    many.send_all([ProducerRecord::to("doomed").value("lost")])
+        .unwrap();
+    log.delete_topic("doomed").unwrap();
+    assert!(
+        many.flush().is_err(),
+        "the failed batch must fail the flush"
+    );
+    many.flush().unwrap();
+}
