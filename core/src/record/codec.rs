@@ -131,7 +131,27 @@ impl Default for ProducerStamp {
 
 /// Encodes `records` as one RecordBatch v2. Record offsets are taken as given (the log
 /// overwrites the base offset on append, so producers use 0, 1, 2, ...).
+///
+/// Uncompressed batches are written directly (`encode.rs`, the producer's hot path);
+/// compressed ones through `kafka-protocol`'s encoder.
 pub fn encode_batch(
+    records: &[Record],
+    compression: Compression,
+    stamp: ProducerStamp,
+) -> Result<BytesMut> {
+    if records.is_empty() {
+        return Err(Error::InvalidArgument(
+            "cannot encode an empty batch".into(),
+        ));
+    }
+    if compression == Compression::None {
+        return super::encode::encode_uncompressed(records, stamp);
+    }
+    encode_batch_kafka_protocol(records, compression, stamp)
+}
+
+/// [`encode_batch`] through `kafka-protocol`'s encoder (the reference for `encode.rs`).
+pub(super) fn encode_batch_kafka_protocol(
     records: &[Record],
     compression: Compression,
     stamp: ProducerStamp,

@@ -11,6 +11,7 @@ mod batch;
 mod codec;
 mod decode;
 mod decompress;
+mod encode;
 mod partitioner;
 
 pub use batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, BatchIter, RecordBatchAttributes};
