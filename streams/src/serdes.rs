@@ -56,6 +56,19 @@ pub trait Serde: Clone + Send + Sync + 'static {
         self.deserialize(data.map(|b| &b[..]))
     }
 
+    /// [`serialize`](Self::serialize) appending to `out`; `false` (nothing appended) for
+    /// Kafka's null. Lets a caller reuse one buffer or size it once (store keys, windowed
+    /// keys); the built-in serdes write without an intermediate `Vec`.
+    fn serialize_into(&self, value: &Self::Target, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
+        Ok(match self.serialize(value)? {
+            Some(b) => {
+                out.extend_from_slice(&b);
+                true
+            }
+            None => false,
+        })
+    }
+
     /// A short name for topology descriptions and errors.
     fn name(&self) -> String;
 }
@@ -72,6 +85,10 @@ impl Serde for Str {
     type Target = String;
     fn serialize(&self, value: &String) -> Result<Option<Vec<u8>>, SerdeError> {
         Ok(Some(value.as_bytes().to_vec()))
+    }
+    fn serialize_into(&self, value: &String, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
+        out.extend_from_slice(value.as_bytes());
+        Ok(true)
     }
     fn deserialize(&self, data: Option<&[u8]>) -> Result<String, SerdeError> {
         let data = present(data, "Str")?;
@@ -91,6 +108,10 @@ impl Serde for Raw {
     type Target = Bytes;
     fn serialize(&self, value: &Bytes) -> Result<Option<Vec<u8>>, SerdeError> {
         Ok(Some(value.to_vec()))
+    }
+    fn serialize_into(&self, value: &Bytes, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
+        out.extend_from_slice(value);
+        Ok(true)
     }
     fn deserialize(&self, data: Option<&[u8]>) -> Result<Bytes, SerdeError> {
         Ok(Bytes::copy_from_slice(present(data, "Raw")?))
@@ -133,6 +154,10 @@ macro_rules! fixed_width {
             type Target = $ty;
             fn serialize(&self, value: &$ty) -> Result<Option<Vec<u8>>, SerdeError> {
                 Ok(Some(value.to_be_bytes().to_vec()))
+            }
+            fn serialize_into(&self, value: &$ty, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
+                out.extend_from_slice(&value.to_be_bytes());
+                Ok(true)
             }
             fn deserialize(&self, data: Option<&[u8]>) -> Result<$ty, SerdeError> {
                 let data = present(data, stringify!($name))?;
@@ -294,6 +319,16 @@ impl<S: Serde> Serde for Nullable<S> {
             None => Ok(None),
         }
     }
+    fn serialize_into(
+        &self,
+        value: &Option<S::Target>,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, SerdeError> {
+        match value {
+            Some(v) => self.0.serialize_into(v, out),
+            None => Ok(false),
+        }
+    }
     fn deserialize(&self, data: Option<&[u8]>) -> Result<Option<S::Target>, SerdeError> {
         data.map(|d| self.0.deserialize(Some(d))).transpose()
     }
@@ -312,9 +347,26 @@ pub(crate) fn to_bytes<S: Serde>(serde: &S, value: &S::Target) -> Result<Vec<u8>
     })
 }
 
+/// [`to_bytes`] appended to `out`.
+pub(crate) fn append_bytes<S: Serde>(
+    serde: &S,
+    value: &S::Target,
+    out: &mut Vec<u8>,
+) -> Result<(), SerdeError> {
+    if serde.serialize_into(value, out)? {
+        Ok(())
+    } else {
+        Err(SerdeError(format!(
+            "{} wrote null where bytes are required",
+            serde.name()
+        )))
+    }
+}
+
 /// A serde behind a pointer, so handles like `KTable<K, V>` need not carry serde types.
 pub(crate) trait DynSerde<T>: Send + Sync {
     fn ser(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError>;
+    fn ser_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, SerdeError>;
     fn de(&self, data: Option<&[u8]>) -> Result<T, SerdeError>;
     fn serde_name(&self) -> String;
 }
@@ -322,6 +374,9 @@ pub(crate) trait DynSerde<T>: Send + Sync {
 impl<S: Serde> DynSerde<S::Target> for S {
     fn ser(&self, value: &S::Target) -> Result<Option<Vec<u8>>, SerdeError> {
         self.serialize(value)
+    }
+    fn ser_into(&self, value: &S::Target, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
+        self.serialize_into(value, out)
     }
     fn de(&self, data: Option<&[u8]>) -> Result<S::Target, SerdeError> {
         self.deserialize(data)
@@ -339,6 +394,9 @@ impl<T: Clone + Send + 'static> Serde for SerdeRef<T> {
     // `(**self)`: the Arc itself is a DynSerde too (through this impl); call the inner one.
     fn serialize(&self, value: &T) -> Result<Option<Vec<u8>>, SerdeError> {
         (**self).ser(value)
+    }
+    fn serialize_into(&self, value: &T, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
+        (**self).ser_into(value, out)
     }
     fn deserialize(&self, data: Option<&[u8]>) -> Result<T, SerdeError> {
         (**self).de(data)

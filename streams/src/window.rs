@@ -157,13 +157,23 @@ impl SessionWindows {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WindowedSerde<S>(pub S);
 
+/// Bytes first reserved for a serialized windowed key: a key of up to 48 bytes and the
+/// two 8-byte times.
+const WINDOWED_KEY_CAPACITY: usize = 64;
+
 impl<S: Serde> Serde for WindowedSerde<S> {
     type Target = Windowed<S::Target>;
     fn serialize(&self, value: &Self::Target) -> Result<Option<Vec<u8>>, SerdeError> {
-        let mut out = crate::serdes::to_bytes(&self.0, &value.key)?;
+        // Room for a short key and both times: one allocation in the common case.
+        let mut out = Vec::with_capacity(WINDOWED_KEY_CAPACITY);
+        self.serialize_into(value, &mut out)?;
+        Ok(Some(out))
+    }
+    fn serialize_into(&self, value: &Self::Target, out: &mut Vec<u8>) -> Result<bool, SerdeError> {
+        crate::serdes::append_bytes(&self.0, &value.key, out)?;
         out.extend_from_slice(&value.window.start.to_be_bytes());
         out.extend_from_slice(&value.window.end.to_be_bytes());
-        Ok(Some(out))
+        Ok(true)
     }
     fn deserialize(&self, data: Option<&[u8]>) -> Result<Self::Target, SerdeError> {
         let data = data.ok_or_else(|| SerdeError("null windowed key".into()))?;

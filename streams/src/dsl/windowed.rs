@@ -177,6 +177,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     fold: fold.clone(),
                     open_starts: BTreeSet::new(),
                     scanned: false,
+                    key_buf: Vec::new(),
                     next: inst.children::<Windowed<K>, Change<A>>(id)?,
                 }))
             },

@@ -7,8 +7,9 @@ use super::{Ctx, Data, Node};
 use crate::error::{Result, StreamsError};
 use crate::processor::table::Change;
 use crate::record::Record;
-use crate::serdes::{Serde, SerdeRef, to_bytes};
+use crate::serdes::{Serde, SerdeRef, append_bytes, to_bytes};
 use crate::state::StoreHandle;
+use crate::state::layout::start_window_key;
 
 /// Folds a value into the key's current aggregate (`None`: the key has none yet).
 pub(crate) type Fold<K, V, A> = Arc<dyn Fn(&K, V, Option<A>) -> A + Send + Sync>;
@@ -40,12 +41,27 @@ impl<K: Data, A: Data> KvAccess<K, A> {
         })
     }
 
+    /// Replaces `buf` with the window-store key of `k` in the window at `start`
+    /// (`layout.rs`); `layout::set_window_start` then moves it to another window.
+    pub fn window_key_into(&self, start: i64, k: &K, buf: &mut Vec<u8>) -> Result<()> {
+        start_window_key(buf, start);
+        append_bytes(&self.key, k, buf).map_err(|e| self.err("key", e.0))
+    }
+
     pub fn put(&self, ctx: &mut Ctx, kb: Vec<u8>, v: Option<&A>) -> Result<()> {
-        let vb = match v {
-            Some(v) => Some(to_bytes(&self.value, v).map_err(|e| self.err("value", e.0))?),
-            None => None,
-        };
+        let vb = self.value_bytes(v)?;
         ctx.store_put(self.store, kb, vb)
+    }
+
+    /// [`put`](Self::put) with a borrowed key, copied only if the store's cache lacks it.
+    pub fn put_slice(&self, ctx: &mut Ctx, kb: &[u8], v: Option<&A>) -> Result<()> {
+        let vb = self.value_bytes(v)?;
+        ctx.store_put_slice(self.store, kb, vb)
+    }
+
+    fn value_bytes(&self, v: Option<&A>) -> Result<Option<Vec<u8>>> {
+        v.map(|v| to_bytes(&self.value, v).map_err(|e| self.err("value", e.0)))
+            .transpose()
     }
 
     fn err(&self, what: &'static str, reason: String) -> StreamsError {

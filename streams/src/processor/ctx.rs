@@ -80,6 +80,22 @@ impl Ctx {
         store.put(key, value, &mut self.out, ts)
     }
 
+    /// [`store_put`](Self::store_put) with a borrowed key, copied only if the store's cache
+    /// does not hold it yet.
+    pub fn store_put_slice(
+        &mut self,
+        h: StoreHandle,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let ts = self.stream_time.max(0);
+        let store = self
+            .stores
+            .get_mut(h.0)
+            .ok_or_else(|| crate::error::StreamsError::Topology(format!("no store #{}", h.0)))?;
+        store.put_slice(key, value, &mut self.out, ts)
+    }
+
     /// Calls `f` for each entry with `from <= key < to` in key order until it returns false.
     pub fn store_range(
         &mut self,

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::record::Record;
 use crate::serdes::Serde;
 use crate::state::StoreHandle;
-use crate::state::layout::{STREAM_TIME_KEY, split_window_key, time_bytes, window_key};
+use crate::state::layout::{STREAM_TIME_KEY, set_window_start, split_window_key, time_bytes};
 use crate::window::{EmitStrategy, TimeWindows, Window, Windowed};
 
 pub(crate) struct TimeWindowAggregate<K, V, A> {
@@ -27,6 +27,8 @@ pub(crate) struct TimeWindowAggregate<K, V, A> {
     pub open_starts: BTreeSet<i64>,
     /// Whether `open_starts` has been read from the store since the task started.
     pub scanned: bool,
+    /// The store key of the record being processed (reused: no allocation per record).
+    pub key_buf: Vec<u8>,
     pub next: Box<dyn Node<Windowed<K>, Change<A>>>,
 }
 
@@ -55,17 +57,20 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
         if !self.scanned {
             self.scan(ctx)?;
         }
-        let kb = self.kv.key_bytes(&r.key)?;
+        // The store key is built once per record in a buffer the node keeps, and moved
+        // from window to window by rewriting its first 8 bytes.
+        let mut wk = std::mem::take(&mut self.key_buf);
+        self.kv.window_key_into(0, &r.key, &mut wk)?;
         let mut late = false;
         for w in self.windows.windows_for(r.timestamp) {
             if self.close_time(&w) <= ctx.stream_time {
                 late = true;
                 continue;
             }
-            let wk = window_key(w.start, &kb);
+            set_window_start(&mut wk, w.start);
             let old = self.kv.get(ctx, &wk)?;
             let new = (self.fold)(&r.key, r.value.clone(), old.clone());
-            self.kv.put(ctx, wk, Some(&new))?;
+            self.kv.put_slice(ctx, &wk, Some(&new))?;
             self.open_starts.insert(w.start);
             if self.emit == EmitStrategy::OnWindowUpdate {
                 self.next.process(
@@ -85,6 +90,7 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
                 )?;
             }
         }
+        self.key_buf = wk;
         if late {
             ctx.stats.dropped_late += 1;
         }

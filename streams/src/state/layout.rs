@@ -26,11 +26,25 @@ pub(crate) fn time_from(b: &[u8]) -> Option<i64> {
     Some((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
 }
 
+#[cfg(test)]
 pub(crate) fn window_key(start: i64, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + key.len());
-    k.extend_from_slice(&time_bytes(start));
+    let mut k = Vec::new();
+    start_window_key(&mut k, start);
     k.extend_from_slice(key);
     k
+}
+
+/// Replaces `buf` with the start of a window key: `start`; the key's bytes follow.
+pub(crate) fn start_window_key(buf: &mut Vec<u8>, start: i64) {
+    buf.clear();
+    buf.extend_from_slice(&time_bytes(start));
+}
+
+/// Points a window key (`start_window_key` then the key's bytes) at window `start`.
+pub(crate) fn set_window_start(k: &mut [u8], start: i64) {
+    if let Some(t) = k.get_mut(..8) {
+        t.copy_from_slice(&time_bytes(start));
+    }
 }
 
 /// (window start, key bytes) of a window-store key.

@@ -181,6 +181,36 @@ impl Store {
                 0
             }
         };
+        self.account(added, freed, out, ts)
+    }
+
+    /// [`put`](Self::put) with a borrowed key: copied only if the cache does not hold it
+    /// yet (a key updated again and again costs no allocation).
+    pub fn put_slice(
+        &mut self,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+        out: &mut Vec<OutputRecord>,
+        ts: i64,
+    ) -> Result<()> {
+        let Some(slot) = self.dirty.get_mut(key) else {
+            return self.put(key.to_vec(), value, out, ts);
+        };
+        let added = entry_bytes(key, &value);
+        let freed = entry_bytes(key, slot);
+        *slot = value;
+        self.account(added, freed, out, ts)
+    }
+
+    /// Counts a cache entry's change in size (`added` bytes now, `freed` before), flushing
+    /// the cache if the budget is exceeded.
+    fn account(
+        &mut self,
+        added: usize,
+        freed: usize,
+        out: &mut Vec<OutputRecord>,
+        ts: i64,
+    ) -> Result<()> {
         // One update of the shared counter per put, not two.
         if added >= freed {
             self.budget
