@@ -53,10 +53,35 @@ impl<K: Data, A: Data> KvAccess<K, A> {
         ctx.store_put(self.store, kb, vb)
     }
 
-    /// [`put`](Self::put) with a borrowed key, copied only if the store's cache lacks it.
-    pub fn put_slice(&self, ctx: &mut Ctx, kb: &[u8], v: Option<&A>) -> Result<()> {
-        let vb = self.value_bytes(v)?;
-        ctx.store_put_slice(self.store, kb, vb)
+    /// Folds into the aggregate of `kb` with one store lookup: `fold(old)` becomes the
+    /// new value; returns (old, new). The same as [`get`](Self::get) then
+    /// [`put`](Self::put) with the new value.
+    pub fn update(
+        &self,
+        ctx: &mut Ctx,
+        kb: &[u8],
+        fold: impl FnOnce(Option<A>) -> A,
+    ) -> Result<(Option<A>, A)> {
+        let task = ctx.task;
+        ctx.store_update(
+            self.store,
+            kb,
+            |b| {
+                let old = b
+                    .map(|b| self.value.deserialize(Some(b)))
+                    .transpose()
+                    .map_err(|e| {
+                        StreamsError::state(
+                            &self.store_name,
+                            task,
+                            format!("stored value unreadable: {e}"),
+                        )
+                    })?;
+                let new = fold(old.clone());
+                Ok((old, new))
+            },
+            |(_, new), buf| append_bytes(&self.value, new, buf).map_err(|e| self.err("value", e.0)),
+        )
     }
 
     fn value_bytes(&self, v: Option<&A>) -> Result<Option<Vec<u8>>> {
@@ -84,9 +109,8 @@ pub(crate) struct StreamAggregate<K, V, A> {
 impl<K: Data, V: Data, A: Data> Node<K, V> for StreamAggregate<K, V, A> {
     fn process(&mut self, ctx: &mut Ctx, r: Record<K, V>) -> Result<()> {
         let kb = self.kv.key_bytes(&r.key)?;
-        let old = self.kv.get(ctx, &kb)?;
-        let new = (self.fold)(&r.key, r.value, old.clone());
-        self.kv.put(ctx, kb, Some(&new))?;
+        let fold = &self.fold;
+        let (old, new) = self.kv.update(ctx, &kb, |old| fold(&r.key, r.value, old))?;
         self.next.process(
             ctx,
             Record {

@@ -80,20 +80,20 @@ impl Ctx {
         store.put(key, value, &mut self.out, ts)
     }
 
-    /// [`store_put`](Self::store_put) with a borrowed key, copied only if the store's cache
-    /// does not hold it yet.
-    pub fn store_put_slice(
+    /// Read-modify-write of one key (see `Store::update`), logged like a put.
+    pub fn store_update<T>(
         &mut self,
         h: StoreHandle,
         key: &[u8],
-        value: Option<Vec<u8>>,
-    ) -> Result<()> {
+        read: impl FnOnce(Option<&[u8]>) -> Result<T>,
+        write: impl FnOnce(&T, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<T> {
         let ts = self.stream_time.max(0);
         let store = self
             .stores
             .get_mut(h.0)
             .ok_or_else(|| crate::error::StreamsError::Topology(format!("no store #{}", h.0)))?;
-        store.put_slice(key, value, &mut self.out, ts)
+        store.update(key, &mut self.out, ts, read, write)
     }
 
     /// Calls `f` for each entry with `from <= key < to` in key order until it returns false.

@@ -68,9 +68,10 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
                 continue;
             }
             set_window_start(&mut wk, w.start);
-            let old = self.kv.get(ctx, &wk)?;
-            let new = (self.fold)(&r.key, r.value.clone(), old.clone());
-            self.kv.put_slice(ctx, &wk, Some(&new))?;
+            let fold = &self.fold;
+            let (old, new) = self
+                .kv
+                .update(ctx, &wk, |old| fold(&r.key, r.value.clone(), old))?;
             self.open_starts.insert(w.start);
             if self.emit == EmitStrategy::OnWindowUpdate {
                 self.next.process(

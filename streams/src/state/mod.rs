@@ -109,6 +109,8 @@ pub(crate) struct Store {
     dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     dirty_bytes: usize,
     budget: Arc<CacheBudget>,
+    /// Where `update` serializes a new value before swapping it with the cached one.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Store {
@@ -139,6 +141,7 @@ impl Store {
             dirty: BTreeMap::new(),
             dirty_bytes: 0,
             budget,
+            scratch: Vec::new(),
         }
     }
 
@@ -184,22 +187,39 @@ impl Store {
         self.account(added, freed, out, ts)
     }
 
-    /// [`put`](Self::put) with a borrowed key: copied only if the cache does not hold it
-    /// yet (a key updated again and again costs no allocation).
-    pub fn put_slice(
+    /// Read-modify-write of one key with one cache lookup when the cache holds it:
+    /// `read` sees the current value (`None`: absent) and returns what `write` then
+    /// serializes as the new value into an empty buffer. A cached value's allocation is
+    /// reused (swapped with a scratch buffer the store keeps), so updating a cached key
+    /// allocates nothing. If `read` or `write` fails, nothing changes.
+    pub fn update<T>(
         &mut self,
         key: &[u8],
-        value: Option<Vec<u8>>,
         out: &mut Vec<OutputRecord>,
         ts: i64,
-    ) -> Result<()> {
+        read: impl FnOnce(Option<&[u8]>) -> Result<T>,
+        write: impl FnOnce(&T, &mut Vec<u8>) -> Result<()>,
+    ) -> Result<T> {
         let Some(slot) = self.dirty.get_mut(key) else {
-            return self.put(key.to_vec(), value, out, ts);
+            let current = self.engine.get(key).map_err(|e| self.err(e))?;
+            let t = read(current.as_deref())?;
+            let mut value = current.unwrap_or_default();
+            value.clear();
+            write(&t, &mut value)?;
+            self.put(key.to_vec(), Some(value), out, ts)?;
+            return Ok(t);
         };
-        let added = entry_bytes(key, &value);
         let freed = entry_bytes(key, slot);
-        *slot = value;
-        self.account(added, freed, out, ts)
+        let t = read(slot.as_deref())?;
+        self.scratch.clear();
+        write(&t, &mut self.scratch)?;
+        match slot {
+            Some(value) => std::mem::swap(value, &mut self.scratch),
+            None => *slot = Some(std::mem::take(&mut self.scratch)),
+        }
+        let added = entry_bytes(key, slot);
+        self.account(added, freed, out, ts)?;
+        Ok(t)
     }
 
     /// Counts a cache entry's change in size (`added` bytes now, `freed` before), flushing
