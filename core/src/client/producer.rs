@@ -171,9 +171,12 @@ impl ProducerRecord {
 struct PartitionBatch {
     /// The sequence of the next batch's first record.
     sequence: i32,
-    /// Buffered records; their `offset` is their index (the batch's offset deltas). The
-    /// vector keeps its capacity between batches.
+    /// Buffered records; their `offset` is their index (the batch's offset deltas).
     records: Vec<Record>,
+    /// How many records the last shipped batch held: the next batch reserves that many at
+    /// its first record, so a busy partition does not regrow its vector batch after
+    /// batch, while an idle one holds no memory.
+    capacity_hint: usize,
     bytes: usize,
     /// When the first of `records` was buffered.
     opened: Instant,
@@ -189,6 +192,7 @@ impl PartitionBatch {
         PartitionBatch {
             sequence: 0,
             records: Vec::new(),
+            capacity_hint: 0,
             bytes: 0,
             opened: Instant::now(),
             outcome: None,
@@ -198,7 +202,8 @@ impl PartitionBatch {
 
     /// Empties the batch, settling its deliveries with `result`.
     fn settle(&mut self, result: std::result::Result<Appended, Arc<Error>>) {
-        self.records.clear();
+        self.capacity_hint = self.records.len();
+        self.records = Vec::new();
         self.bytes = 0;
         self.unacked = false;
         if let Some(outcome) = self.outcome.take() {
@@ -416,6 +421,7 @@ impl Producer {
             .get_mut(p)
             .ok_or_else(|| Error::InvalidArgument("internal error: partition slot".into()))?;
         if batch.records.is_empty() {
+            batch.records.reserve_exact(batch.capacity_hint);
             batch.opened = now;
             state.oldest = Some(state.oldest.map_or(now, |o| o.min(now)));
         }
