@@ -2,6 +2,7 @@
 //! id: `transactions.rs`) and a [`Consumer`] that is assigned partitions or joins a group
 //! and reads committed or uncommitted, over a [`Log`](crate::Log) in the same process.
 
+mod batches;
 mod consumer;
 mod delivery;
 mod groups;

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use kafka_protocol::ResponseError;
 
 use super::TopicPartition;
-use super::producer::{Producer, ProducerConfig, State};
+use super::batches::State;
+use super::producer::{Producer, ProducerConfig};
 use crate::error::{Error, Result};
 use crate::log::{AppendInfo, Log};
 use crate::record::ProducerStamp;
