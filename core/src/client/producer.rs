@@ -288,7 +288,13 @@ impl Producer {
                 p
             }
             (None, Some(key)) => partition_for_key(key, partitions),
-            (None, None) => *topic.sticky.get_or_insert(0) % partitions,
+            (None, None) => {
+                // Kept below the partition count, so the move at ship time (which compares
+                // it with the shipped partition) keeps cycling through every partition.
+                let sticky = topic.sticky.get_or_insert(0);
+                *sticky %= partitions;
+                *sticky
+            }
         };
         let p = partition as usize;
         if topic.batches.len() <= p {

@@ -83,6 +83,7 @@ fn producer_consumer_round_trip() {
         (0..4).collect(),
         "unkeyed records should spread over every partition"
     );
+
     // Offsets in each partition are exactly 0..n.
     for p in 0..4 {
         let offsets: Vec<i64> = expected
@@ -293,4 +294,36 @@ fn send_all_places_records_as_send_does_and_flush_reports_its_failures() {
         "the failed batch must fail the flush"
     );
     many.flush().unwrap();
+}
+
+#[test]
+fn sticky_partition_keeps_cycling() {
+    // Guards against the sticky partitioner sticking to partition 0 once it has gone round
+    // every partition (its counter passed the partition count and never matched again).
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    log.create_topic(NewTopic::new("sticky", 3)).unwrap();
+    let producer = log
+        .producer(
+            ProducerConfig::default()
+                .batch_records(5)
+                .linger(Duration::from_secs(600)),
+        )
+        .unwrap();
+    let deliveries: Vec<_> = (0..60)
+        .map(|i| {
+            producer
+                .send(ProducerRecord::to("sticky").value(format!("v{i}")))
+                .unwrap()
+        })
+        .collect();
+    producer.flush().unwrap();
+    let mut per_partition: BTreeMap<i32, usize> = BTreeMap::new();
+    for d in deliveries {
+        *per_partition
+            .entry(d.result().unwrap().unwrap().partition)
+            .or_insert(0) += 1;
+    }
+    // Twelve full batches of 5, round robin: four per partition.
+    assert_eq!(per_partition.into_values().collect::<Vec<_>>(), vec![20; 3]);
 }
