@@ -23,6 +23,8 @@ struct Input {
     queue: VecDeque<InputRecord>,
     /// The offset after the last record processed (what to commit), if any was.
     next_offset: Option<i64>,
+    /// The offset after the last record buffered, if any was.
+    received: Option<i64>,
 }
 
 pub(crate) struct Task {
@@ -79,6 +81,7 @@ impl Task {
                 source,
                 queue: VecDeque::new(),
                 next_offset: None,
+                received: None,
             },
         );
         Ok(at)
@@ -88,6 +91,7 @@ impl Task {
     pub fn add(&mut self, record: InputRecord) -> Result<()> {
         let i = self.input(&record.topic, record.partition)?;
         if let Some(q) = self.inputs.get_mut(i) {
+            q.received = Some(record.offset + 1);
             q.queue.push_back(record);
         }
         Ok(())
@@ -106,12 +110,13 @@ impl Task {
             .min()
     }
 
-    /// Records buffered for one input partition.
-    pub fn queued(&self, topic: &str, partition: i32) -> usize {
+    /// Records buffered for one input partition, and the offset after the last record
+    /// buffered for it (`None`: none yet).
+    pub fn queued(&self, topic: &str, partition: i32) -> (usize, Option<i64>) {
         self.inputs
             .iter()
             .find(|q| q.partition == partition && q.topic == topic)
-            .map_or(0, |q| q.queue.len())
+            .map_or((0, None), |q| (q.queue.len(), q.received))
     }
 
     /// Input partition -> the offset after the last record processed (what to commit).

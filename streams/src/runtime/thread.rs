@@ -50,8 +50,6 @@ pub(crate) struct StreamThread {
     producer: Option<Box<dyn OutputProducer>>,
     tasks: BTreeMap<TaskId, ActiveTask>,
     assignment: BTreeSet<(String, i32)>,
-    /// Input partition -> the offset after the last record routed to its task.
-    received: HashMap<(String, i32), i64>,
     /// Since when processing has been held back for a lagging partition.
     waiting_since: Option<Instant>,
     /// Partitions rewound to their committed offsets since the last poll: records the
@@ -90,7 +88,6 @@ impl StreamThread {
             tasks: BTreeMap::new(),
             assignment: BTreeSet::new(),
             rewound: BTreeSet::new(),
-            received: HashMap::new(),
             waiting_since: None,
             last_commit: Instant::now(),
             closed_stats: TaskStats::default(),
@@ -149,10 +146,7 @@ impl StreamThread {
                     partition: r.partition,
                 };
                 if let Some(t) = self.tasks.get_mut(&id) {
-                    let next = r.offset + 1;
-                    let key = (r.topic.clone(), r.partition);
                     t.task.add(r)?;
-                    self.received.insert(key, next);
                 }
             }
             let now = now_ms();
@@ -212,14 +206,13 @@ impl StreamThread {
                 subtopology: sub,
                 partition,
             };
-            if self
+            let Some((0, next)) = self
                 .tasks
                 .get(&id)
-                .is_none_or(|t| t.task.queued(&topic, partition) > 0)
-            {
+                .map(|t| t.task.queued(&topic, partition))
+            else {
                 continue;
-            }
-            let next = self.received.get(&(topic.clone(), partition)).copied();
+            };
             if self
                 .consumer
                 .lag(&topic, partition, next)
@@ -418,10 +411,8 @@ impl StreamThread {
                 *p == id.partition && rt.plan.topic_subtopology.get(t) == Some(&id.subtopology)
             })
             .collect();
+        // A new task has nothing buffered: what it reads starts at the committed offsets.
         self.consumer.rewind(&inputs)?;
-        for tp in &inputs {
-            self.received.remove(tp);
-        }
         self.rewound.extend(inputs);
         tracing::info!(thread = %self.name, task = %id, restored, ms = started.elapsed().as_millis() as u64, "task started");
         Ok(ActiveTask {
