@@ -312,3 +312,58 @@ fn backlog_over_partitions_is_not_dropped_as_late() {
         .collect();
     assert_eq!(got, expected);
 }
+
+// With the dead-letter handler, a record the job cannot read goes to the dead-letter
+// topic (created at start) with its bytes and where it came from; the job goes on.
+#[test]
+fn dead_letter_topic_in_the_runtime() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = Log::open(dir.path().join("data")).expect("log");
+    create(&log, "numbers", 1);
+    let p = log
+        .producer(sluice_core::ProducerConfig::default())
+        .expect("producer");
+    p.send(
+        sluice_core::ProducerRecord::to("numbers")
+            .key("b")
+            .value("seven"),
+    )
+    .expect("send");
+    p.send(
+        sluice_core::ProducerRecord::to("numbers")
+            .key("a")
+            .value(7i64.to_be_bytes().to_vec()),
+    )
+    .expect("send");
+    p.flush().expect("flush");
+    let b = StreamsBuilder::new();
+    b.stream("numbers", Consumed::with(Str, I64))
+        .map_values(|v| v * 2)
+        .to("doubled", Produced::with(Str, I64));
+    let config = config("dlq", &log, &dir.path().join("state"))
+        .deserialization_handler(DeserializationHandler::DeadLetter("numbers-dlq".into()));
+    let mut job = KafkaStreams::new(b.build().expect("topology"), config).expect("job");
+    job.start().expect("start");
+    wait_for(WAIT, "the good record", || {
+        read_counts(&log, "doubled", false) == vec![("a".to_string(), 14)]
+    });
+    job.close().expect("close");
+    assert_eq!(job_stats_dead_lettered(&log), 1);
+}
+
+/// Records in `numbers-dlq`, checking the first one's provenance headers.
+fn job_stats_dead_lettered(log: &Log) -> usize {
+    let mut c = log.consumer(sluice_core::ConsumerConfig::default());
+    c.assign(vec![sluice_core::TopicPartition::new("numbers-dlq", 0)])
+        .expect("assign");
+    let records = c.poll(Duration::from_secs(1)).expect("poll");
+    let first = records.first().expect("a dead letter");
+    assert_eq!(first.value.as_deref(), Some(&b"seven"[..]));
+    let offset = first
+        .headers
+        .iter()
+        .find(|h| h.key == "sluice.source.offset")
+        .and_then(|h| h.value.clone());
+    assert_eq!(offset.as_deref(), Some(&b"0"[..]));
+    records.len()
+}

@@ -78,7 +78,16 @@ impl KafkaStreams {
                 ));
             }
         };
-        let plan = topics::prepare(&topology, &config.application_id, backend.as_ref())?;
+        let dead_letter = match &config.deserialization_handler {
+            crate::processor::source::DeserializationHandler::DeadLetter(t) => Some(t.as_str()),
+            _ => None,
+        };
+        let plan = topics::prepare(
+            &topology,
+            &config.application_id,
+            dead_letter,
+            backend.as_ref(),
+        )?;
         let state_dir = config.effective_state_dir();
         let persistent = topology
             .graph

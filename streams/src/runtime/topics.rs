@@ -17,7 +17,19 @@ pub(crate) struct TopicPlan {
     pub topic_subtopology: HashMap<String, usize>,
 }
 
-pub(crate) fn prepare(topology: &Topology, app: &str, backend: &dyn Backend) -> Result<TopicPlan> {
+/// `dead_letter`: the job-wide dead-letter topic, created (1 partition) if missing.
+pub(crate) fn prepare(
+    topology: &Topology,
+    app: &str,
+    dead_letter: Option<&str>,
+    backend: &dyn Backend,
+) -> Result<TopicPlan> {
+    if let Some(dlq) = dead_letter
+        && backend.partitions(dlq)?.is_none()
+    {
+        tracing::info!(topic = %dlq, "creating the job's dead-letter topic");
+        backend.ensure_topic(dlq, 1, false)?;
+    }
     let graph = &topology.graph;
     let subs = &topology.subtopologies;
     // Which sub-topology writes each repartition topic.
