@@ -145,3 +145,74 @@ fn kill_9_mid_transaction_aborts_it_on_reopen() {
         ["committed", "after"]
     );
 }
+
+/// Set (to the round number) in the child of the repeated-crash test.
+const ROUND_ENV: &str = "SLUICE_TXN_CRASH_ROUND";
+const REPEATED_CHILD_TEST: &str = "txn_crash_child_commits_then_leaves_one_open";
+
+#[test]
+fn txn_crash_child_commits_then_leaves_one_open() {
+    // Not a test on its own: the child of `repeated_kills_keep_every_committed_record`.
+    let (Some(dir), Some(round)) = (std::env::var_os(CHILD_DIR_ENV), std::env::var_os(ROUND_ENV))
+    else {
+        return;
+    };
+    let round = round.to_string_lossy().to_string();
+    let log = Log::open(Path::new(&dir)).expect("child: open log");
+    log.ensure_topic(NewTopic::new("t", 1))
+        .expect("child: create topic");
+    let producer = log
+        .producer(ProducerConfig::default().transactional_id("crashy"))
+        .expect("child: producer");
+    producer.init_transactions().expect("child: init");
+    for t in 0..3 {
+        producer.begin_transaction().expect("child: begin");
+        send(&producer, &format!("r{round}t{t}"));
+        producer.commit_transaction().expect("child: commit");
+    }
+    producer.begin_transaction().expect("child: begin");
+    send(&producer, "open-1");
+    send(&producer, "open-2");
+    producer.flush().expect("child: flush");
+    let mut out = std::io::stdout().lock();
+    writeln!(out).expect("child: stdout");
+    writeln!(out, "ready").expect("child: stdout");
+    out.flush().expect("child: stdout");
+    std::thread::sleep(CHILD_TIME_MAX);
+}
+
+#[test]
+fn repeated_kills_keep_every_committed_record() {
+    // Guards against the aborted range of a transaction orphaned by a kill covering
+    // records the same transactional id committed later, at a newer epoch: after several
+    // rounds of commits and kills, read_committed must still see every committed record.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut want = Vec::new();
+    for round in 0..4 {
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                REPEATED_CHILD_TEST,
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR_ENV, dir.path())
+            .env(ROUND_ENV, round.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let ready = BufReader::new(stdout)
+            .lines()
+            .any(|l| l.is_ok_and(|l| l == "ready"));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(ready, "round {round}: the child never got ready");
+        want.extend((0..3).map(|t| format!("r{round}t{t}")));
+    }
+    let log = Log::open(dir.path()).unwrap();
+    assert_eq!(values(&log, IsolationLevel::ReadCommitted), want);
+}

@@ -351,3 +351,31 @@ fn transactional_calls_in_the_wrong_state_say_what_to_do() {
         .unwrap_err();
     assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
 }
+
+#[test]
+fn many_transactions_around_repeated_orphans_stay_committed() {
+    // Proves that after several rounds of "commit a few transactions, leave one open,
+    // reopen the log", read_committed still sees every committed record: the aborted
+    // range of an orphaned transaction never covers the same producer id's committed
+    // batches of a later epoch.
+    let dir = tempfile::tempdir().unwrap();
+    let mut want = Vec::new();
+    for round in 0..4 {
+        let log = open_with_topic(dir.path());
+        let producer = txn_producer(&log, "app");
+        for t in 0..3 {
+            producer.begin_transaction().unwrap();
+            let v = format!("r{round}t{t}");
+            send(&producer, &[&v, &v]);
+            producer.commit_transaction().unwrap();
+            want.push(v.clone());
+            want.push(v);
+        }
+        producer.begin_transaction().unwrap();
+        send(&producer, &["orphan-a", "orphan-b"]);
+        std::mem::forget(producer);
+        log.close().unwrap();
+    }
+    let log = open(dir.path());
+    assert_eq!(committed(&log), want);
+}
