@@ -12,6 +12,7 @@ mod consume;
 mod latency;
 mod log;
 mod produce;
+mod scratch;
 mod streams;
 
 use clap::Subcommand;

@@ -27,6 +27,8 @@ use serde_json::json;
 use sluice_core::record::{ProducerStamp, Record, encode_batch};
 use sluice_core::{Compression, Log, NewTopic};
 use sluice_streams::Topology;
+
+use super::scratch::{Scratch, XorShift};
 use sluice_streams::prelude::*;
 
 /// Arguments of `sluice bench streams`.
@@ -119,8 +121,8 @@ const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs the benchmark.
 pub fn run(args: &StreamsBenchArgs) -> anyhow::Result<()> {
-    let scratch = Scratch::new(args.data_dir.as_deref())?;
-    let log = Log::open(scratch.root.join("log")).context("opening the log")?;
+    let scratch = Scratch::new(args.data_dir.as_deref(), "streams")?;
+    let log = Log::open(scratch.phase_dir("log")?).context("opening the log")?;
     let started = Instant::now();
     let kept = preload(&log, args)?;
     if !args.json {
@@ -141,7 +143,14 @@ pub fn run(args: &StreamsBenchArgs) -> anyhow::Result<()> {
             if !args.json {
                 eprintln!("{} run {}/{}...", job.name(), run + 1, args.runs);
             }
-            runs.push(run_job(&log, &scratch.root, args, job, run, expected)?);
+            runs.push(run_job(
+                &log,
+                &scratch.phase_dir("state")?,
+                args,
+                job,
+                run,
+                expected,
+            )?);
         }
         results.push(JobResult { job, runs });
     }
@@ -389,71 +398,5 @@ fn print_table(args: &StreamsBenchArgs, results: &[JobResult]) {
                 "missed"
             }
         );
-    }
-}
-
-/// xorshift64: cheap pseudo-random bytes for record values.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn text(&mut self, len: usize) -> Bytes {
-        let mut value = Vec::with_capacity(len);
-        while value.len() < len {
-            let word = self.next().to_le_bytes();
-            let take = (len - value.len()).min(word.len());
-            value.extend(word.iter().take(take).map(|b| b'a' + b % 26));
-        }
-        Bytes::from(value)
-    }
-}
-
-/// The benchmark's working directory, removed on drop.
-struct Scratch {
-    root: PathBuf,
-}
-
-impl Scratch {
-    fn new(requested: Option<&Path>) -> anyhow::Result<Scratch> {
-        let root = match requested {
-            Some(dir) => {
-                let empty = match std::fs::read_dir(dir) {
-                    Ok(mut entries) => entries.next().is_none(),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-                    Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-                };
-                if !empty {
-                    bail!(
-                        "--data-dir {} is not empty; give an empty or new directory (the \
-                         benchmark deletes what it writes there)",
-                        dir.display()
-                    );
-                }
-                dir.to_path_buf()
-            }
-            None => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                let name = format!("sluice-bench-streams-{}-{nanos}", std::process::id());
-                std::env::temp_dir().join(name)
-            }
-        };
-        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        Ok(Scratch { root })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }

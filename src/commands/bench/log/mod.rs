@@ -29,11 +29,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
-use bytes::Bytes;
 use clap::Args;
 use sluice_core::record::{BatchIter, ProducerStamp, Record, decode_batch, encode_batch};
 use sluice_core::{Compression, Durability, LogConfig, LogOptions, NewTopic, Partition};
 
+use super::scratch::{Scratch, XorShift};
 use raw::{RawTimes, bench_raw};
 use report::Report;
 
@@ -124,7 +124,7 @@ pub fn run(args: &LogBenchArgs) -> anyhow::Result<()> {
             args.record_bytes
         );
     }
-    let scratch = Scratch::new(args.data_dir.as_deref())?;
+    let scratch = Scratch::new(args.data_dir.as_deref(), "log")?;
     let mut feeds = feeds;
     let mut runs = Vec::new();
     for run in 0..args.runs {
@@ -250,93 +250,6 @@ fn encode(rng: &mut XorShift, records: u64, args: &LogBenchArgs) -> anyhow::Resu
         bytes: bytes.to_vec(),
         records: records.len() as u64,
     })
-}
-
-/// xorshift64: cheap pseudo-random bytes for record values.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// Lowercase ASCII: random enough that compression cannot collapse it, regular enough
-    /// that it has something to do.
-    fn text(&mut self, len: usize) -> Bytes {
-        let mut value = Vec::with_capacity(len);
-        while value.len() < len {
-            let word = self.next().to_le_bytes();
-            let take = (len - value.len()).min(word.len());
-            value.extend(word.iter().take(take).map(|b| b'a' + b % 26));
-        }
-        Bytes::from(value)
-    }
-}
-
-/// The benchmark's working directory, cleaned up on drop.
-struct Scratch {
-    root: PathBuf,
-    /// Whether the directory is ours to remove (it was created for this run).
-    owned: bool,
-}
-
-impl Scratch {
-    fn new(requested: Option<&Path>) -> anyhow::Result<Scratch> {
-        let (root, owned) = match requested {
-            Some(dir) => {
-                let empty = match std::fs::read_dir(dir) {
-                    Ok(mut entries) => entries.next().is_none(),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-                    Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
-                };
-                if !empty {
-                    bail!(
-                        "--data-dir {} is not empty; give an empty or new directory (the \
-                         benchmark deletes what it writes there)",
-                        dir.display()
-                    );
-                }
-                (dir.to_path_buf(), false)
-            }
-            None => {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.subsec_nanos());
-                let name = format!("sluice-bench-log-{}-{nanos}", std::process::id());
-                (std::env::temp_dir().join(name), true)
-            }
-        };
-        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-        Ok(Scratch { root, owned })
-    }
-
-    fn phase_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let dir = self.root.join(name);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(dir)
-    }
-
-    fn remove_phase_dir(&self, name: &str) -> anyhow::Result<()> {
-        let dir = self.root.join(name);
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if self.owned {
-            let _ = std::fs::remove_dir_all(&self.root);
-        } else {
-            for phase in ["log", "raw"] {
-                let _ = std::fs::remove_dir_all(self.root.join(phase));
-            }
-        }
-    }
 }
 
 /// Seconds each step of one run took.
@@ -522,7 +435,7 @@ mod tests {
             a.data_dir = Some(data_dir.clone());
             let feeds = build_feeds(&a).expect("encode");
             let workload = Workload::of(&feeds);
-            let scratch = Scratch::new(a.data_dir.as_deref()).expect("scratch");
+            let scratch = Scratch::new(a.data_dir.as_deref(), "log").expect("scratch");
             let mut feeds = feeds;
             let log = bench_log(
                 &scratch.phase_dir("log").expect("dir"),
