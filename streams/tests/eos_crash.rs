@@ -4,6 +4,11 @@
 //! the output must then see every count update exactly once: for each word, the counts
 //! 1, 2, 3, ... with nothing repeated and nothing missing.
 //!
+//! Two variants: a persistent store behind the default write cache, and an in-memory
+//! store with the cache off, so every count update goes to the changelog and each restart
+//! rebuilds the store from a long changelog (that variant caught restores that stopped
+//! with records still in the consumer's buffer).
+//!
 //! The child is this test binary re-executed to run only [`eos_child_runs_until_killed`],
 //! which does nothing unless [`CHILD_ENV`] is set.
 
@@ -19,17 +24,25 @@ use sluice_streams::prelude::*;
 
 /// Set (to the test's directory) only in the child process.
 const CHILD_ENV: &str = "SLUICE_STREAMS_EOS_CHILD_DIR";
+/// Set in the child when it runs the in-memory, no-cache variant.
+const CHILD_IN_MEMORY_ENV: &str = "SLUICE_STREAMS_EOS_CHILD_IN_MEMORY";
 const CHILD_TEST: &str = "eos_child_runs_until_killed";
 const ROUNDS: usize = 4;
 const LINES: usize = 30_000;
 /// Per input line in the child, so a kill lands mid-input.
 const PAUSE: Duration = Duration::from_micros(10);
 
-fn config(dir: &std::path::Path) -> StreamsConfig {
-    StreamsConfig::new("eos-crash")
+/// The job's config; `in_memory` turns the write cache off too (see the module docs).
+fn config(dir: &std::path::Path, in_memory: bool) -> StreamsConfig {
+    let config = StreamsConfig::new("eos-crash")
         .state_dir(dir.join("state"))
         .processing_guarantee(ProcessingGuarantee::ExactlyOnce)
-        .commit_interval(Duration::from_millis(250))
+        .commit_interval(Duration::from_millis(250));
+    if in_memory {
+        config.cache_max_bytes(0)
+    } else {
+        config
+    }
 }
 
 #[test]
@@ -39,9 +52,10 @@ fn eos_child_runs_until_killed() {
         return;
     };
     let dir = std::path::Path::new(&dir);
+    let in_memory = std::env::var_os(CHILD_IN_MEMORY_ENV).is_some();
     let mut job = KafkaStreams::new(
-        wordcount_paced(false, PAUSE),
-        config(dir).data_dir(dir.join("data")),
+        wordcount_paced(in_memory, PAUSE),
+        config(dir, in_memory).data_dir(dir.join("data")),
     )
     .expect("child: job");
     job.start().expect("child: start");
@@ -55,6 +69,17 @@ fn eos_child_runs_until_killed() {
 
 #[test]
 fn sigkill_mid_job_exactly_once_output() {
+    kill_and_check(false);
+}
+
+#[test]
+fn sigkill_mid_job_in_memory_every_update_logged() {
+    kill_and_check(true);
+}
+
+/// Kills the child [`ROUNDS`] times, finishes the input in this process, and checks the
+/// committed output.
+fn kill_and_check(in_memory: bool) {
     let dir = tempfile::tempdir().unwrap();
     let input = lines(LINES, 7);
     {
@@ -65,17 +90,28 @@ fn sigkill_mid_job_exactly_once_output() {
     let exe = std::env::current_exe().unwrap();
     let mut seed = 0x9e37_79b9u64;
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
+        // The child's stderr, shown if it fails to start.
+        let child_log = dir.path().join(format!("child-{round}.log"));
+        let mut command = Command::new(&exe);
+        command.env_remove(CHILD_IN_MEMORY_ENV);
+        if in_memory {
+            command.env(CHILD_IN_MEMORY_ENV, "1");
+        }
+        let mut child = command
             .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads", "1"])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&child_log).unwrap())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines_out = BufReader::new(stdout).lines();
         let ready = lines_out.any(|l| l.is_ok_and(|l| l == "running"));
-        assert!(ready, "round {round}: the child never started");
+        assert!(
+            ready,
+            "round {round}: the child never started; its stderr:\n{}",
+            std::fs::read_to_string(&child_log).unwrap_or_default()
+        );
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
@@ -91,8 +127,8 @@ fn sigkill_mid_job_exactly_once_output() {
     let log = Log::open(dir.path().join("data")).unwrap();
     let want = expected_counts(&input);
     let mut job = KafkaStreams::new(
-        wordcount_paced(false, PAUSE),
-        config(dir.path()).log(log.clone()),
+        wordcount_paced(in_memory, PAUSE),
+        config(dir.path(), in_memory).log(log.clone()),
     )
     .unwrap();
     job.start().unwrap();

@@ -300,8 +300,23 @@ impl Consumer {
         }
     }
 
-    /// The next offset this consumer will read from `tp`, resolving it if needed.
+    /// The offset of the next record of `tp` that [`poll`](Self::poll) will return (Kafka's
+    /// `position`), resolving it if needed. Records already read from the log but still
+    /// buffered count as not yet consumed: the position is the first of them, so a
+    /// caller that reads "until the position reaches the end" has seen every record.
     pub fn position(&mut self, tp: &TopicPartition) -> Result<i64> {
+        if let Some(r) = self
+            .buffer
+            .iter()
+            .find(|r| r.partition == tp.partition && r.topic == tp.topic)
+        {
+            return Ok(r.offset);
+        }
+        self.fetch_position(tp)
+    }
+
+    /// Where the next read of `tp` from the log starts: past every record buffered.
+    fn fetch_position(&mut self, tp: &TopicPartition) -> Result<i64> {
         if let Some(p) = self.positions.get(tp) {
             return Ok(*p);
         }
@@ -379,7 +394,7 @@ impl Consumer {
         let n = self.assignment.len();
         for i in 0..n {
             let tp = self.assignment[(self.next_partition + i) % n].clone();
-            let position = self.position(&tp)?;
+            let position = self.fetch_position(&tp)?;
             let partition = self.log.partition(&tp.topic, tp.partition)?;
             // Taken before the read: see `Partition::stable_part`.
             let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;

@@ -123,3 +123,39 @@ fn seek_by_timestamp_with_out_of_order_timestamps() {
         );
     }
 }
+
+#[test]
+fn position_counts_buffered_records_as_unconsumed() {
+    // Guards against `position` reporting where the next read from the log starts
+    // (past records fetched but not yet handed out) instead of the next record `poll`
+    // returns. A loop "poll until position reaches the end" then stopped with records
+    // still buffered: a streams task restoring its store that way lost the tail of its
+    // changelog after a crash, and resumed counting from a stale value.
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("pos", 0);
+    let log = open(dir.path());
+    log.create_topic(NewTopic::new("pos", 1)).unwrap();
+    // One batch of 100 records: one read buffers all of them.
+    let recs: Vec<Record> = (0..100)
+        .map(|i| record(i, 1_000 + i, Some("k"), Some("v")))
+        .collect();
+    append(&log, "pos", 0, &recs);
+    let mut c = log.consumer(ConsumerConfig::default().max_poll_records(30));
+    c.assign(vec![tp.clone()]).unwrap();
+    c.seek(&tp, Seek::Beginning).unwrap();
+    let end = log.partition("pos", 0).unwrap().log_end_offset();
+    let mut seen = Vec::new();
+    while c.position(&tp).unwrap() < end {
+        let got = c.poll(Duration::from_secs(1)).unwrap();
+        assert!(got.len() <= 30);
+        seen.extend(got.iter().map(|r| r.offset));
+        let next = got.last().map_or(0, |r| r.offset + 1);
+        assert_eq!(
+            c.position(&tp).unwrap(),
+            next,
+            "after {} records",
+            seen.len()
+        );
+    }
+    assert_eq!(seen, (0..100).collect::<Vec<i64>>());
+}
