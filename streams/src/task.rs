@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 
 use crate::error::{Result, StreamsError};
+use crate::processor::Signal;
 use crate::processor::ctx::TaskStats;
 use crate::record::{InputRecord, OutputRecord};
 use crate::topology::{TaskGraph, TaskId};
@@ -177,7 +178,7 @@ impl Task {
         if t > self.advanced {
             self.advanced = t;
             for source in &mut self.graph.sources {
-                source.advance(&mut self.graph.ctx, t)?;
+                source.signal(&mut self.graph.ctx, Signal::StreamTime(t))?;
             }
         }
         Ok(())
@@ -209,8 +210,12 @@ impl Task {
         std::mem::take(&mut self.graph.ctx.out)
     }
 
-    /// Flushes store caches into the stores and their changelogs (output grows).
+    /// Emits what aggregations hold back, then flushes store caches into the stores and
+    /// their changelogs (output grows). Runs before every commit.
     pub fn flush(&mut self) -> Result<()> {
+        for source in &mut self.graph.sources {
+            source.signal(&mut self.graph.ctx, Signal::Flush)?;
+        }
         self.graph.ctx.flush_stores()
     }
 

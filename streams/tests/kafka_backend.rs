@@ -86,7 +86,9 @@ fn run(guarantee: ProcessingGuarantee) {
         .bootstrap(broker.addr.to_string())
         .state_dir(dir.path().join("state"))
         .processing_guarantee(guarantee)
-        .commit_interval(Duration::from_millis(200));
+        .commit_interval(Duration::from_millis(200))
+        // Every update emitted, so the exactly-once check below sees each one.
+        .cache_max_bytes(0);
     let mut job = KafkaStreams::new(wordcount(false), config).expect("run");
     job.start().expect("run");
     let want = expected_counts(&input);

@@ -75,7 +75,8 @@ fn missing_input_topic_is_a_clear_error() {
 
 // Two instances of one application share the partitions through the consumer group;
 // when one closes, the other takes its tasks over and, exactly-once, every count update
-// appears once in the committed output.
+// appears once in the committed output (the record cache is off, so every update is
+// emitted and a lost or repeated one shows).
 #[test]
 fn instances_share_work_and_take_over_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -86,6 +87,7 @@ fn instances_share_work_and_take_over_exactly_once() {
     let eos = |state: &str| {
         config("shared", &log, &dir.path().join(state))
             .processing_guarantee(ProcessingGuarantee::ExactlyOnce)
+            .cache_max_bytes(0)
     };
     let mut a = KafkaStreams::new(wordcount(false), eos("a")).unwrap();
     let mut b = KafkaStreams::new(wordcount(false), eos("b")).unwrap();
@@ -366,4 +368,41 @@ fn job_stats_dead_lettered(log: &Log) -> usize {
         .and_then(|h| h.value.clone());
     assert_eq!(offset.as_deref(), Some(&b"0"[..]));
     records.len()
+}
+
+// The record cache: with a long commit interval, 6,000 word counts processed before the
+// first commit reach the output as one update per word (the latest), not one per record;
+// with the cache off every update is sent. Guards the flush at commit (nothing held may
+// be lost) and the coalescing itself, which is what makes aggregations cheap.
+#[test]
+fn record_cache_sends_each_key_once_per_commit() {
+    for cache_bytes in [10 << 20, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path().join("data")).unwrap();
+        create(&log, "text-input", 1);
+        let input = lines(2_000, 5);
+        produce_lines(&log, "text-input", &input);
+        let config = config("cached", &log, &dir.path().join("state"))
+            .commit_interval(Duration::from_secs(3600))
+            .cache_max_bytes(cache_bytes);
+        let mut job = KafkaStreams::new(wordcount(true), config).unwrap();
+        job.start().unwrap();
+        wait_for(WAIT, "every record processed", || {
+            job.stats().processed == 2_000 + 6_000
+        });
+        // Closing commits, which flushes the cache.
+        job.close().unwrap();
+        let updates = read_counts(&log, "word-counts", false);
+        let want = expected_counts(&input);
+        assert_eq!(latest(&updates), want);
+        if cache_bytes == 0 {
+            assert_exactly_once(&updates);
+        } else {
+            assert_eq!(
+                updates.len(),
+                want.len(),
+                "one update per word: {updates:?}"
+            );
+        }
+    }
 }

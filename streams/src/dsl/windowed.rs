@@ -9,6 +9,7 @@ use super::grouped::{aggregate_fold, aggregate_node, count_fold, reduce_fold};
 use super::{KGroupedStream, KTable, Materialized};
 use crate::processor::Data;
 use crate::processor::aggregate::Fold;
+use crate::processor::emit_cache::EmitCache;
 use crate::processor::session::SessionAggregate;
 use crate::processor::sliding::SlidingAggregate;
 use crate::processor::table::Change;
@@ -171,6 +172,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             m,
             move |kv, inst, id| {
                 Ok(Box::new(TimeWindowAggregate {
+                    cache: EmitCache::default(),
                     windows,
                     emit,
                     kv,

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use super::{Ctx, Data, Node};
+use super::emit_cache::EmitCache;
+use super::{Ctx, Data, Node, Signal};
 use crate::error::{Result, StreamsError};
 use crate::processor::table::Change;
-use crate::record::Record;
+use crate::record::{Header, Record};
 use crate::serdes::{Serde, SerdeRef, append_bytes, to_bytes};
 use crate::state::StoreHandle;
 use crate::state::layout::start_window_key;
@@ -99,10 +100,12 @@ impl<K: Data, A: Data> KvAccess<K, A> {
 }
 
 /// Stream aggregation: each record folds into its key's aggregate; the table of
-/// aggregates changes and the change goes downstream.
+/// aggregates changes and the change goes downstream, at once or through the record
+/// cache (`emit_cache.rs`).
 pub(crate) struct StreamAggregate<K, V, A> {
     pub kv: KvAccess<K, A>,
     pub fold: Fold<K, V, A>,
+    pub cache: EmitCache<K, A>,
     pub next: Box<dyn Node<K, Change<A>>>,
 }
 
@@ -111,22 +114,86 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for StreamAggregate<K, V, A> {
         let kb = self.kv.key_bytes(&r.key)?;
         let fold = &self.fold;
         let (old, new) = self.kv.update(ctx, &kb, |old| fold(&r.key, r.value, old))?;
-        self.next.process(
+        let change = Change {
+            old,
+            new: Some(new),
+        };
+        let meta = (r.timestamp, &r.headers[..]);
+        let key = r.key;
+        hold_or_forward(
+            &self.kv,
+            &mut self.cache,
+            &mut self.next,
             ctx,
-            Record {
-                key: r.key,
-                value: Change {
-                    old,
-                    new: Some(new),
-                },
-                timestamp: r.timestamp,
-                headers: r.headers,
-            },
+            &kb,
+            || key,
+            change,
+            meta,
         )
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        if s == Signal::Flush {
+            emit_held(&self.kv, &mut self.cache, &mut self.next, ctx)?;
+        }
+        self.next.signal(ctx, s)
     }
+}
+
+/// Holds an aggregate's change in `cache` (stored under `kb`), or sends it on now when the
+/// cache is off; emits everything held when the job's caches are over budget. `key` makes
+/// the downstream key, only when it is needed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn hold_or_forward<K: Data, KK: Data, A: Data>(
+    kv: &KvAccess<K, A>,
+    cache: &mut EmitCache<KK, A>,
+    next: &mut Box<dyn Node<KK, Change<A>>>,
+    ctx: &mut Ctx,
+    kb: &[u8],
+    key: impl FnOnce() -> KK,
+    change: Change<A>,
+    (timestamp, headers): (i64, &[Header]),
+) -> Result<()> {
+    let budget = ctx.cache_budget(kv.store)?;
+    if !EmitCache::<KK, A>::enabled(budget) {
+        let record = Record {
+            key: key(),
+            value: change,
+            timestamp,
+            headers: headers.to_vec(),
+        };
+        return next.process(ctx, record);
+    }
+    cache.hold(budget, kb, || (key(), change.old), timestamp, headers);
+    if cache.over_budget() {
+        emit_held(kv, cache, next, ctx)?;
+    }
+    Ok(())
+}
+
+/// Sends every key `cache` holds downstream: the change from the old value it was held
+/// with to the value the store has now.
+pub(crate) fn emit_held<K: Data, KK: Data, A: Data>(
+    kv: &KvAccess<K, A>,
+    cache: &mut EmitCache<KK, A>,
+    next: &mut Box<dyn Node<KK, Change<A>>>,
+    ctx: &mut Ctx,
+) -> Result<()> {
+    if cache.is_empty() {
+        return Ok(());
+    }
+    for (kb, held) in cache.take() {
+        let new = kv.get(ctx, &kb)?;
+        next.process(
+            ctx,
+            Record {
+                key: held.key,
+                value: Change { old: held.old, new },
+                timestamp: held.timestamp,
+                headers: held.headers,
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// Removes a value from an aggregate (a grouped table's subtractor).
@@ -137,6 +204,7 @@ pub(crate) struct TableAggregate<K, V, A> {
     pub kv: KvAccess<K, A>,
     pub add: Fold<K, V, A>,
     pub subtract: Unfold<K, V, A>,
+    pub cache: EmitCache<K, A>,
     pub next: Box<dyn Node<K, Change<A>>>,
 }
 
@@ -153,18 +221,25 @@ impl<K: Data, V: Data, A: Data> Node<K, Change<V>> for TableAggregate<K, V, A> {
         if let Some(v) = r.value.new {
             agg = Some((self.add)(&r.key, v, agg));
         }
-        self.kv.put(ctx, kb, agg.as_ref())?;
-        self.next.process(
+        self.kv.put(ctx, kb.clone(), agg.as_ref())?;
+        let change = Change { old, new: agg };
+        let meta = (r.timestamp, &r.headers[..]);
+        let key = r.key;
+        hold_or_forward(
+            &self.kv,
+            &mut self.cache,
+            &mut self.next,
             ctx,
-            Record {
-                key: r.key,
-                value: Change { old, new: agg },
-                timestamp: r.timestamp,
-                headers: r.headers,
-            },
+            &kb,
+            || key,
+            change,
+            meta,
         )
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        if s == Signal::Flush {
+            emit_held(&self.kv, &mut self.cache, &mut self.next, ctx)?;
+        }
+        self.next.signal(ctx, s)
     }
 }

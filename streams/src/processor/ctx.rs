@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::record::OutputRecord;
-use crate::state::{Store, StoreHandle};
+use crate::state::{CacheBudget, Store, StoreHandle};
 use crate::topology::TaskId;
 
 /// Counters a task keeps; the runtime sums them into the job's metrics.
@@ -110,6 +110,11 @@ impl Ctx {
             .get_mut(h.0)
             .ok_or_else(|| crate::error::StreamsError::Topology(format!("no store #{}", h.0)))?;
         store.range(from, to, &mut self.out, ts, f)
+    }
+
+    /// The job's cache budget (the one store `h` counts against).
+    pub fn cache_budget(&mut self, h: StoreHandle) -> Result<&std::sync::Arc<CacheBudget>> {
+        Ok(self.store(h)?.budget())
     }
 
     fn store(&mut self, h: StoreHandle) -> Result<&mut Store> {

@@ -5,12 +5,15 @@
 //! stateless operators as plain function calls with no queue or allocation between
 //! them. A node with several parents (after `merge`) is shared behind a [`Shared`] handle.
 //!
-//! Two signals flow through the tree: records ([`Node::process`]) and stream time
-//! ([`Node::advance`]), which windowed operators use to close windows and every other
-//! node passes on, as a watermark flows through Flink operators.
+//! Besides records ([`Node::process`]), [`Signal`]s flow through the tree
+//! ([`Node::signal`]): stream time, which windowed operators use to close windows, as a
+//! watermark flows through Flink operators; and a flush before each commit, at which
+//! aggregations emit the updates their record cache holds (`emit_cache.rs`). Every node
+//! passes each signal on after acting on it.
 
 pub(crate) mod aggregate;
 pub(crate) mod ctx;
+pub(crate) mod emit_cache;
 pub(crate) mod session;
 pub(crate) mod sink;
 pub(crate) mod sliding;
@@ -34,13 +37,22 @@ pub trait Data: Clone + Send + 'static {}
 
 impl<T: Clone + Send + 'static> Data for T {}
 
+/// What flows through a task's nodes besides records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Stream time moved to this (ms): close what is due.
+    StreamTime(i64),
+    /// The task is about to commit: emit whatever is held back.
+    Flush,
+}
+
 /// One operator instance in a task, taking records of type `Record<K, V>`.
 pub(crate) trait Node<K, V>: Send {
     /// Handles one record, forwarding whatever it produces to its children.
     fn process(&mut self, ctx: &mut Ctx, record: Record<K, V>) -> Result<()>;
 
-    /// Stream time moved to `stream_time`: close what is due, then pass it on.
-    fn advance(&mut self, ctx: &mut Ctx, stream_time: i64) -> Result<()>;
+    /// Acts on a signal (see [`Signal`]), then passes it on.
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()>;
 }
 
 /// The children of a node that has none: records stop here.
@@ -50,7 +62,7 @@ impl<K: Send, V: Send> Node<K, V> for Discard {
     fn process(&mut self, _: &mut Ctx, _: Record<K, V>) -> Result<()> {
         Ok(())
     }
-    fn advance(&mut self, _: &mut Ctx, _: i64) -> Result<()> {
+    fn signal(&mut self, _: &mut Ctx, _: Signal) -> Result<()> {
         Ok(())
     }
 }
@@ -70,9 +82,9 @@ impl<K: Data, V: Data> Node<K, V> for Fanout<K, V> {
         }
         Ok(())
     }
-    fn advance(&mut self, ctx: &mut Ctx, stream_time: i64) -> Result<()> {
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
         for child in &mut self.children {
-            child.advance(ctx, stream_time)?;
+            child.signal(ctx, s)?;
         }
         Ok(())
     }
@@ -81,14 +93,15 @@ impl<K: Data, V: Data> Node<K, V> for Fanout<K, V> {
 /// A node with several parents (a merge): each parent holds one of these handles.
 ///
 /// The lock is never contended: a task runs on one thread at a time. Stream time may
-/// arrive once per parent; every node's `advance` is idempotent for a time it has seen.
+/// arrive once per parent; every node's `signal` is idempotent for a time it has seen, and a
+/// second flush finds nothing held.
 pub(crate) struct Shared<K, V>(pub Arc<Mutex<Box<dyn Node<K, V>>>>);
 
 impl<K, V> Node<K, V> for Shared<K, V> {
     fn process(&mut self, ctx: &mut Ctx, record: Record<K, V>) -> Result<()> {
         self.0.lock().process(ctx, record)
     }
-    fn advance(&mut self, ctx: &mut Ctx, stream_time: i64) -> Result<()> {
-        self.0.lock().advance(ctx, stream_time)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.0.lock().signal(ctx, s)
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::aggregate::{Fold, KvAccess};
 use super::table::Change;
-use super::{Ctx, Data, Node};
+use super::{Ctx, Data, Node, Signal};
 use crate::error::{Result, StreamsError};
 use crate::record::Record;
 use crate::serdes::Serde;
@@ -147,7 +147,10 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SessionAggregate<K, V, A> {
         Ok(())
     }
 
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        let Signal::StreamTime(t) = s else {
+            return self.next.signal(ctx, s);
+        };
         if !self.scanned {
             self.scan(ctx)?;
         }
@@ -178,6 +181,6 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SessionAggregate<K, V, A> {
         if closed_any {
             super::window::save_stream_time(ctx, self.kv.store, t)?;
         }
-        self.next.advance(ctx, t)
+        self.next.signal(ctx, s)
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Ctx, Node};
+use super::{Ctx, Node, Signal};
 use crate::error::{Result, StreamsError};
 use crate::record::{OutputRecord, Record};
 use crate::serdes::Serde;
@@ -56,7 +56,7 @@ impl<KS: Serde, VS: Serde> Node<KS::Target, VS::Target> for Sink<KS, VS> {
         });
         Ok(())
     }
-    fn advance(&mut self, _: &mut Ctx, _: i64) -> Result<()> {
+    fn signal(&mut self, _: &mut Ctx, _: Signal) -> Result<()> {
         Ok(())
     }
 }

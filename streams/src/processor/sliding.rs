@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use super::aggregate::Fold;
 use super::table::Change;
 use super::window::{restore_stream_time, save_stream_time};
-use super::{Ctx, Data, Node};
+use super::{Ctx, Data, Node, Signal};
 use crate::error::{Result, StreamsError};
 use crate::record::Record;
 use crate::serdes::{Serde, SerdeRef, to_bytes};
@@ -143,7 +143,10 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SlidingAggregate<K, V, A> {
         Ok(())
     }
 
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        let Signal::StreamTime(t) = s else {
+            return self.next.signal(ctx, s);
+        };
         if !self.scanned {
             self.scan(ctx)?;
         }
@@ -180,6 +183,6 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for SlidingAggregate<K, V, A> {
             self.index.pop_first();
             ctx.store_put(self.store, keyed_key(&kb, ts, seq), None)?;
         }
-        self.next.advance(ctx, t)
+        self.next.signal(ctx, s)
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Ctx, Node};
+use super::{Ctx, Node, Signal};
 use crate::error::{Result, StreamsError};
 use crate::record::{Header, InputRecord, OutputRecord, Record};
 use crate::serdes::Serde;
@@ -28,7 +28,7 @@ pub enum DeserializationHandler {
 /// A source as a task holds it: raw records in.
 pub(crate) trait SourceNode: Send {
     fn process(&mut self, ctx: &mut Ctx, record: InputRecord) -> Result<()>;
-    fn advance(&mut self, ctx: &mut Ctx, stream_time: i64) -> Result<()>;
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()>;
 }
 
 /// Picks a record's event time from its key, value and own timestamp.
@@ -121,7 +121,7 @@ impl<KS: Serde, VS: Serde> SourceNode for TypedSource<KS, VS> {
         )
     }
 
-    fn advance(&mut self, ctx: &mut Ctx, stream_time: i64) -> Result<()> {
-        self.next.advance(ctx, stream_time)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }

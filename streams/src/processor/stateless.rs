@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Ctx, Data, Node};
+use super::{Ctx, Data, Node, Signal};
 use crate::error::Result;
 use crate::record::Record;
 
@@ -15,8 +15,8 @@ impl<K: Data, V: Data> Node<K, V> for Pass<K, V> {
     fn process(&mut self, ctx: &mut Ctx, record: Record<K, V>) -> Result<()> {
         self.next.process(ctx, record)
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -37,8 +37,8 @@ where
         }
         Ok(())
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -69,8 +69,8 @@ where
             },
         )
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -95,8 +95,8 @@ where
             },
         )
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -125,8 +125,8 @@ where
         }
         Ok(())
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -160,8 +160,8 @@ where
         }
         Ok(())
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -179,8 +179,8 @@ where
         (self.f)(&r.key, &r.value);
         self.next.process(ctx, r)
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -204,9 +204,9 @@ impl<K: Data, V: Data> Node<K, V> for Split<K, V> {
         }
         Ok(())
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
         for b in &mut self.branches {
-            b.advance(ctx, t)?;
+            b.signal(ctx, s)?;
         }
         Ok(())
     }

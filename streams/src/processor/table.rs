@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::aggregate::KvAccess;
-use super::{Ctx, Data, Node};
+use super::{Ctx, Data, Node, Signal};
 use crate::error::Result;
 use crate::record::Record;
 use crate::serdes::{Serde, SerdeError};
@@ -35,8 +35,8 @@ impl<K: Data, V: Data> Node<K, Option<V>> for TableSource<K, V> {
         self.kv.put(ctx, kb, r.value.as_ref())?;
         self.next.process(ctx, r.with_change(old))
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -75,8 +75,8 @@ where
         r.value = Change { old, new };
         self.next.process(ctx, r)
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -111,8 +111,8 @@ where
             },
         )
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 
@@ -148,12 +148,12 @@ impl<K: Data, V: Data> Node<K, Change<V>> for ToStream<K, V> {
         }
         Ok(())
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
         if let Some(n) = &mut self.next_changes {
-            n.advance(ctx, t)?;
+            n.signal(ctx, s)?;
         }
         if let Some(n) = &mut self.next_updates {
-            n.advance(ctx, t)?;
+            n.signal(ctx, s)?;
         }
         Ok(())
     }
@@ -205,8 +205,8 @@ impl<K: Data, V: Data, K2: Data, V2: Data> Node<K, Change<V>> for TableRegroup<K
         }
         Ok(())
     }
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
-        self.next.advance(ctx, t)
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        self.next.signal(ctx, s)
     }
 }
 

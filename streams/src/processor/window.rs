@@ -8,9 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use super::aggregate::{Fold, KvAccess};
+use super::aggregate::{Fold, KvAccess, emit_held, hold_or_forward};
+use super::emit_cache::EmitCache;
 use super::table::Change;
-use super::{Ctx, Data, Node};
+use super::{Ctx, Data, Node, Signal};
 use crate::error::Result;
 use crate::record::Record;
 use crate::serdes::Serde;
@@ -29,6 +30,8 @@ pub(crate) struct TimeWindowAggregate<K, V, A> {
     pub scanned: bool,
     /// The store key of the record being processed (reused: no allocation per record).
     pub key_buf: Vec<u8>,
+    /// Updates held until the next commit (`EmitStrategy::OnWindowUpdate` only).
+    pub cache: EmitCache<Windowed<K>, A>,
     pub next: Box<dyn Node<Windowed<K>, Change<A>>>,
 }
 
@@ -74,20 +77,24 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
                 .update(ctx, &wk, |old| fold(&r.key, r.value.clone(), old))?;
             self.open_starts.insert(w.start);
             if self.emit == EmitStrategy::OnWindowUpdate {
-                self.next.process(
+                let key = || Windowed {
+                    key: r.key.clone(),
+                    window: w,
+                };
+                let change = Change {
+                    old,
+                    new: Some(new),
+                };
+                let meta = (r.timestamp, &r.headers[..]);
+                hold_or_forward(
+                    &self.kv,
+                    &mut self.cache,
+                    &mut self.next,
                     ctx,
-                    Record {
-                        key: Windowed {
-                            key: r.key.clone(),
-                            window: w,
-                        },
-                        value: Change {
-                            old,
-                            new: Some(new),
-                        },
-                        timestamp: r.timestamp,
-                        headers: r.headers.clone(),
-                    },
+                    &wk,
+                    key,
+                    change,
+                    meta,
                 )?;
             }
         }
@@ -98,7 +105,14 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
         Ok(())
     }
 
-    fn advance(&mut self, ctx: &mut Ctx, t: i64) -> Result<()> {
+    fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
+        let t = match s {
+            Signal::StreamTime(t) => t,
+            Signal::Flush => {
+                emit_held(&self.kv, &mut self.cache, &mut self.next, ctx)?;
+                return self.next.signal(ctx, s);
+            }
+        };
         if !self.scanned {
             self.scan(ctx)?;
         }
@@ -107,6 +121,8 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
             .saturating_sub(self.windows.size_ms)
             .saturating_sub(self.windows.grace_ms);
         if self.open_starts.first().is_some_and(|s| *s <= bound) {
+            // Updates of the windows about to close go out before they leave the store.
+            emit_held(&self.kv, &mut self.cache, &mut self.next, ctx)?;
             let mut closed = Vec::new();
             let to = time_bytes(bound.saturating_add(1));
             let upper = (bound < i64::MAX).then_some(&to[..]);
@@ -146,7 +162,7 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
             self.open_starts = self.open_starts.split_off(&bound.saturating_add(1));
             save_stream_time(ctx, self.kv.store, t)?;
         }
-        self.next.advance(ctx, t)
+        self.next.signal(ctx, s)
     }
 }
 

@@ -117,7 +117,9 @@ impl StreamsConfig {
         self
     }
 
-    /// The memory all store write caches of this instance may hold together (default 10 MiB).
+    /// The memory all store write caches and aggregation record caches of this instance
+    /// may hold together (default 10 MiB). 0 turns both off: every update goes to the
+    /// changelog and downstream at once.
     pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
         self.cache_max_bytes = bytes;
         self

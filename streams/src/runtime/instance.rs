@@ -170,7 +170,7 @@ impl KafkaStreams {
         self.rt.error.lock().clone()
     }
 
-    /// The counters of every task, summed (updated at each commit).
+    /// The counters of every task, summed (refreshed every 100 ms and at each commit).
     pub fn stats(&self) -> TaskStats {
         let mut total = TaskStats::default();
         for s in self.rt.stats.lock().values() {

@@ -34,6 +34,8 @@ const RECORDS_PER_LOOP: usize = 5_000;
 const LAGGING_WAIT_MAX: Duration = Duration::from_millis(100);
 /// Records buffered across a thread's tasks before it stops polling for more.
 const BUFFERED_RECORDS_MAX: usize = 20_000;
+/// How often `KafkaStreams::stats` is refreshed between commits.
+const STATS_INTERVAL: Duration = Duration::from_millis(100);
 
 struct ActiveTask {
     task: Task,
@@ -56,6 +58,8 @@ pub(crate) struct StreamThread {
     /// poll returned for them are read again, so those are dropped.
     rewound: BTreeSet<(String, i32)>,
     last_commit: Instant,
+    /// When the counters were last published for `KafkaStreams::stats`.
+    last_stats: Instant,
     /// Counters of tasks this thread closed.
     closed_stats: TaskStats,
 }
@@ -90,6 +94,7 @@ impl StreamThread {
             rewound: BTreeSet::new(),
             waiting_since: None,
             last_commit: Instant::now(),
+            last_stats: Instant::now(),
             closed_stats: TaskStats::default(),
         })
     }
@@ -159,6 +164,8 @@ impl StreamThread {
             }
             if self.last_commit.elapsed() >= commit_interval {
                 self.commit_all()?;
+                self.publish_stats();
+            } else if self.last_stats.elapsed() >= STATS_INTERVAL {
                 self.publish_stats();
             }
         }
@@ -496,7 +503,8 @@ impl StreamThread {
         result
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&mut self) {
+        self.last_stats = Instant::now();
         let mut s = self.closed_stats;
         for t in self.tasks.values() {
             s += t.task.stats();

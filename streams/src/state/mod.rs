@@ -93,8 +93,19 @@ impl CacheBudget {
         })
     }
 
-    fn over(&self) -> bool {
+    /// Whether the caches hold more than the budget together.
+    pub(crate) fn over(&self) -> bool {
         self.used_bytes.load(Ordering::Relaxed) > self.max_bytes
+    }
+
+    /// Counts `bytes` more held (by a cache outside the stores: `processor::emit_cache`).
+    pub(crate) fn charge(&self, bytes: usize) {
+        self.used_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` charged before as no longer held.
+    pub(crate) fn release(&self, bytes: usize) {
+        self.used_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
 
@@ -147,6 +158,11 @@ impl Store {
 
     fn err(&self, reason: impl ToString) -> StreamsError {
         StreamsError::state(&self.name, &self.task, reason)
+    }
+
+    /// The job's cache budget this store's write cache counts against.
+    pub fn budget(&self) -> &Arc<CacheBudget> {
+        &self.budget
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
