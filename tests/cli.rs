@@ -411,6 +411,23 @@ fn bench_produce_and_consume_report_json() {
     // 640 records: unpaced runs stamp one in 64, so there are latency samples.
     let produced = bench(&["produce", "--records", "640", "--acks", "all"]);
     check(&produced, 640);
+    assert_eq!(produced["config"]["client_api"], "batch");
+    assert_eq!(produced["latency_ms"]["samples"], 10);
+    // Several batch calls and a partial last one; then librdkafka's per-message call.
+    let batched = bench(&["produce", "--topic", "b", "--records", "2500"]);
+    check(&batched, 2500);
+    assert_eq!(batched["latency_ms"]["samples"], 40);
+    let per_message = bench(&[
+        "produce",
+        "--topic",
+        "b",
+        "--records",
+        "640",
+        "--client-api",
+        "per-message",
+    ]);
+    check(&per_message, 640);
+    assert_eq!(per_message["config"]["client_api"], "per-message");
     let consumed = bench(&["consume", "--records", "640"]);
     check(&consumed, 640);
     assert_eq!(consumed["latency_measures"], "record_age");

@@ -12,6 +12,7 @@ mod consume;
 mod latency;
 mod log;
 mod produce;
+mod produce_batch;
 mod scratch;
 mod streams;
 

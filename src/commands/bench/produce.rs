@@ -25,6 +25,7 @@ use sluice_core::Compression;
 use super::latency::{
     Latencies, SAMPLE_EVERY_UNPACED, STAMP_BYTES, clear_stamp, now_ns, read_stamp, stamp,
 };
+use super::produce_batch::{TopicHandle, send_batch};
 use crate::commands::produce::codec_name;
 use crate::commands::remote::{self, REQUEST_TIMEOUT, block_on};
 
@@ -63,6 +64,21 @@ pub struct ProducerOptions {
     /// How long librdkafka waits for a batch to fill before sending it (`linger.ms`).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=60_000))]
     pub linger_ms: u32,
+
+    /// How unpaced runs hand records to librdkafka: `batch` (`rd_kafka_produce_batch`,
+    /// 1,000 records a call) or `per-message` (`rd_kafka_producev`, the rdkafka crate's
+    /// `send`). Paced runs (`--rate`) always send per message.
+    #[arg(long, value_enum, default_value = "batch")]
+    pub client_api: ClientApi,
+}
+
+/// `--client-api`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClientApi {
+    /// `rd_kafka_produce_batch`: many records per call.
+    Batch,
+    /// `rd_kafka_producev`: one record per call.
+    PerMessage,
 }
 
 /// `--acks`.
@@ -124,6 +140,8 @@ const QUEUE_RECORDS_MAX: u32 = 2_000_000;
 const QUEUE_KIB_MAX: u32 = 1 << 20;
 /// Longest the final flush may wait for the last acknowledgements.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+/// Records per `rd_kafka_produce_batch` call (`--client-api batch`).
+const BATCH_RECORDS: u64 = 1_000;
 /// Sends between two polls for delivery reports when not paced.
 const POLL_EVERY_SENDS: u64 = 1024;
 pub(super) const MB: f64 = 1e6;
@@ -190,6 +208,10 @@ pub(super) fn config_json(
         "record_bytes": record_bytes, "rate": rate, "acks": producer.acks.config(),
         "compression": codec_name(producer.compression), "batch_size": producer.batch_size,
         "linger_ms": producer.linger_ms,
+        "client_api": match producer.client_api {
+            ClientApi::Batch if rate.is_none() => "batch",
+            _ => "per-message",
+        },
     })
 }
 
@@ -284,6 +306,10 @@ pub(super) fn produce(
     }
 
     let mut value = filler(usize::try_from(record_bytes).context("--record-bytes")?);
+    clear_stamp(&mut value);
+    // The batch API's topic handle (dropped before the producer) and record buffer.
+    let mut topic: Option<TopicHandle> = None;
+    let mut batch: Vec<u8> = Vec::new();
     let start = Instant::now();
     let mut sent = 0u64;
     // Paced runs are for latency: every record carries its send time.
@@ -303,6 +329,26 @@ pub(super) fn produce(
                 u64::try_from(due).unwrap_or(u64::MAX).min(records)
             }
         };
+        if rate.is_none() && options.client_api == ClientApi::Batch {
+            if topic.is_none() {
+                topic = Some(TopicHandle::new(&producer, &target.topic)?);
+            }
+            let Some(handle) = topic.as_ref() else {
+                continue;
+            };
+            let n = (records - sent).min(BATCH_RECORDS);
+            batch.resize(n as usize * value.len(), 0);
+            for (i, v) in batch.chunks_exact_mut(value.len()).enumerate() {
+                v.copy_from_slice(&value);
+                if (sent + i as u64).is_multiple_of(sample_every) {
+                    stamp(v);
+                }
+            }
+            send_batch(&producer, handle, &batch, value.len())?;
+            sent += n;
+            producer.poll(Duration::ZERO);
+            continue;
+        }
         while sent < due {
             if sent.is_multiple_of(sample_every) {
                 stamp(&mut value);
@@ -327,6 +373,7 @@ pub(super) fn produce(
             }
         }
     }
+    drop(topic);
     producer
         .flush(FLUSH_TIMEOUT)
         .with_context(|| format!("waiting for {bootstrap} to acknowledge the records"))?;
