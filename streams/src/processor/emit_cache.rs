@@ -35,7 +35,7 @@ pub(crate) struct Held<K, A> {
 
 /// Held updates of one aggregation node, keyed by store key.
 pub(crate) struct EmitCache<K, A> {
-    held: IndexMap<Vec<u8>, Held<K, A>>,
+    held: IndexMap<Vec<u8>, Held<K, A>, foldhash::fast::RandomState>,
     held_bytes: usize,
     /// The job's cache budget, taken from the first store the node writes.
     budget: Option<Arc<CacheBudget>>,
@@ -44,7 +44,7 @@ pub(crate) struct EmitCache<K, A> {
 impl<K, A> Default for EmitCache<K, A> {
     fn default() -> Self {
         EmitCache {
-            held: IndexMap::new(),
+            held: IndexMap::default(),
             held_bytes: 0,
             budget: None,
         }
@@ -110,9 +110,9 @@ impl<K, A> EmitCache<K, A> {
     }
 
     /// Takes everything held, in the order it was first held, releasing its budget.
-    pub fn take(&mut self) -> IndexMap<Vec<u8>, Held<K, A>> {
+    pub fn take(&mut self) -> impl Iterator<Item = (Vec<u8>, Held<K, A>)> + use<K, A> {
         self.release();
-        std::mem::take(&mut self.held)
+        std::mem::take(&mut self.held).into_iter()
     }
 
     fn release(&mut self) {
@@ -152,8 +152,7 @@ mod tests {
         assert!(!cache.over_budget());
         let held: Vec<(String, Option<i64>, i64)> = cache
             .take()
-            .into_values()
-            .map(|h| (h.key, h.old, h.timestamp))
+            .map(|(_, h)| (h.key, h.old, h.timestamp))
             .collect();
         assert_eq!(
             held,

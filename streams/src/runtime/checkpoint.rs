@@ -5,6 +5,10 @@
 //! after every commit; exactly-once only on a clean close, and deletes it when the task
 //! starts, so after a crash the store (which may hold uncommitted writes) is rebuilt
 //! from the committed changelog.
+//!
+//! Each write uses its own temporary file: during a rebalance two threads of one instance
+//! may briefly both hold a task (embedded groups have no revoke barrier), and a shared
+//! temporary name let one rename the other's file away.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -34,7 +38,9 @@ pub(crate) fn read(task_dir: &Path) -> HashMap<String, i64> {
 
 pub(crate) fn write(task_dir: &Path, offsets: &HashMap<String, i64>) -> Result<()> {
     std::fs::create_dir_all(task_dir).map_err(|e| io_err(task_dir, e))?;
-    let tmp = task_dir.join(".checkpoint.tmp");
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = task_dir.join(format!(".checkpoint.{n}.tmp"));
     let bytes = serde_json::to_vec(offsets).unwrap_or_default();
     let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
     f.write_all(&bytes).map_err(|e| io_err(&tmp, e))?;

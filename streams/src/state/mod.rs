@@ -18,7 +18,7 @@ pub(crate) mod layout;
 mod memory;
 mod persistent;
 
-use std::collections::{BTreeMap, btree_map};
+use std::collections::{HashMap, hash_map};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -117,7 +117,8 @@ pub(crate) struct Store {
     pub changelog: Option<(String, i32)>,
     engine: Box<dyn KvBytes>,
     /// Writes not yet in the engine: key -> new value (`None`: delete).
-    dirty: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// (Hashed, not ordered: a lookup per update is the hot path; flush sorts.)
+    dirty: HashMap<Vec<u8>, Option<Vec<u8>>, foldhash::fast::RandomState>,
     dirty_bytes: usize,
     budget: Arc<CacheBudget>,
     /// Where `update` serializes a new value before swapping it with the cached one.
@@ -149,7 +150,7 @@ impl Store {
             task,
             changelog,
             engine,
-            dirty: BTreeMap::new(),
+            dirty: HashMap::default(),
             dirty_bytes: 0,
             budget,
             scratch: Vec::new(),
@@ -191,11 +192,11 @@ impl Store {
     ) -> Result<()> {
         let added = entry_bytes(&key, &value);
         let freed = match self.dirty.entry(key) {
-            btree_map::Entry::Occupied(mut e) => {
+            hash_map::Entry::Occupied(mut e) => {
                 let old = e.insert(value);
                 entry_bytes(e.key(), &old)
             }
-            btree_map::Entry::Vacant(e) => {
+            hash_map::Entry::Vacant(e) => {
                 e.insert(value);
                 0
             }
@@ -281,7 +282,10 @@ impl Store {
         if self.dirty.is_empty() {
             return Ok(());
         }
-        let dirty = std::mem::take(&mut self.dirty);
+        // Key order, so a flush writes the same changelog records in the same order on
+        // every run.
+        let mut dirty: Vec<(Vec<u8>, Option<Vec<u8>>)> = self.dirty.drain().collect();
+        dirty.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.budget
             .used_bytes
             .fetch_sub(self.dirty_bytes, Ordering::Relaxed);
@@ -296,9 +300,7 @@ impl Store {
                 headers: Vec::new(),
             }));
         }
-        self.engine
-            .write(dirty.into_iter().collect())
-            .map_err(|e| self.err(e))
+        self.engine.write(dirty).map_err(|e| self.err(e))
     }
 
     /// Applies changelog entries read back during a restore (not logged again).
