@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{KStream, KTable, Materialized, WindowedBy};
 use crate::processor::aggregate::{Fold, KvAccess, StreamAggregate, TableAggregate};
-use crate::processor::emit_cache::EmitCache;
+use crate::processor::emit_cache::CachedOutput;
 use crate::processor::table::Change;
 use crate::processor::{Data, Node};
 use crate::serdes::{I64, Serde, SerdeRef, erase};
@@ -119,10 +119,9 @@ impl<K: Data, V: Data> KGroupedStream<K, V> {
             m,
             move |kv, inst, id| {
                 Ok(Box::new(StreamAggregate {
-                    cache: EmitCache::default(),
                     kv,
                     fold: fold.clone(),
-                    next: inst.children::<K, Change<A>>(id)?,
+                    out: CachedOutput::new(inst.children::<K, Change<A>>(id)?),
                 }))
             },
         );
@@ -200,11 +199,10 @@ impl<K: Data, V: Data> KGroupedTable<K, V> {
             m,
             move |kv, inst, id| {
                 Ok(Box::new(TableAggregate {
-                    cache: EmitCache::default(),
                     kv,
                     add: add.clone(),
                     subtract: subtract.clone(),
-                    next: inst.children::<K, Change<A>>(id)?,
+                    out: CachedOutput::new(inst.children::<K, Change<A>>(id)?),
                 }))
             },
         );

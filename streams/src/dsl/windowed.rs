@@ -9,7 +9,7 @@ use super::grouped::{aggregate_fold, aggregate_node, count_fold, reduce_fold};
 use super::{KGroupedStream, KTable, Materialized};
 use crate::processor::Data;
 use crate::processor::aggregate::Fold;
-use crate::processor::emit_cache::EmitCache;
+use crate::processor::emit_cache::CachedOutput;
 use crate::processor::session::SessionAggregate;
 use crate::processor::sliding::SlidingAggregate;
 use crate::processor::table::Change;
@@ -172,7 +172,6 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
             m,
             move |kv, inst, id| {
                 Ok(Box::new(TimeWindowAggregate {
-                    cache: EmitCache::default(),
                     windows,
                     emit,
                     kv,
@@ -180,7 +179,7 @@ impl<K: Data, V: Data> TimeWindowedKStream<K, V> {
                     open_starts: BTreeSet::new(),
                     scanned: false,
                     key_buf: Vec::new(),
-                    next: inst.children::<Windowed<K>, Change<A>>(id)?,
+                    out: CachedOutput::new(inst.children::<Windowed<K>, Change<A>>(id)?),
                 }))
             },
         );

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::emit_cache::EmitCache;
+use super::emit_cache::CachedOutput;
 use super::{Ctx, Data, Node, Signal};
 use crate::error::{Result, StreamsError};
 use crate::processor::table::Change;
-use crate::record::{Header, Record};
+use crate::record::Record;
 use crate::serdes::{Serde, SerdeRef, append_bytes, to_bytes};
 use crate::state::StoreHandle;
 use crate::state::layout::start_window_key;
@@ -105,8 +105,7 @@ impl<K: Data, A: Data> KvAccess<K, A> {
 pub(crate) struct StreamAggregate<K, V, A> {
     pub kv: KvAccess<K, A>,
     pub fold: Fold<K, V, A>,
-    pub cache: EmitCache<K, A>,
-    pub next: Box<dyn Node<K, Change<A>>>,
+    pub out: CachedOutput<K, A>,
 }
 
 impl<K: Data, V: Data, A: Data> Node<K, V> for StreamAggregate<K, V, A> {
@@ -120,80 +119,11 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for StreamAggregate<K, V, A> {
         };
         let meta = (r.timestamp, &r.headers[..]);
         let key = r.key;
-        hold_or_forward(
-            &self.kv,
-            &mut self.cache,
-            &mut self.next,
-            ctx,
-            &kb,
-            || key,
-            change,
-            meta,
-        )
+        self.out.send(&self.kv, ctx, &kb, || key, change, meta)
     }
     fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
-        if s == Signal::Flush {
-            emit_held(&self.kv, &mut self.cache, &mut self.next, ctx)?;
-        }
-        self.next.signal(ctx, s)
+        self.out.signal(&self.kv, ctx, s)
     }
-}
-
-/// Holds an aggregate's change in `cache` (stored under `kb`), or sends it on now when the
-/// cache is off; emits everything held when the job's caches are over budget. `key` makes
-/// the downstream key, only when it is needed.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn hold_or_forward<K: Data, KK: Data, A: Data>(
-    kv: &KvAccess<K, A>,
-    cache: &mut EmitCache<KK, A>,
-    next: &mut Box<dyn Node<KK, Change<A>>>,
-    ctx: &mut Ctx,
-    kb: &[u8],
-    key: impl FnOnce() -> KK,
-    change: Change<A>,
-    (timestamp, headers): (i64, &[Header]),
-) -> Result<()> {
-    let budget = ctx.cache_budget(kv.store)?;
-    if !EmitCache::<KK, A>::enabled(budget) {
-        let record = Record {
-            key: key(),
-            value: change,
-            timestamp,
-            headers: headers.to_vec(),
-        };
-        return next.process(ctx, record);
-    }
-    cache.hold(budget, kb, || (key(), change.old), timestamp, headers);
-    if cache.over_budget() {
-        emit_held(kv, cache, next, ctx)?;
-    }
-    Ok(())
-}
-
-/// Sends every key `cache` holds downstream: the change from the old value it was held
-/// with to the value the store has now.
-pub(crate) fn emit_held<K: Data, KK: Data, A: Data>(
-    kv: &KvAccess<K, A>,
-    cache: &mut EmitCache<KK, A>,
-    next: &mut Box<dyn Node<KK, Change<A>>>,
-    ctx: &mut Ctx,
-) -> Result<()> {
-    if cache.is_empty() {
-        return Ok(());
-    }
-    for (kb, held) in cache.take() {
-        let new = kv.get(ctx, &kb)?;
-        next.process(
-            ctx,
-            Record {
-                key: held.key,
-                value: Change { old: held.old, new },
-                timestamp: held.timestamp,
-                headers: held.headers,
-            },
-        )?;
-    }
-    Ok(())
 }
 
 /// Removes a value from an aggregate (a grouped table's subtractor).
@@ -204,8 +134,7 @@ pub(crate) struct TableAggregate<K, V, A> {
     pub kv: KvAccess<K, A>,
     pub add: Fold<K, V, A>,
     pub subtract: Unfold<K, V, A>,
-    pub cache: EmitCache<K, A>,
-    pub next: Box<dyn Node<K, Change<A>>>,
+    pub out: CachedOutput<K, A>,
 }
 
 impl<K: Data, V: Data, A: Data> Node<K, Change<V>> for TableAggregate<K, V, A> {
@@ -225,21 +154,9 @@ impl<K: Data, V: Data, A: Data> Node<K, Change<V>> for TableAggregate<K, V, A> {
         let change = Change { old, new: agg };
         let meta = (r.timestamp, &r.headers[..]);
         let key = r.key;
-        hold_or_forward(
-            &self.kv,
-            &mut self.cache,
-            &mut self.next,
-            ctx,
-            &kb,
-            || key,
-            change,
-            meta,
-        )
+        self.out.send(&self.kv, ctx, &kb, || key, change, meta)
     }
     fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
-        if s == Signal::Flush {
-            emit_held(&self.kv, &mut self.cache, &mut self.next, ctx)?;
-        }
-        self.next.signal(ctx, s)
+        self.out.signal(&self.kv, ctx, s)
     }
 }

@@ -19,7 +19,11 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
-use crate::record::Header;
+use super::aggregate::KvAccess;
+use super::table::Change;
+use super::{Ctx, Data, Node, Signal};
+use crate::error::Result;
+use crate::record::{Header, Record};
 use crate::state::CacheBudget;
 
 /// What an aggregation holds for one key until it is emitted.
@@ -126,6 +130,83 @@ impl<K, A> EmitCache<K, A> {
 impl<K, A> Drop for EmitCache<K, A> {
     fn drop(&mut self) {
         self.release();
+    }
+}
+
+/// An aggregation's downstream: its children, behind its record cache.
+pub(crate) struct CachedOutput<K, A> {
+    pub cache: EmitCache<K, A>,
+    pub next: Box<dyn Node<K, Change<A>>>,
+}
+
+impl<K: Data, A: Data> CachedOutput<K, A> {
+    pub fn new(next: Box<dyn Node<K, Change<A>>>) -> Self {
+        CachedOutput {
+            cache: EmitCache::default(),
+            next,
+        }
+    }
+
+    /// Holds an aggregate's change (stored under `kb` in `kv`'s store), or sends it on now
+    /// when the cache is off; emits everything held when the job's caches are over
+    /// budget. `key` makes the downstream key, only when it is needed.
+    pub fn send<SK: Data>(
+        &mut self,
+        kv: &KvAccess<SK, A>,
+        ctx: &mut Ctx,
+        kb: &[u8],
+        key: impl FnOnce() -> K,
+        change: Change<A>,
+        (timestamp, headers): (i64, &[Header]),
+    ) -> Result<()> {
+        let budget = ctx.cache_budget(kv.store)?;
+        if !EmitCache::<K, A>::enabled(budget) {
+            let record = Record {
+                key: key(),
+                value: change,
+                timestamp,
+                headers: headers.to_vec(),
+            };
+            return self.next.process(ctx, record);
+        }
+        self.cache
+            .hold(budget, kb, || (key(), change.old), timestamp, headers);
+        if self.cache.over_budget() {
+            self.emit_held(kv, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Sends every key held downstream: the change from the old value it was held with to
+    /// the value `kv`'s store has now.
+    pub fn emit_held<SK: Data>(&mut self, kv: &KvAccess<SK, A>, ctx: &mut Ctx) -> Result<()> {
+        if self.cache.is_empty() {
+            return Ok(());
+        }
+        for (kb, held) in self.cache.take() {
+            let new = kv.get(ctx, &kb)?;
+            let record = Record {
+                key: held.key,
+                value: Change { old: held.old, new },
+                timestamp: held.timestamp,
+                headers: held.headers,
+            };
+            self.next.process(ctx, record)?;
+        }
+        Ok(())
+    }
+
+    /// Emits what is held at a flush, then passes the signal on.
+    pub fn signal<SK: Data>(
+        &mut self,
+        kv: &KvAccess<SK, A>,
+        ctx: &mut Ctx,
+        s: Signal,
+    ) -> Result<()> {
+        if s == Signal::Flush {
+            self.emit_held(kv, ctx)?;
+        }
+        self.next.signal(ctx, s)
     }
 }
 

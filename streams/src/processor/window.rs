@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use super::aggregate::{Fold, KvAccess, emit_held, hold_or_forward};
-use super::emit_cache::EmitCache;
+use super::aggregate::{Fold, KvAccess};
+use super::emit_cache::CachedOutput;
 use super::table::Change;
 use super::{Ctx, Data, Node, Signal};
 use crate::error::Result;
@@ -30,9 +30,8 @@ pub(crate) struct TimeWindowAggregate<K, V, A> {
     pub scanned: bool,
     /// The store key of the record being processed (reused: no allocation per record).
     pub key_buf: Vec<u8>,
-    /// Updates held until the next commit (`EmitStrategy::OnWindowUpdate` only).
-    pub cache: EmitCache<Windowed<K>, A>,
-    pub next: Box<dyn Node<Windowed<K>, Change<A>>>,
+    /// Downstream, behind the record cache (used by `EmitStrategy::OnWindowUpdate` only).
+    pub out: CachedOutput<Windowed<K>, A>,
 }
 
 impl<K: Data, V: Data, A: Data> TimeWindowAggregate<K, V, A> {
@@ -86,16 +85,7 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
                     new: Some(new),
                 };
                 let meta = (r.timestamp, &r.headers[..]);
-                hold_or_forward(
-                    &self.kv,
-                    &mut self.cache,
-                    &mut self.next,
-                    ctx,
-                    &wk,
-                    key,
-                    change,
-                    meta,
-                )?;
+                self.out.send(&self.kv, ctx, &wk, key, change, meta)?;
             }
         }
         self.key_buf = wk;
@@ -108,10 +98,7 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
     fn signal(&mut self, ctx: &mut Ctx, s: Signal) -> Result<()> {
         let t = match s {
             Signal::StreamTime(t) => t,
-            Signal::Flush => {
-                emit_held(&self.kv, &mut self.cache, &mut self.next, ctx)?;
-                return self.next.signal(ctx, s);
-            }
+            Signal::Flush => return self.out.signal(&self.kv, ctx, s),
         };
         if !self.scanned {
             self.scan(ctx)?;
@@ -122,7 +109,7 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
             .saturating_sub(self.windows.grace_ms);
         if self.open_starts.first().is_some_and(|s| *s <= bound) {
             // Updates of the windows about to close go out before they leave the store.
-            emit_held(&self.kv, &mut self.cache, &mut self.next, ctx)?;
+            self.out.emit_held(&self.kv, ctx)?;
             let mut closed = Vec::new();
             let to = time_bytes(bound.saturating_add(1));
             let upper = (bound < i64::MAX).then_some(&to[..]);
@@ -145,7 +132,7 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
                         start,
                         end: start + self.windows.size_ms,
                     };
-                    self.next.process(
+                    self.out.next.process(
                         ctx,
                         Record::new(
                             Windowed { key, window },
@@ -162,7 +149,7 @@ impl<K: Data, V: Data, A: Data> Node<K, V> for TimeWindowAggregate<K, V, A> {
             self.open_starts = self.open_starts.split_off(&bound.saturating_add(1));
             save_stream_time(ctx, self.kv.store, t)?;
         }
-        self.next.signal(ctx, s)
+        self.out.next.signal(ctx, s)
     }
 }
 
