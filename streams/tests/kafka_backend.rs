@@ -88,7 +88,9 @@ fn run(guarantee: ProcessingGuarantee) {
         .processing_guarantee(guarantee)
         .commit_interval(Duration::from_millis(200))
         // Every update emitted, so the exactly-once check below sees each one.
-        .cache_max_bytes(0);
+        .cache_max_bytes(0)
+        // Purge at every commit, through the broker's DeleteRecords.
+        .repartition_purge_interval(Duration::ZERO);
     let mut job = KafkaStreams::new(wordcount(false), config).expect("run");
     job.start().expect("run");
     let want = expected_counts(&input);
@@ -97,6 +99,16 @@ fn run(guarantee: ProcessingGuarantee) {
         assert!(job.error().is_none(), "{:?}", job.error());
         latest(&read_counts(&log, "word-counts", committed)) == want
     });
+    wait_for(
+        WAIT,
+        "the repartition topic purged through the broker",
+        || {
+            (0..2).all(|p| {
+                log.partition("remote-wc-words-repartition", p)
+                    .is_ok_and(|p| p.log_start_offset() > 0)
+            })
+        },
+    );
     job.close().expect("run");
     if committed {
         assert_exactly_once(&read_counts(&log, "word-counts", true));

@@ -406,3 +406,48 @@ fn record_cache_sends_each_key_once_per_commit() {
         }
     }
 }
+
+// What the job has committed of its repartition topic is deleted (Kafka's purge of
+// repartition topics), so internal topics do not grow without bound; nothing uncommitted
+// is, and the counts are unaffected.
+#[test]
+fn committed_repartition_records_are_purged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path().join("data")).unwrap();
+    create(&log, "text-input", 2);
+    let input = lines(300, 6);
+    produce_lines(&log, "text-input", &input);
+    let config =
+        config("purge", &log, &dir.path().join("state")).repartition_purge_interval(Duration::ZERO);
+    let mut job = KafkaStreams::new(wordcount(true), config).unwrap();
+    job.start().unwrap();
+    let want = expected_counts(&input);
+    wait_for(WAIT, "counts", || {
+        latest(&read_counts(&log, "word-counts", false)) == want
+    });
+    let purged = |p: i32| {
+        let start = log
+            .partition("purge-words-repartition", p)
+            .unwrap()
+            .log_start_offset();
+        let committed = log
+            .committed_offset("purge", "purge-words-repartition", p)
+            .map_or(0, |c| c.offset);
+        (start, committed)
+    };
+    wait_for(WAIT, "the repartition topic purged", || {
+        (0..2).all(|p| {
+            let (start, committed) = purged(p);
+            start > 0 && start <= committed
+        })
+    });
+    job.close().unwrap();
+    let total: i64 = (0..2)
+        .map(|p| {
+            log.partition("purge-words-repartition", p)
+                .unwrap()
+                .log_end_offset()
+        })
+        .sum();
+    assert_eq!(total, 900, "every word went through the repartition topic");
+}

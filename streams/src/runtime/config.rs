@@ -53,6 +53,7 @@ pub struct StreamsConfig {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) deserialization_handler: DeserializationHandler,
     pub(crate) poll_timeout: Duration,
+    pub(crate) repartition_purge_interval: Duration,
 }
 
 impl StreamsConfig {
@@ -71,6 +72,7 @@ impl StreamsConfig {
             idle_timeout: Some(Duration::from_secs(30)),
             deserialization_handler: DeserializationHandler::Fail,
             poll_timeout: Duration::from_millis(100),
+            repartition_purge_interval: Duration::from_secs(30),
         }
     }
 
@@ -122,6 +124,14 @@ impl StreamsConfig {
     /// changelog and downstream at once.
     pub fn cache_max_bytes(mut self, bytes: usize) -> Self {
         self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// How often the records of repartition topics that the job has committed are deleted
+    /// (Kafka's `repartition.purge.interval.ms`; default 30 s), so internal topics do not
+    /// grow without bound.
+    pub fn repartition_purge_interval(mut self, d: Duration) -> Self {
+        self.repartition_purge_interval = d;
         self
     }
 

@@ -60,6 +60,9 @@ pub(crate) struct StreamThread {
     last_commit: Instant,
     /// When the counters were last published for `KafkaStreams::stats`.
     last_stats: Instant,
+    /// Committed offsets of repartition topics not purged yet, and the last purge.
+    purgeable: HashMap<(String, i32), i64>,
+    last_purge: Instant,
     /// Counters of tasks this thread closed.
     closed_stats: TaskStats,
 }
@@ -95,6 +98,8 @@ impl StreamThread {
             waiting_since: None,
             last_commit: Instant::now(),
             last_stats: Instant::now(),
+            purgeable: HashMap::new(),
+            last_purge: Instant::now(),
             closed_stats: TaskStats::default(),
         })
     }
@@ -165,6 +170,9 @@ impl StreamThread {
             if self.last_commit.elapsed() >= commit_interval {
                 self.commit_all()?;
                 self.publish_stats();
+                if self.last_purge.elapsed() >= self.rt.config.repartition_purge_interval {
+                    self.purge_repartition_topics();
+                }
             } else if self.last_stats.elapsed() >= STATS_INTERVAL {
                 self.publish_stats();
             }
@@ -451,7 +459,10 @@ impl StreamThread {
                         .and_then(|()| p.commit(&task_offsets, &group))
                         .map_err(|e| fenced(&self.rt, e));
                     match committed {
-                        Ok(()) => p.begin()?,
+                        Ok(()) => {
+                            remember_purgeable(&self.rt, &mut self.purgeable, &task_offsets);
+                            p.begin()?
+                        }
                         Err(StreamsError::Fenced { reason, .. }) => moved.push((*id, reason)),
                         Err(e) => return Err(e),
                     }
@@ -473,6 +484,7 @@ impl StreamThread {
             p.flush()?;
             if !offsets.is_empty() {
                 self.consumer.commit(&offsets)?;
+                remember_purgeable(&self.rt, &mut self.purgeable, &offsets);
             }
             for t in self.tasks.values_mut() {
                 checkpoint_task(&self.rt, t)?;
@@ -503,6 +515,18 @@ impl StreamThread {
         result
     }
 
+    /// Deletes what the job has committed of the repartition topics it reads. A failure
+    /// is logged, not fatal: a later purge covers the partition again once its task
+    /// commits further.
+    fn purge_repartition_topics(&mut self) {
+        self.last_purge = Instant::now();
+        for ((topic, partition), offset) in std::mem::take(&mut self.purgeable) {
+            if let Err(e) = self.rt.backend.purge(&topic, partition, offset) {
+                tracing::warn!(thread = %self.name, %topic, partition, offset, "could not purge a repartition topic: {e}");
+            }
+        }
+    }
+
     fn publish_stats(&mut self) {
         self.last_stats = Instant::now();
         let mut s = self.closed_stats;
@@ -510,6 +534,19 @@ impl StreamThread {
             s += t.task.stats();
         }
         self.rt.stats.lock().insert(self.name.clone(), s);
+    }
+}
+
+/// Notes the committed offsets of repartition topics among `offsets`, to purge later.
+fn remember_purgeable(
+    rt: &Runtime,
+    purgeable: &mut HashMap<(String, i32), i64>,
+    offsets: &[(String, i32, i64)],
+) {
+    for (topic, partition, offset) in offsets {
+        if rt.plan.repartition_topics.contains(topic) {
+            purgeable.insert((topic.clone(), *partition), *offset);
+        }
     }
 }
 

@@ -15,6 +15,9 @@ pub(crate) struct TopicPlan {
     pub source_topics: Vec<String>,
     /// Input topic -> the sub-topology reading it.
     pub topic_subtopology: HashMap<String, usize>,
+    /// The repartition topics the job reads (full names): what it has committed of them
+    /// is purged (see `runtime::thread`).
+    pub repartition_topics: std::collections::HashSet<String>,
 }
 
 /// `dead_letter`: the job-wide dead-letter topic, created (1 partition) if missing.
@@ -101,6 +104,7 @@ pub(crate) fn prepare(
             let name = t.resolve(app);
             if let TopicName::Internal(_) = t {
                 backend.ensure_topic(&name, n, false)?;
+                plan.repartition_topics.insert(name.clone());
             }
             plan.topic_subtopology.insert(name.clone(), sub.id);
             plan.source_topics.push(name);

@@ -87,6 +87,13 @@ impl Backend for Embedded {
         Ok(self.log.partition(topic, partition)?.log_end_offset())
     }
 
+    fn purge(&self, topic: &str, partition: i32, offset: i64) -> Result<()> {
+        self.log
+            .partition(topic, partition)?
+            .delete_records_before(offset)?;
+        Ok(())
+    }
+
     fn read_changelog(
         &self,
         topic: &str,

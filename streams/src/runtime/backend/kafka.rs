@@ -152,6 +152,21 @@ impl Backend for Kafka {
             .1)
     }
 
+    fn purge(&self, topic: &str, partition: i32, offset: i64) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, partition, Offset::Offset(offset))?;
+        let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+        let result = self
+            .runtime
+            .block_on(self.admin.delete_records(&tpl, &opts))?;
+        for e in result.elements() {
+            if let Err(e) = e.error() {
+                return Err(StreamsError::Kafka(e));
+            }
+        }
+        Ok(())
+    }
+
     fn read_changelog(
         &self,
         topic: &str,

@@ -45,6 +45,9 @@ pub(crate) trait Backend: Send + Sync {
 
     /// The offset after the last record of a partition.
     fn end_offset(&self, topic: &str, partition: i32) -> Result<i64>;
+    /// Deletes the records of `topic`/`partition` before `offset` (Kafka's DeleteRecords):
+    /// what the job has committed of a repartition topic is never read again.
+    fn purge(&self, topic: &str, partition: i32, offset: i64) -> Result<()>;
 
     /// Reads a changelog partition from `from` to its end, handing entries to `apply` in
     /// batches; returns the offset after the last entry read.
