@@ -18,7 +18,7 @@
 //! ```
 //!
 //! `produce TOPIC` sends each following line as one record value (`<null>`: no value),
-//! optionally prefixed by `@attributes |`. Every value of a `__FILES__` token in SQL is
+//! optionally prefixed by `@attributes |` (`timestamp=now-MS`: MS milliseconds ago). Every value of a `__FILES__` token in SQL is
 //! replaced by a directory for files the test writes and reads (COPY, external tables).
 
 use std::path::{Path, PathBuf};
@@ -77,7 +77,10 @@ impl SltDb {
                 let (name, v) = attribute.split_once('=').ok_or_else(|| err(attribute))?;
                 record = match name {
                     "partition" => record.partition(v.parse().map_err(err)?),
-                    "timestamp" => record.timestamp(v.parse().map_err(err)?),
+                    "timestamp" => record.timestamp(match v.strip_prefix("now-") {
+                        Some(ago) => sluice_core::now_ms() - ago.parse::<i64>().map_err(err)?,
+                        None => v.parse().map_err(err)?,
+                    }),
                     "key" => record.key(v.to_string()),
                     h if h.starts_with("header:") => {
                         record.header(h.trim_start_matches("header:"), v.to_string())
@@ -130,17 +133,21 @@ impl sqllogictest::AsyncDB for SltDb {
             for row in 0..batch.num_rows() {
                 let cells: Vec<String> =
                     formatters.iter().map(|f| f.value(row).to_string()).collect();
-                // Multi-line cells (EXPLAIN plans) become one row per line, as DataFusion's
-                // own .slt files show them.
-                let lines: Vec<Vec<&str>> = cells.iter().map(|c| c.lines().collect()).collect();
-                let height = lines.iter().map(Vec::len).max().unwrap_or(1).max(1);
-                for i in 0..height {
-                    rows.push(
-                        lines
-                            .iter()
-                            .map(|l| l.get(i).map_or(String::new(), |s| s.trim_end().to_string()))
-                            .collect(),
-                    );
+                // A multi-line cell (an EXPLAIN plan) becomes a row of the other cells and
+                // then one row per line, `NN)` numbered and its indentation shown as `-`,
+                // as DataFusion's own .slt files show plans.
+                match cells.iter().position(|c| c.contains('\n')) {
+                    None => rows.push(cells),
+                    Some(multi) => {
+                        let mut cells = cells;
+                        let text = cells.remove(multi);
+                        rows.push(cells);
+                        for (i, line) in text.lines().enumerate() {
+                            let body = line.trim_start();
+                            let indent = "-".repeat(line.len() - body.len());
+                            rows.push(vec![format!("{:02}){indent}{}", i + 1, body.trim_end())]);
+                        }
+                    }
                 }
             }
         }
@@ -169,6 +176,21 @@ async fn run_slt(file: &str) {
         async move { Ok::<_, SltError>(db) }
     });
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt").join(file);
+    // SLT_UPDATE=1 rewrites the expected results with what the engine returns: for
+    // writing new blocks, never for CI (review the diff).
+    if std::env::var_os("SLT_UPDATE").is_some() {
+        runner
+            .update_test_file(
+                &path,
+                " ",
+                sqllogictest::default_validator,
+                sqllogictest::default_normalizer,
+                sqllogictest::default_column_validator,
+            )
+            .await
+            .expect("update");
+        return;
+    }
     if let Err(e) = runner.run_file_async(&path).await {
         panic!("{}: {}", path.display(), e.display(true));
     }
@@ -185,4 +207,5 @@ macro_rules! slt {
 
 slt! {
     json_format => "json.slt",
+    metadata_and_pushdown => "metadata.slt",
 }

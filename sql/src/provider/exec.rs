@@ -14,7 +14,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, SchedulingType};
 use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
@@ -72,7 +72,10 @@ impl TopicScanExec {
             Partitioning::UnknownPartitioning(ranges.len().max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
-        );
+        )
+        // The batches come through a tokio channel, whose receiver takes part in tokio's
+        // cooperative budget, so DataFusion need not wrap the scan in a CooperativeExec.
+        .with_scheduling_type(SchedulingType::Cooperative);
         Ok(Self {
             table,
             ranges,

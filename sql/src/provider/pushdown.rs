@@ -44,6 +44,21 @@ impl ScanBounds {
                     let r = self.apply(right);
                     return l || r;
                 }
+                if *op == Operator::Or {
+                    // DataFusion rewrites a short `_partition IN (...)` into ORs: a union
+                    // of partition sets is usable, any other OR is not.
+                    let (mut l, mut r) = (ScanBounds::default(), ScanBounds::default());
+                    if !(l.apply(left) && r.apply(right)) {
+                        return false;
+                    }
+                    return match (l.partitions_only(), r.partitions_only()) {
+                        (Some(l), Some(r)) => {
+                            self.restrict_partitions(l.union(&r).copied().collect());
+                            true
+                        }
+                        _ => false,
+                    };
+                }
                 let (column, op, literal) = match (meta_column(left), meta_column(right)) {
                     (Some(c), None) => (c, *op, right.as_ref()),
                     (None, Some(c)) => match op.swap() {
@@ -100,6 +115,20 @@ impl ScanBounds {
             }
             _ => false,
         }
+    }
+
+    /// The partition set, if that is all these bounds say.
+    fn partitions_only(&self) -> Option<&BTreeSet<i32>> {
+        let others = [
+            self.offset_min,
+            self.offset_max,
+            self.timestamp_min_ms,
+            self.timestamp_max_ms,
+        ];
+        if others.iter().any(Option::is_some) {
+            return None;
+        }
+        self.partitions.as_ref()
     }
 
     fn compare(&mut self, column: Meta, op: Operator, value: Value) -> bool {
@@ -259,6 +288,9 @@ mod tests {
         assert_eq!(b.partitions.map(|p| p.first().copied()), Some(Some(4)));
         let b = bounds(&[col("_partition").in_list(vec![lit(0_i32), lit(2_i32)], false)]);
         assert_eq!(b.partitions, Some([0, 2].into()));
+        let b = bounds(&[col("_partition").eq(lit(0_i32)).or(col("_partition").eq(lit(2_i32)))]);
+        assert_eq!(b.partitions, Some([0, 2].into()));
+        assert!(!is_supported(&col("_partition").eq(lit(0_i32)).or(col("_offset").eq(lit(2_i64)))));
         let b = bounds(&[col("_partition").between(lit(1_i32), lit(2_i32))]);
         assert_eq!(b.partitions, Some([1, 2].into()));
         let ns = ScalarValue::TimestampNanosecond(Some(1_500_000), None);
