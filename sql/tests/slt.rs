@@ -17,7 +17,8 @@
 //! <null>
 //! ```
 //!
-//! `produce TOPIC` sends each following line as one record value (`<null>`: no value),
+//! `produce TOPIC` sends each following line as one record value (`<null>`: no value,
+//! `<empty>`: an empty one),
 //! optionally prefixed by `@attributes |` (`timestamp=now-MS`: MS milliseconds ago). Every value of a `__FILES__` token in SQL is
 //! replaced by a directory for files the test writes and reads (COPY, external tables).
 
@@ -70,8 +71,10 @@ impl SltDb {
                 None => ("", *line),
             };
             let mut record = ProducerRecord::to(topic.trim());
-            if value != "<null>" {
-                record = record.value(value.to_string());
+            match value {
+                "<null>" => {}
+                "<empty>" => record = record.value(""),
+                v => record = record.value(v.to_string()),
             }
             for attribute in attributes.split_whitespace() {
                 let (name, v) = attribute.split_once('=').ok_or_else(|| err(attribute))?;
@@ -131,8 +134,13 @@ impl sqllogictest::AsyncDB for SltDb {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(err)?;
             for row in 0..batch.num_rows() {
-                let cells: Vec<String> =
-                    formatters.iter().map(|f| f.value(row).to_string()).collect();
+                // An empty value shows as `(empty)`, as in DataFusion's .slt files, so it
+                // cannot be mistaken for a missing column.
+                let cells: Vec<String> = formatters
+                    .iter()
+                    .map(|f| f.value(row).to_string())
+                    .map(|c| if c.is_empty() { "(empty)".into() } else { c })
+                    .collect();
                 // A multi-line cell (an EXPLAIN plan) becomes a row of the other cells and
                 // then one row per line, `NN)` numbered and its indentation shown as `-`,
                 // as DataFusion's own .slt files show plans.
@@ -208,4 +216,6 @@ macro_rules! slt {
 slt! {
     json_format => "json.slt",
     metadata_and_pushdown => "metadata.slt",
+    csv_and_raw_formats => "formats.slt",
+    bad_records_under_on_error => "on_error.slt",
 }
