@@ -67,7 +67,9 @@ impl SqlEngine {
     /// An engine over `log`, with every topic table of its catalog registered.
     pub fn open(log: Log) -> Result<Self> {
         let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        // `SELECT * FROM 'file.parquet'` reads a file without CREATE EXTERNAL TABLE, as
+        // datafusion-cli allows.
+        let ctx = SessionContext::new_with_config(config).enable_url_table();
         let catalog = Catalog::open(&log)?;
         let engine = Self { log, ctx, catalog };
         for def in engine.catalog.tables() {

@@ -218,4 +218,6 @@ slt! {
     metadata_and_pushdown => "metadata.slt",
     csv_and_raw_formats => "formats.slt",
     bad_records_under_on_error => "on_error.slt",
+    insert_into_topics => "insert.slt",
+    joins_with_files => "files.slt",
 }

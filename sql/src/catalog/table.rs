@@ -225,9 +225,11 @@ impl TableDef {
 }
 
 /// The fields of one header: `key` VARCHAR, `value` BYTEA (NULL for Kafka's null value).
+/// `key` is nullable in the schema only so that INSERT can cast SQL struct literals (which
+/// are always nullable) to it; a NULL key is rejected when the record is written.
 pub fn header_fields() -> Fields {
     Fields::from(vec![
-        Field::new("key", DataType::Utf8, false),
+        Field::new("key", DataType::Utf8, true),
         Field::new("value", DataType::Binary, true),
     ])
 }
