@@ -93,10 +93,16 @@ impl SqlEngine {
         &self.catalog
     }
 
+    /// Splits `sql` into statements (separated by `;`), as [`execute`](Self::execute) and
+    /// [`execute_statement`](Self::execute_statement) take them.
+    pub fn parse(sql: &str) -> Result<Vec<DfStatement>> {
+        Ok(DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?.into())
+    }
+
     /// Runs every statement in `sql` (separated by `;`) in order and returns each one's
     /// output; the first failure stops the rest.
     pub async fn execute(&self, sql: &str) -> Result<Vec<StatementOutput>> {
-        let statements = DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?;
+        let statements = Self::parse(sql)?;
         let mut outputs = Vec::with_capacity(statements.len());
         for statement in statements {
             outputs.push(self.execute_statement(statement).await?);

@@ -41,6 +41,10 @@ mod format;
 pub mod provider;
 mod read;
 
+/// The DataFusion (and through it, Arrow) this crate is built on, so users get the same
+/// versions.
+pub use datafusion;
+
 pub use catalog::{CATALOG_TOPIC, Catalog, TableDef};
 pub use engine::{SqlEngine, StatementOutput};
 pub use error::{Error, Result};
