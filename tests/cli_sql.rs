@@ -44,7 +44,11 @@ fn ok(out: &Output) -> String {
 fn sql_over_produced_records() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&sluice(d, &["topics", "create", "orders", "--partitions", "2"], ""));
+    ok(&sluice(
+        d,
+        &["topics", "create", "orders", "--partitions", "2"],
+        "",
+    ));
     ok(&sluice(
         d,
         &["produce", "orders", "--key-separator", ":"],
@@ -65,7 +69,11 @@ fn sql_over_produced_records() {
 
     let out = sluice(
         d,
-        &["sql", "-e", "SELECT _key, sum(amount) AS total FROM orders GROUP BY _key ORDER BY _key"],
+        &[
+            "sql",
+            "-e",
+            "SELECT _key, sum(amount) AS total FROM orders GROUP BY _key ORDER BY _key",
+        ],
         "",
     );
     let table = ok(&out);
@@ -76,7 +84,13 @@ fn sql_over_produced_records() {
 
     let csv = ok(&sluice(
         d,
-        &["sql", "--format", "csv", "-e", "SELECT id, amount, _headers FROM orders ORDER BY id"],
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-e",
+            "SELECT id, amount, _headers FROM orders ORDER BY id",
+        ],
         "",
     ));
     assert_eq!(csv, "id,amount,_headers\n1,2.5,[]\n2,4.0,[]\n3,1.0,[]\n");
@@ -86,7 +100,11 @@ fn sql_over_produced_records() {
         "INSERT INTO orders VALUES (4, 10);\n-- a comment\nSELECT count(*) AS n, max(id) AS top FROM orders;\n",
     )
     .unwrap();
-    let json = ok(&sluice(d, &["sql", "--format", "json", "-f", "report.sql"], ""));
+    let json = ok(&sluice(
+        d,
+        &["sql", "--format", "json", "-f", "report.sql"],
+        "",
+    ));
     assert_eq!(json, "{\"count\":1}\n{\"n\":4,\"top\":4}\n");
 
     // The shell on piped input: a statement over two lines, \d, an error that does not
@@ -104,5 +122,8 @@ fn sql_over_produced_records() {
     let out = sluice(d, &["sql", "-e", "SELECT * FROM missing"], "");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("table 'datafusion.public.missing' not found"), "{stderr}");
+    assert!(
+        stderr.contains("table 'datafusion.public.missing' not found"),
+        "{stderr}"
+    );
 }

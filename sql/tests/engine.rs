@@ -8,13 +8,13 @@ use sluice_core::{Log, NewTopic, ProducerConfig, ProducerRecord};
 use sluice_sql::SqlEngine;
 
 async fn query(engine: &SqlEngine, sql: &str) -> Vec<RecordBatch> {
-    let mut outputs = engine.execute(sql).await.unwrap();
-    outputs.pop().unwrap().batches
+    let mut outputs = engine.execute(sql).await.expect("query");
+    outputs.pop().expect("one statement").batches
 }
 
 async fn text(engine: &SqlEngine, sql: &str) -> String {
     pretty_format_batches(&query(engine, sql).await)
-        .unwrap()
+        .expect("format")
         .to_string()
 }
 
@@ -129,12 +129,20 @@ async fn recent_time_window_reads_only_the_tail() {
         .await
         .unwrap();
     let window = "_timestamp > now() - interval '5 minutes'";
-    let plan = text(&engine, &format!("EXPLAIN SELECT value FROM ticks WHERE {window}")).await;
+    let plan = text(
+        &engine,
+        &format!("EXPLAIN SELECT value FROM ticks WHERE {window}"),
+    )
+    .await;
     assert!(
         plan.contains("partitions=[0:[97, 100), 1:[97, 100)]"),
         "the scan should read offsets 97..100 only:\n{plan}"
     );
-    let rows = text(&engine, &format!("SELECT count(*) AS n FROM ticks WHERE {window}")).await;
+    let rows = text(
+        &engine,
+        &format!("SELECT count(*) AS n FROM ticks WHERE {window}"),
+    )
+    .await;
     assert!(rows.contains("| 6 |"), "{rows}");
 }
 
@@ -159,7 +167,12 @@ async fn catalog_survives_reopen() {
         engine.log().close().unwrap();
     }
     let engine = SqlEngine::open(Log::open(dir.path()).unwrap()).unwrap();
-    let names: Vec<String> = engine.catalog().tables().into_iter().map(|t| t.name).collect();
+    let names: Vec<String> = engine
+        .catalog()
+        .tables()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     assert_eq!(names, ["a", "c"]);
     let a = engine.catalog().get("a").unwrap();
     assert_eq!(a.on_error, sluice_sql::catalog::OnError::Skip);

@@ -55,7 +55,9 @@ fn err(e: impl std::fmt::Display) -> SltError {
 impl SltDb {
     fn create_topic(&self, args: &str) -> Result<(), SltError> {
         let mut words = args.split_whitespace();
-        let name = words.next().ok_or_else(|| err("create topic NAME [PARTITIONS]"))?;
+        let name = words
+            .next()
+            .ok_or_else(|| err("create topic NAME [PARTITIONS]"))?;
         let partitions = words.next().map_or(Ok(1), str::parse).map_err(err)?;
         self.engine
             .log()
@@ -64,10 +66,16 @@ impl SltDb {
     }
 
     fn produce(&self, topic: &str, lines: &[&str]) -> Result<u64, SltError> {
-        let producer = self.engine.log().producer(ProducerConfig::default()).map_err(err)?;
+        let producer = self
+            .engine
+            .log()
+            .producer(ProducerConfig::default())
+            .map_err(err)?;
         for line in lines {
             let (attributes, value) = match line.strip_prefix('@') {
-                Some(rest) => rest.split_once(" | ").ok_or_else(|| err("@attributes | value"))?,
+                Some(rest) => rest
+                    .split_once(" | ")
+                    .ok_or_else(|| err("@attributes | value"))?,
                 None => ("", *line),
             };
             let mut record = ProducerRecord::to(topic.trim());
@@ -183,7 +191,9 @@ async fn run_slt(file: &str) {
         };
         async move { Ok::<_, SltError>(db) }
     });
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/slt")
+        .join(file);
     // SLT_UPDATE=1 rewrites the expected results with what the engine returns: for
     // writing new blocks, never for CI (review the diff).
     if std::env::var_os("SLT_UPDATE").is_some() {

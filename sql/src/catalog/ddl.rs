@@ -9,9 +9,7 @@ use datafusion::sql::sqlparser::ast::{
     SqlOption, Value,
 };
 
-use super::table::{
-    ColumnDef, ColumnType, Format, KeyFormat, METADATA_COLUMNS, OnError, TableDef,
-};
+use super::table::{ColumnDef, ColumnType, Format, KeyFormat, METADATA_COLUMNS, OnError, TableDef};
 use crate::{Error, Result};
 
 /// The options `WITH (...)` accepts; anything else is an error (a typo must not be ignored).
@@ -111,7 +109,11 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
     let topic = options.get("topic").cloned().unwrap_or_default();
     sluice_core::log::validate_topic_name(&topic)
         .map_err(|e| invalid(format!("topic = '{topic}': {e}")))?;
-    let format = match options.get("format").map(|f| f.to_ascii_lowercase()).as_deref() {
+    let format = match options
+        .get("format")
+        .map(|f| f.to_ascii_lowercase())
+        .as_deref()
+    {
         Some("json") => Format::Json,
         Some("csv") => Format::Csv,
         Some("raw") => Format::Raw,
@@ -121,9 +123,17 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
                 "unknown format '{other}' (use 'json', 'csv' or 'raw')"
             )));
         }
-        None => return Err(invalid("the format option is required ('json', 'csv' or 'raw')".into())),
+        None => {
+            return Err(invalid(
+                "the format option is required ('json', 'csv' or 'raw')".into(),
+            ));
+        }
     };
-    let on_error = match options.get("on_error").map(|f| f.to_ascii_lowercase()).as_deref() {
+    let on_error = match options
+        .get("on_error")
+        .map(|f| f.to_ascii_lowercase())
+        .as_deref()
+    {
         None | Some("fail") => OnError::Fail,
         Some("skip") => OnError::Skip,
         Some("null") => OnError::Null,
@@ -133,7 +143,11 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
             )));
         }
     };
-    let key_format = match options.get("key_format").map(|f| f.to_ascii_lowercase()).as_deref() {
+    let key_format = match options
+        .get("key_format")
+        .map(|f| f.to_ascii_lowercase())
+        .as_deref()
+    {
         None | Some("string") => KeyFormat::String,
         Some("bytes") => KeyFormat::Bytes,
         Some(other) => {
@@ -180,7 +194,9 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
         });
     }
     if !create.constraints.is_empty() {
-        return Err(invalid("table constraints are not supported on topic tables".into()));
+        return Err(invalid(
+            "table constraints are not supported on topic tables".into(),
+        ));
     }
     match format {
         Format::Raw => {
@@ -208,9 +224,10 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
         None => None,
         Some(t) => {
             let t = t.to_ascii_lowercase();
-            let column = columns.iter().find(|c| c.name == t).ok_or_else(|| {
-                invalid(format!("timestamp = '{t}' names no declared column"))
-            })?;
+            let column = columns
+                .iter()
+                .find(|c| c.name == t)
+                .ok_or_else(|| invalid(format!("timestamp = '{t}' names no declared column")))?;
             if column.ty != ColumnType::Timestamp {
                 return Err(invalid(format!(
                     "timestamp column {t} must be a TIMESTAMP, not {}",

@@ -48,13 +48,12 @@ impl Catalog {
                         tables.remove(&name);
                     }
                     Some(value) => {
-                        let def: TableDef = serde_json::from_slice(&value).map_err(|e| {
-                            Error::CorruptCatalog {
+                        let def: TableDef =
+                            serde_json::from_slice(&value).map_err(|e| Error::CorruptCatalog {
                                 topic: CATALOG_TOPIC.into(),
                                 offset: record.offset,
                                 reason: format!("definition of {name}: {e}"),
-                            }
-                        })?;
+                            })?;
                         tables.insert(name, def);
                     }
                 }
@@ -82,7 +81,11 @@ impl Catalog {
             table: def.name.clone(),
             reason: format!("cannot encode the definition: {e}"),
         })?;
-        self.write(ProducerRecord::to(CATALOG_TOPIC).key(def.name.clone()).value(value))?;
+        self.write(
+            ProducerRecord::to(CATALOG_TOPIC)
+                .key(def.name.clone())
+                .value(value),
+        )?;
         self.tables.lock().insert(def.name.clone(), def);
         Ok(())
     }

@@ -192,16 +192,25 @@ mod tests {
     // mismatch, not a silently different number.
     #[test]
     fn json_conversions_are_strict_where_data_would_change() {
-        assert_eq!(Cell::from_json(ColumnType::BigInt, &json!(7)), Ok(Cell::I64(7)));
+        assert_eq!(
+            Cell::from_json(ColumnType::BigInt, &json!(7)),
+            Ok(Cell::I64(7))
+        );
         assert!(Cell::from_json(ColumnType::BigInt, &json!(1.5)).is_err());
         assert!(Cell::from_json(ColumnType::BigInt, &json!("7")).is_err());
         assert!(Cell::from_json(ColumnType::TinyInt, &json!(300)).is_err());
-        assert_eq!(Cell::from_json(ColumnType::Double, &json!(2)), Ok(Cell::F64(2.0)));
+        assert_eq!(
+            Cell::from_json(ColumnType::Double, &json!(2)),
+            Ok(Cell::F64(2.0))
+        );
         assert_eq!(
             Cell::from_json(ColumnType::Varchar, &json!({"a": 1})),
             Ok(Cell::Text("{\"a\":1}".into()))
         );
-        assert_eq!(Cell::from_json(ColumnType::Int, &json!(null)), Ok(Cell::Null));
+        assert_eq!(
+            Cell::from_json(ColumnType::Int, &json!(null)),
+            Ok(Cell::Null)
+        );
         let err = Cell::from_json(ColumnType::Double, &json!("abc")).unwrap_err();
         assert_eq!(err, "expected DOUBLE, found \"abc\"");
     }
@@ -210,8 +219,8 @@ mod tests {
     // that reads back to the same instant.
     #[test]
     fn timestamps_round_trip_through_text() {
-        let cell = Cell::from_json(ColumnType::Timestamp, &json!("2024-03-01T12:00:00.250Z"))
-            .unwrap();
+        let cell =
+            Cell::from_json(ColumnType::Timestamp, &json!("2024-03-01T12:00:00.250Z")).unwrap();
         assert_eq!(cell, Cell::TimestampMs(1_709_294_400_250));
         assert_eq!(
             Cell::from_json(ColumnType::Timestamp, &json!(1_709_294_400_250_i64)).unwrap(),

@@ -147,7 +147,11 @@ impl RowsBuilder {
         };
         Self {
             schema: table.schema(),
-            columns: table.columns.iter().map(|c| ColumnBuilder::new(c.ty)).collect(),
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ColumnBuilder::new(c.ty))
+                .collect(),
             cells: Vec::with_capacity(table.columns.len()),
             table,
             key,
@@ -221,8 +225,8 @@ impl RowsBuilder {
             return self.check_not_null();
         };
         let mut first: Option<Mismatch> = None;
-        let mut put = |cells: &mut Vec<Cell>, i: usize, converted: Result<Cell, String>| {
-            match converted {
+        let mut put =
+            |cells: &mut Vec<Cell>, i: usize, converted: Result<Cell, String>| match converted {
                 Ok(cell) => {
                     cells.push(cell);
                     true
@@ -232,8 +236,7 @@ impl RowsBuilder {
                     first.get_or_insert(Mismatch::Field(i, reason));
                     keep_going
                 }
-            }
-        };
+            };
         match table.format {
             Format::Json => {
                 let parsed: serde_json::Value = serde_json::from_slice(value)

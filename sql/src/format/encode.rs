@@ -19,11 +19,14 @@ use crate::{Error, Result};
 pub(crate) fn encode_rows(table: &TableDef, batch: &RecordBatch) -> Result<Vec<ProducerRecord>> {
     let n = table.columns.len();
     if batch.num_columns() != n + crate::catalog::table::METADATA_COLUMNS.len() {
-        return Err(bad_row(table, format!(
-            "expected {} columns, got {}",
-            n + crate::catalog::table::METADATA_COLUMNS.len(),
-            batch.num_columns()
-        )));
+        return Err(bad_row(
+            table,
+            format!(
+                "expected {} columns, got {}",
+                n + crate::catalog::table::METADATA_COLUMNS.len(),
+                batch.num_columns()
+            ),
+        ));
     }
     let event_time = table.timestamp_index();
     let mut records = Vec::with_capacity(batch.num_rows());
@@ -37,7 +40,10 @@ pub(crate) fn encode_rows(table: &TableDef, batch: &RecordBatch) -> Result<Vec<P
         }
         for (column, cell) in table.columns.iter().zip(&cells) {
             if !column.nullable && *cell == Cell::Null {
-                return Err(bad_row(table, format!("NULL in NOT NULL column {}", column.name)));
+                return Err(bad_row(
+                    table,
+                    format!("NULL in NOT NULL column {}", column.name),
+                ));
             }
         }
         let value: Option<Bytes> = match table.format {
@@ -64,7 +70,8 @@ pub(crate) fn encode_rows(table: &TableDef, batch: &RecordBatch) -> Result<Vec<P
         let mut record = ProducerRecord::to(table.topic.clone());
         record.value = value;
         let meta = |i: usize| batch.column(n + i);
-        let key = ScalarValue::try_from_array(meta(0), row).map_err(|e| bad_row(table, e.to_string()))?;
+        let key =
+            ScalarValue::try_from_array(meta(0), row).map_err(|e| bad_row(table, e.to_string()))?;
         record.key = match Cell::from_scalar(&key).map_err(|e| bad_row(table, e))? {
             Cell::Text(s) => Some(Bytes::from(s)),
             Cell::Bytes(b) => Some(Bytes::from(b)),
@@ -84,19 +91,24 @@ pub(crate) fn encode_rows(table: &TableDef, batch: &RecordBatch) -> Result<Vec<P
         });
         if let Some(list) = meta(4).as_list_opt::<i32>().filter(|l| l.is_valid(row)) {
             let headers = list.value(row);
-            let headers = headers.as_struct_opt().ok_or_else(|| {
-                bad_row(table, "_headers must be a list of {key, value}".into())
-            })?;
+            let headers = headers
+                .as_struct_opt()
+                .ok_or_else(|| bad_row(table, "_headers must be a list of {key, value}".into()))?;
             let keys = headers.column(0).as_string_opt::<i32>();
             let values = headers.column(1).as_binary_opt::<i32>();
             let (Some(keys), Some(values)) = (keys, values) else {
-                return Err(bad_row(table, "_headers must be a list of {key VARCHAR, value BYTEA}".into()));
+                return Err(bad_row(
+                    table,
+                    "_headers must be a list of {key VARCHAR, value BYTEA}".into(),
+                ));
             };
             for h in 0..headers.len() {
                 if keys.is_null(h) {
                     return Err(bad_row(table, "a header key is NULL".into()));
                 }
-                let value = values.is_valid(h).then(|| Bytes::copy_from_slice(values.value(h)));
+                let value = values
+                    .is_valid(h)
+                    .then(|| Bytes::copy_from_slice(values.value(h)));
                 record.headers.push(sluice_core::record::Header {
                     key: keys.value(h).to_string(),
                     value,

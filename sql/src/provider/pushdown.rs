@@ -53,7 +53,7 @@ impl ScanBounds {
                     }
                     return match (l.partitions_only(), r.partitions_only()) {
                         (Some(l), Some(r)) => {
-                            self.restrict_partitions(l.union(&r).copied().collect());
+                            self.restrict_partitions(l.union(r).copied().collect());
                             true
                         }
                         _ => false,
@@ -101,8 +101,7 @@ impl ScanBounds {
                 let values: Option<BTreeSet<i32>> = list
                     .iter()
                     .map(|e| {
-                        literal_value(Meta::Partition, e)
-                            .map(|v| i32::try_from(v.lo).unwrap_or(-1))
+                        literal_value(Meta::Partition, e).map(|v| i32::try_from(v.lo).unwrap_or(-1))
                     })
                     .collect();
                 match values {
@@ -135,16 +134,24 @@ impl ScanBounds {
         // `lo`/`hi` are the literal rounded down/up (they differ only for sub-ms times).
         let (min, max) = match op {
             Operator::Eq => (Some(value.lo), Some(value.hi)),
-            Operator::Gt => (Some(value.lo.saturating_add(i64::from(value.lo == value.hi))), None),
+            Operator::Gt => (
+                Some(value.lo.saturating_add(i64::from(value.lo == value.hi))),
+                None,
+            ),
             Operator::GtEq => (Some(value.lo), None),
-            Operator::Lt => (None, Some(value.hi.saturating_sub(i64::from(value.lo == value.hi)))),
+            Operator::Lt => (
+                None,
+                Some(value.hi.saturating_sub(i64::from(value.lo == value.hi))),
+            ),
             Operator::LtEq => (None, Some(value.hi)),
             _ => return false,
         };
         match column {
             Meta::Partition => {
                 let lo = min.unwrap_or(0).clamp(0, i64::from(i32::MAX));
-                let hi = max.unwrap_or(i64::from(i32::MAX)).clamp(-1, i64::from(i32::MAX));
+                let hi = max
+                    .unwrap_or(i64::from(i32::MAX))
+                    .clamp(-1, i64::from(i32::MAX));
                 let range: BTreeSet<i32> = match self.partitions.as_ref() {
                     Some(set) => set
                         .iter()
@@ -240,9 +247,7 @@ fn literal_value(column: Meta, expr: &Expr) -> Option<Value> {
     };
     let exact = |v: i64| Some(Value { lo: v, hi: v });
     match (column, scalar) {
-        (Meta::Timestamp, ScalarValue::TimestampSecond(Some(v), _)) => {
-            exact(v.checked_mul(1000)?)
-        }
+        (Meta::Timestamp, ScalarValue::TimestampSecond(Some(v), _)) => exact(v.checked_mul(1000)?),
         (Meta::Timestamp, ScalarValue::TimestampMillisecond(Some(v), _)) => exact(*v),
         (Meta::Timestamp, ScalarValue::TimestampMicrosecond(Some(v), _)) => Some(Value {
             lo: v.div_euclid(1000),
@@ -282,15 +287,24 @@ mod tests {
     // The bounds each supported condition gives; a strict bound excludes its literal.
     #[test]
     fn conditions_become_inclusive_bounds() {
-        let b = bounds(&[col("_offset").gt(lit(5_i64)), col("_offset").lt_eq(lit(9_i64))]);
+        let b = bounds(&[
+            col("_offset").gt(lit(5_i64)),
+            col("_offset").lt_eq(lit(9_i64)),
+        ]);
         assert_eq!((b.offset_min, b.offset_max), (Some(6), Some(9)));
         let b = bounds(&[lit(3_i32).lt(col("_partition"))]);
         assert_eq!(b.partitions.map(|p| p.first().copied()), Some(Some(4)));
         let b = bounds(&[col("_partition").in_list(vec![lit(0_i32), lit(2_i32)], false)]);
         assert_eq!(b.partitions, Some([0, 2].into()));
-        let b = bounds(&[col("_partition").eq(lit(0_i32)).or(col("_partition").eq(lit(2_i32)))]);
+        let b = bounds(&[col("_partition")
+            .eq(lit(0_i32))
+            .or(col("_partition").eq(lit(2_i32)))]);
         assert_eq!(b.partitions, Some([0, 2].into()));
-        assert!(!is_supported(&col("_partition").eq(lit(0_i32)).or(col("_offset").eq(lit(2_i64)))));
+        assert!(!is_supported(
+            &col("_partition")
+                .eq(lit(0_i32))
+                .or(col("_offset").eq(lit(2_i64)))
+        ));
         let b = bounds(&[col("_partition").between(lit(1_i32), lit(2_i32))]);
         assert_eq!(b.partitions, Some([1, 2].into()));
         let ns = ScalarValue::TimestampNanosecond(Some(1_500_000), None);

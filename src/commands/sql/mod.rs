@@ -20,7 +20,12 @@ pub use output::OutputFormat;
 #[derive(Debug, Args)]
 pub struct SqlArgs {
     /// Run these statements (separated by `;`) and exit.
-    #[arg(short = 'e', long = "execute", value_name = "SQL", conflicts_with = "file")]
+    #[arg(
+        short = 'e',
+        long = "execute",
+        value_name = "SQL",
+        conflicts_with = "file"
+    )]
     execute: Option<String>,
     /// Run the statements in this file and exit.
     #[arg(short = 'f', long, value_name = "FILE")]

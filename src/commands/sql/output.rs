@@ -27,7 +27,11 @@ pub enum OutputFormat {
 }
 
 /// Prints one statement's rows; a statement without rows (DDL) prints nothing.
-pub fn print(out: &mut impl Write, output: &StatementOutput, format: OutputFormat) -> anyhow::Result<()> {
+pub fn print(
+    out: &mut impl Write,
+    output: &StatementOutput,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
     if !output.has_rows() {
         return Ok(());
     }
@@ -41,11 +45,18 @@ pub fn print(out: &mut impl Write, output: &StatementOutput, format: OutputForma
         OutputFormat::Csv => {
             let mut writer = csv::WriterBuilder::new().with_header(true).build(&mut *out);
             if output.batches.is_empty() {
-                let names: Vec<&str> = output.schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let names: Vec<&str> = output
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().as_str())
+                    .collect();
                 writeln!(writer.into_inner(), "{}", names.join(","))?;
             } else {
                 for batch in &output.batches {
-                    writer.write(&nested_as_text(batch)?).context("writing CSV")?;
+                    writer
+                        .write(&nested_as_text(batch)?)
+                        .context("writing CSV")?;
                 }
             }
         }
@@ -65,7 +76,12 @@ pub fn print(out: &mut impl Write, output: &StatementOutput, format: OutputForma
 /// into its display text, which CSV can hold.
 fn nested_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
     let nested = |t: &DataType| t.is_nested();
-    if !batch.schema().fields().iter().any(|f| nested(f.data_type())) {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| nested(f.data_type()))
+    {
         return Ok(batch.clone());
     }
     let options = FormatOptions::default();
@@ -89,7 +105,10 @@ fn nested_as_text(batch: &RecordBatch) -> anyhow::Result<RecordBatch> {
         fields.push(Field::new(field.name(), DataType::Utf8, true));
         columns.push(Arc::new(text.finish()));
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// "3 rows in 0.012 s" for a query, "OK in 0.004 s" for a statement without rows.

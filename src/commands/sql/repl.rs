@@ -39,10 +39,17 @@ pub fn run(
     let history = history_path(data_dir);
     // No history yet is normal; a history that cannot be read is not worth stopping for.
     let _ = editor.load_history(&history);
-    println!("sluice sql on {} — \\? for help, \\q to quit", data_dir.display());
+    println!(
+        "sluice sql on {} — \\? for help, \\q to quit",
+        data_dir.display()
+    );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "sluice> " } else { "     -> " };
+        let prompt = if buffer.is_empty() {
+            "sluice> "
+        } else {
+            "     -> "
+        };
         let line = match editor.readline(prompt) {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
@@ -87,7 +94,10 @@ pub fn run(
         run_statements(runtime, engine, &sql, format);
     }
     if let Err(e) = editor.save_history(&history) {
-        eprintln!("warning: could not save history to {}: {e}", history.display());
+        eprintln!(
+            "warning: could not save history to {}: {e}",
+            history.display()
+        );
     }
     Ok(())
 }
