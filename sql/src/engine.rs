@@ -125,26 +125,36 @@ impl SqlEngine {
                 } if names.iter().any(|n| self.topic_table(n).is_some()) => {
                     return self.drop_tables(&names, if_exists).await;
                 }
-                SqlStatement::Insert(mut insert) => {
-                    if insert.columns.is_empty()
-                        && let TableObject::TableName(name) = &insert.table
-                        && let Some(def) = self.topic_table(name)
-                    {
-                        // Without a column list the values fill the declared columns;
-                        // metadata columns may still be named explicitly.
-                        insert.columns = def
-                            .columns
-                            .iter()
-                            .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
-                            .collect();
-                    }
-                    DfStatement::Statement(Box::new(SqlStatement::Insert(insert)))
-                }
                 other => DfStatement::Statement(Box::new(other)),
             },
             other => other,
         };
+        let mut statement = statement;
+        self.complete_inserts(&mut statement);
         self.run_datafusion(statement).await
+    }
+
+    /// Gives an `INSERT INTO topic_table` without a column list (also under EXPLAIN) the
+    /// list of declared columns: the values fill those, and DataFusion would otherwise
+    /// demand values for the metadata columns too (which may still be named explicitly).
+    fn complete_inserts(&self, statement: &mut DfStatement) {
+        match statement {
+            DfStatement::Explain(explain) => self.complete_inserts(&mut explain.statement),
+            DfStatement::Statement(boxed) => {
+                if let SqlStatement::Insert(insert) = boxed.as_mut()
+                    && insert.columns.is_empty()
+                    && let TableObject::TableName(name) = &insert.table
+                    && let Some(def) = self.topic_table(name)
+                {
+                    insert.columns = def
+                        .columns
+                        .iter()
+                        .map(|c| ObjectName::from(vec![Ident::with_quote('"', &c.name)]))
+                        .collect();
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Plans and runs a statement in DataFusion alone.

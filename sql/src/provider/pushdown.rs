@@ -148,25 +148,12 @@ impl ScanBounds {
         };
         match column {
             Meta::Partition => {
+                // Partition ids are 0..i32::MAX; a bound outside that clamps.
                 let lo = min.unwrap_or(0).clamp(0, i64::from(i32::MAX));
                 let hi = max
                     .unwrap_or(i64::from(i32::MAX))
                     .clamp(-1, i64::from(i32::MAX));
-                let range: BTreeSet<i32> = match self.partitions.as_ref() {
-                    Some(set) => set
-                        .iter()
-                        .copied()
-                        .filter(|p| (lo..=hi).contains(&i64::from(*p)))
-                        .collect(),
-                    None if max.is_some() || min.is_some() => {
-                        // An open range over partitions: kept as bounds, applied per
-                        // partition when the topic's partition count is known.
-                        self.partition_range(lo, hi);
-                        return true;
-                    }
-                    None => return false,
-                };
-                self.partitions = Some(range);
+                self.partition_range(lo, hi);
             }
             Meta::Offset => {
                 tighten(&mut self.offset_min, min, i64::max);
@@ -180,9 +167,9 @@ impl ScanBounds {
         true
     }
 
+    /// Restricts to partitions `lo..=hi` (expanded to at most [`PARTITIONS_MAX`] ids: a
+    /// topic has far fewer, and ids past its count are ignored when ranges are planned).
     fn partition_range(&mut self, lo: i64, hi: i64) {
-        // At most i32::MAX partitions exist, but topics have few: materialise lazily by
-        // storing the range as a set only when small; otherwise keep the ends.
         let lo = i32::try_from(lo).unwrap_or(i32::MAX);
         let hi = i32::try_from(hi).unwrap_or(i32::MAX);
         let set: BTreeSet<i32> = if hi < lo {
@@ -201,7 +188,7 @@ impl ScanBounds {
     }
 }
 
-/// The most partitions a `_partition` range expands to; topics have far fewer.
+/// The most partition ids a `_partition` range expands to.
 const PARTITIONS_MAX: i32 = 1 << 16;
 
 fn tighten(bound: &mut Option<i64>, new: Option<i64>, pick: fn(i64, i64) -> i64) {
