@@ -11,6 +11,7 @@
 //! - [`engine`]: [`SqlEngine`], the session: statement routing, topic-table DDL.
 //! - [`catalog`]: table definitions, their DDL, and the durable catalog topic.
 //! - [`provider`]: the DataFusion `TableProvider` of a topic table: scan, pushdown, INSERT.
+//! - [`pg`]: the PostgreSQL wire endpoint over an engine.
 //! - `format`: record values (json, csv, raw) to Arrow and back.
 //! - `read`: read_committed reading of a partition's offset range.
 //!
@@ -38,6 +39,7 @@ pub mod catalog;
 pub mod engine;
 mod error;
 mod format;
+pub mod pg;
 pub mod provider;
 mod read;
 
