@@ -3,9 +3,11 @@
 //! wiring (data directory, catalog across runs, printing) rather than SQL semantics,
 //! which sql/tests/slt/ pins.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 fn sluice(dir: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -126,4 +128,95 @@ fn sql_over_produced_records() {
         stderr.contains("table 'datafusion.public.missing' not found"),
         "{stderr}"
     );
+}
+
+/// Kills the child on drop, so a failing test leaves no server behind.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// `sluice serve` answers SQL on its PostgreSQL endpoint over the tables of its data
+// directory: a table created with `sluice sql` before the broker started is queried
+// through a PostgreSQL client, and an INSERT made over the wire is in the log.
+#[test]
+fn serve_answers_sql_over_the_postgres_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&sluice(
+        d,
+        &[
+            "sql",
+            "-e",
+            "CREATE TABLE t (n INT) WITH (topic = 't', format = 'csv', partitions = 2);
+             INSERT INTO t VALUES (1), (2), (3)",
+        ],
+        "",
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-metrics",
+            "--pg-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(d)
+        .env_remove("SLUICE_DATA_DIR")
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sluice serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let child = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("sluice sql (PostgreSQL wire) on ") {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no PostgreSQL ready line");
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=sluice"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect");
+        tokio::spawn(connection);
+        client
+            .simple_query("INSERT INTO t VALUES (4)")
+            .await
+            .unwrap();
+        let result = client
+            .simple_query("SELECT sum(n) AS s, count(DISTINCT _partition) AS p FROM t")
+            .await
+            .unwrap();
+        let row = result
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .expect("a row");
+        assert_eq!(row.get("s"), Some("10"));
+    });
+    drop(child);
 }
