@@ -18,7 +18,7 @@
 //! ```
 //!
 //! `produce TOPIC` sends each following line as one record value (`<null>`: no value,
-//! `<empty>`: an empty one),
+//! `<empty>`: an empty one, `<hex:0a0b>`: those bytes),
 //! optionally prefixed by `@attributes |` (`timestamp=now-MS`: MS milliseconds ago). Every value of a `__FILES__` token in SQL is
 //! replaced by a directory for files the test writes and reads (COPY, external tables).
 
@@ -82,6 +82,10 @@ impl SltDb {
             match value {
                 "<null>" => {}
                 "<empty>" => record = record.value(""),
+                v if v.starts_with("<hex:") => {
+                    let hex = v.trim_start_matches("<hex:").trim_end_matches('>');
+                    record = record.value(decode_hex(hex)?);
+                }
                 v => record = record.value(v.to_string()),
             }
             for attribute in attributes.split_whitespace() {
@@ -104,6 +108,18 @@ impl SltDb {
         producer.flush().map_err(err)?;
         Ok(lines.len() as u64)
     }
+}
+
+/// `0a0b` as bytes (spaces allowed between pairs).
+fn decode_hex(hex: &str) -> Result<Vec<u8>, SltError> {
+    let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    digits
+        .chunks(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).map_err(err)?;
+            u8::from_str_radix(text, 16).map_err(err)
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -230,4 +246,5 @@ slt! {
     bad_records_under_on_error => "on_error.slt",
     insert_into_topics => "insert.slt",
     joins_with_files => "files.slt",
+    avro_format => "avro.slt",
 }

@@ -13,13 +13,14 @@ use super::table::{ColumnDef, ColumnType, Format, KeyFormat, METADATA_COLUMNS, O
 use crate::{Error, Result};
 
 /// The options `WITH (...)` accepts; anything else is an error (a typo must not be ignored).
-const OPTIONS: [&str; 6] = [
+const OPTIONS: [&str; 7] = [
     "topic",
     "format",
     "timestamp",
     "on_error",
     "key_format",
     "partitions",
+    "schema",
 ];
 
 /// What CREATE TABLE asked for beyond the stored definition.
@@ -117,10 +118,10 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
         Some("json") => Format::Json,
         Some("csv") => Format::Csv,
         Some("raw") => Format::Raw,
-        Some("avro") => return Err(invalid("format 'avro' is not supported yet".into())),
+        Some("avro") => Format::Avro,
         Some(other) => {
             return Err(invalid(format!(
-                "unknown format '{other}' (use 'json', 'csv' or 'raw')"
+                "unknown format '{other}' (use 'json', 'csv', 'raw' or 'avro')"
             )));
         }
         None => {
@@ -220,6 +221,35 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
         }
         _ => {}
     }
+    let schema = options.get("schema").cloned();
+    match (format, &schema) {
+        (Format::Avro, None) => {
+            return Err(invalid(
+                "an avro table needs its record schema: WITH (schema = '{\"type\": \"record\", ...}')"
+                    .into(),
+            ));
+        }
+        (Format::Avro, Some(text)) => {
+            let parsed = crate::format::avro::parse_schema(text).map_err(&invalid)?;
+            if columns.is_empty() {
+                columns = crate::format::avro::columns_from_schema(&parsed).map_err(&invalid)?;
+            } else if let Some(c) = columns
+                .iter()
+                .find(|c| !crate::format::avro::has_field(&parsed, &c.name))
+            {
+                return Err(invalid(format!(
+                    "column {} is not a field of the Avro schema",
+                    c.name
+                )));
+            }
+        }
+        (_, Some(_)) => {
+            return Err(invalid(
+                "the schema option is for format 'avro' only".into(),
+            ));
+        }
+        (_, None) => {}
+    }
     let timestamp = match options.get("timestamp") {
         None => None,
         Some(t) => {
@@ -246,6 +276,7 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
             timestamp,
             on_error,
             key_format,
+            schema,
         },
         partitions,
         if_not_exists: create.if_not_exists,

@@ -36,6 +36,9 @@ pub enum Format {
     Csv,
     /// The value as it is, in the single column `value` (VARCHAR or BYTEA).
     Raw,
+    /// One Avro binary datum per value, of the record schema in [`TableDef::schema`];
+    /// columns by field name.
+    Avro,
 }
 
 /// What reading does with a record that does not match the table.
@@ -190,6 +193,9 @@ pub struct TableDef {
     /// The type of `_key`.
     #[serde(default)]
     pub key_format: KeyFormat,
+    /// The Avro schema (JSON text) of an `avro` table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 impl TableDef {

@@ -124,6 +124,8 @@ enum Mismatch {
 /// Decodes records of one partition of one table into batches of its schema.
 pub(crate) struct RowsBuilder {
     table: Arc<TableDef>,
+    /// The parsed schema of an `avro` table.
+    avro: Option<apache_avro::Schema>,
     schema: SchemaRef,
     columns: Vec<ColumnBuilder>,
     /// The current record's converted cells, reused between records.
@@ -140,12 +142,22 @@ pub(crate) struct RowsBuilder {
 
 impl RowsBuilder {
     /// A builder for `table`'s full schema.
-    pub(crate) fn new(table: Arc<TableDef>) -> Self {
+    pub(crate) fn new(table: Arc<TableDef>) -> Result<Self> {
+        let avro = match (&table.format, &table.schema) {
+            (Format::Avro, Some(text)) => Some(super::avro::parse_schema(text).map_err(
+                |reason| Error::InvalidTable {
+                    table: table.name.clone(),
+                    reason,
+                },
+            )?),
+            _ => None,
+        };
         let key = match table.key_format {
             KeyFormat::String => KeyBuilder::Text(StringBuilder::new()),
             KeyFormat::Bytes => KeyBuilder::Bytes(BinaryBuilder::new()),
         };
-        Self {
+        Ok(Self {
+            avro,
             schema: table.schema(),
             columns: table
                 .columns
@@ -162,7 +174,7 @@ impl RowsBuilder {
             header_values: BinaryBuilder::new(),
             header_counts: Vec::new(),
             rows: 0,
-        }
+        })
     }
 
     /// Rows added since the last [`finish`](Self::finish).
@@ -271,6 +283,22 @@ impl RowsBuilder {
                         Ok(Cell::Null)
                     } else {
                         Cell::from_text(column.ty, &field.text)
+                    };
+                    if !put(&mut self.cells, i, converted) {
+                        break;
+                    }
+                }
+            }
+            Format::Avro => {
+                let schema = self
+                    .avro
+                    .as_ref()
+                    .ok_or_else(|| Mismatch::Record("the table has no Avro schema".into()))?;
+                let fields = super::avro::decode(schema, value).map_err(Mismatch::Record)?;
+                for (i, column) in table.columns.iter().enumerate() {
+                    let converted = match fields.iter().find(|(name, _)| *name == column.name) {
+                        None => Ok(Cell::Null),
+                        Some((_, field)) => super::avro::cell(column.ty, field),
                     };
                     if !put(&mut self.cells, i, converted) {
                         break;

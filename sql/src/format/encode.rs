@@ -29,6 +29,12 @@ pub(crate) fn encode_rows(table: &TableDef, batch: &RecordBatch) -> Result<Vec<P
         ));
     }
     let event_time = table.timestamp_index();
+    let avro = match (&table.format, &table.schema) {
+        (Format::Avro, Some(text)) => {
+            Some(super::avro::parse_schema(text).map_err(|e| bad_row(table, e))?)
+        }
+        _ => None,
+    };
     let mut records = Vec::with_capacity(batch.num_rows());
     let mut cells = Vec::with_capacity(n);
     for row in 0..batch.num_rows() {
@@ -60,6 +66,14 @@ pub(crate) fn encode_rows(table: &TableDef, batch: &RecordBatch) -> Result<Vec<P
             Format::Csv => {
                 let fields: Vec<Option<String>> = cells.iter().map(Cell::to_text).collect();
                 Some(Bytes::from(csv::write_line(&fields)))
+            }
+            Format::Avro => {
+                let schema = avro
+                    .as_ref()
+                    .ok_or_else(|| bad_row(table, "the table has no Avro schema".into()))?;
+                let datum = super::avro::encode(schema, &table.columns, &cells)
+                    .map_err(|e| bad_row(table, e))?;
+                Some(Bytes::from(datum))
             }
             Format::Raw => match cells.first() {
                 Some(Cell::Text(s)) => Some(Bytes::from(s.clone())),

@@ -180,7 +180,7 @@ impl ExecutionPlan for TopicScanExec {
         builder.spawn_blocking(move || {
             let id = range.partition.id();
             let mut reader = RangeReader::new(range.partition, range.start, range.end);
-            let mut rows = RowsBuilder::new(table);
+            let mut rows = RowsBuilder::new(table).map_err(DataFusionError::from)?;
             let mut total = 0usize;
             let send = |rows: &mut RowsBuilder| -> Result<bool> {
                 let batch = rows.finish()?;
