@@ -180,3 +180,55 @@ async fn catalog_survives_reopen() {
     assert!(sum.contains("| 3 |"), "{sum}");
     assert!(engine.execute("SELECT * FROM b").await.is_err());
 }
+
+// Guards read_committed scans: records of an aborted transaction never appear, records of
+// a transaction still open appear only once it commits, and control batches (the
+// markers) are not rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_see_only_committed_transactions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    log.create_topic(NewTopic::new("payments", 1)).unwrap();
+    let plain = log.producer(ProducerConfig::default()).unwrap();
+    plain
+        .send_and_wait(ProducerRecord::to("payments").value("plain"))
+        .unwrap();
+    let txn = log
+        .producer(ProducerConfig::default().transactional_id("payer"))
+        .unwrap();
+    txn.init_transactions().unwrap();
+    txn.begin_transaction().unwrap();
+    txn.send(ProducerRecord::to("payments").value("aborted"))
+        .unwrap();
+    txn.abort_transaction().unwrap();
+    txn.begin_transaction().unwrap();
+    txn.send(ProducerRecord::to("payments").value("committed"))
+        .unwrap();
+    txn.commit_transaction().unwrap();
+    txn.begin_transaction().unwrap();
+    txn.send(ProducerRecord::to("payments").value("open"))
+        .unwrap();
+    txn.flush().unwrap();
+
+    let engine = SqlEngine::open(log).unwrap();
+    engine
+        .execute("CREATE TABLE payments WITH (topic = 'payments', format = 'raw')")
+        .await
+        .unwrap();
+    let select = "SELECT value FROM payments ORDER BY _offset";
+    let before = text(&engine, select).await;
+    assert_eq!(before.matches("| ").count(), 3, "{before}"); // header + 2 rows
+    assert!(
+        before.contains("plain") && before.contains("committed"),
+        "{before}"
+    );
+    assert!(
+        !before.contains("aborted") && !before.contains("open"),
+        "{before}"
+    );
+
+    txn.commit_transaction().unwrap();
+    let after = text(&engine, select).await;
+    assert!(after.contains("| open "), "{after}");
+    assert!(!after.contains("aborted"), "{after}");
+}
