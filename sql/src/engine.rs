@@ -157,13 +157,47 @@ impl SqlEngine {
         }
     }
 
-    /// Plans and runs a statement in DataFusion alone.
-    async fn run_datafusion(&self, statement: DfStatement) -> Result<StatementOutput> {
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+    /// Plans a statement without running it, for clients that prepare statements and bind
+    /// parameters (`$1`, `$2`, ...) later: `None` for the statements the engine runs
+    /// itself (CREATE and DROP of topic tables), which take no parameters and go to
+    /// [`execute_statement`](Self::execute_statement) as they are.
+    pub async fn plan_statement(
+        &self,
+        statement: &DfStatement,
+    ) -> Result<Option<datafusion::logical_expr::LogicalPlan>> {
+        if let DfStatement::Statement(boxed) = statement {
+            match boxed.as_ref() {
+                SqlStatement::CreateTable(create) if ddl::is_topic_table(create) => {
+                    return Ok(None);
+                }
+                SqlStatement::Drop {
+                    object_type: ObjectType::Table,
+                    names,
+                    ..
+                } if names.iter().any(|n| self.topic_table(n).is_some()) => return Ok(None),
+                _ => {}
+            }
+        }
+        let mut statement = statement.clone();
+        self.complete_inserts(&mut statement);
+        Ok(Some(self.ctx.state().statement_to_plan(statement).await?))
+    }
+
+    /// Runs a plan made by [`plan_statement`](Self::plan_statement) (parameters bound).
+    pub async fn execute_plan(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<StatementOutput> {
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
         Ok(StatementOutput { schema, batches })
+    }
+
+    /// Plans and runs a statement in DataFusion alone.
+    async fn run_datafusion(&self, statement: DfStatement) -> Result<StatementOutput> {
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        self.execute_plan(plan).await
     }
 
     fn topic_table(&self, name: &ObjectName) -> Option<TableDef> {

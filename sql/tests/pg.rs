@@ -125,6 +125,59 @@ async fn psql_style_queries_over_the_wire() {
         [vec![Some("2".to_string())], vec![Some("6.5".to_string())]]
     );
 
+    // The extended protocol, as drivers use it: prepared statements, parameters inferred
+    // by DataFusion and sent in binary, results in binary.
+    let statement = client
+        .prepare("SELECT id, customer, amount, paid, ts FROM orders WHERE id = $1")
+        .await
+        .expect("prepare");
+    assert_eq!(statement.params(), [tokio_postgres::types::Type::INT8]);
+    let row = client
+        .query_one(&statement, &[&1_i64])
+        .await
+        .expect("query one");
+    assert_eq!(row.get::<_, i64>("id"), 1);
+    assert_eq!(row.get::<_, String>("customer"), "ada");
+    assert_eq!(row.get::<_, f64>("amount"), 2.5);
+    assert!(row.get::<_, bool>("paid"));
+    let ts: std::time::SystemTime = row.get("ts");
+    let ms = ts
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    assert_eq!(ms, 1_714_557_600_000);
+    let row = client
+        .query_one(&statement, &[&2_i64])
+        .await
+        .expect("query two");
+    assert_eq!(row.get::<_, Option<String>>("customer"), None);
+
+    let inserted = client
+        .execute(
+            "INSERT INTO orders (id, customer, amount) VALUES ($1, $2, $3)",
+            &[&5_i64, &"eve", &0.5_f64],
+        )
+        .await
+        .expect("insert with parameters");
+    assert_eq!(inserted, 1);
+    let row = client
+        .query_one(
+            "SELECT count(*) AS n, sum(amount) AS total FROM orders WHERE amount > $1",
+            &[&0.1_f64],
+        )
+        .await
+        .expect("aggregate");
+    assert_eq!(row.get::<_, i64>("n"), 3);
+    assert_eq!(row.get::<_, f64>("total"), 7.0);
+    let created = client
+        .execute(
+            "CREATE TABLE other (a INT) WITH (topic = 'other', format = 'csv')",
+            &[],
+        )
+        .await
+        .expect("DDL through the extended protocol");
+    assert_eq!(created, 0);
+
     drop(client);
     let _ = connection.await;
     let _ = stop.send(());

@@ -1,15 +1,21 @@
-//! Arrow results in PostgreSQL's text format: each Arrow type's PostgreSQL type (what
-//! RowDescription announces) and each value's text as PostgreSQL prints it (`t`/`f`,
-//! `\x` hex for bytea, `2024-05-01 10:00:00` for timestamps), so drivers that parse text
-//! results by type read them correctly.
+//! Arrow results as PostgreSQL rows: each Arrow type's PostgreSQL type (what
+//! RowDescription announces), and each value in the format the client asked for — text as
+//! PostgreSQL prints it (`t`/`f`, `\x` hex for bytea, `2024-05-01 10:00:00` for
+//! timestamps), or PostgreSQL's binary form (big-endian numbers; dates and timestamps
+//! counted from 2000-01-01), so drivers that parse results by type read them correctly.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{
+    Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
+    UInt8Type, UInt16Type, UInt32Type,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use pgwire::api::Type;
+use pgwire::api::portal::Format;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo};
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
@@ -34,20 +40,27 @@ pub(crate) fn pg_type(data_type: &DataType) -> Type {
     }
 }
 
-/// The RowDescription fields of a result.
-pub(crate) fn fields(schema: &Schema) -> Arc<Vec<FieldInfo>> {
+/// Days from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_DAYS: i32 = 10_957;
+/// Microseconds from the Unix epoch to PostgreSQL's.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// The RowDescription fields of a result, each in the format the client asked for
+/// (`None`: text). A column whose type has no binary encoder here is announced as text,
+/// whose binary form is its UTF-8 bytes.
+pub(crate) fn fields(schema: &Schema, formats: Option<&Format>) -> Arc<Vec<FieldInfo>> {
     Arc::new(
         schema
             .fields()
             .iter()
-            .map(|f| {
-                FieldInfo::new(
-                    f.name().clone(),
-                    None,
-                    None,
-                    pg_type(f.data_type()),
-                    FieldFormat::Text,
-                )
+            .enumerate()
+            .map(|(i, f)| {
+                let format = formats.map_or(FieldFormat::Text, |f| f.format_for(i));
+                let mut ty = pg_type(f.data_type());
+                if format == FieldFormat::Binary && ty == Type::NUMERIC {
+                    ty = Type::TEXT;
+                }
+                FieldInfo::new(f.name().clone(), None, None, ty, format)
             })
             .collect(),
     )
@@ -70,7 +83,13 @@ pub(crate) fn rows(
     let mut encoder = DataRowEncoder::new(Arc::clone(fields));
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
-        for (column, formatter) in batch.columns().iter().zip(&formatters) {
+        for ((column, formatter), field) in
+            batch.columns().iter().zip(&formatters).zip(fields.iter())
+        {
+            if field.format() == FieldFormat::Binary {
+                encode_binary(&mut encoder, column.as_ref(), row, formatter)?;
+                continue;
+            }
             let text = if column.is_null(row) {
                 None
             } else {
@@ -89,6 +108,67 @@ pub(crate) fn rows(
         out.push(encoder.take_row());
     }
     Ok(out)
+}
+
+/// One value in PostgreSQL's binary form for the type [`pg_type`] announced.
+fn encode_binary(
+    encoder: &mut DataRowEncoder,
+    column: &dyn Array,
+    row: usize,
+    formatter: &ArrayFormatter<'_>,
+) -> PgWireResult<()> {
+    if column.is_null(row) {
+        return encoder.encode_field(&None::<i64>);
+    }
+    match column.data_type() {
+        DataType::Boolean => encoder.encode_field(&column.as_boolean().value(row)),
+        DataType::Int8 => {
+            encoder.encode_field(&i16::from(column.as_primitive::<Int8Type>().value(row)))
+        }
+        DataType::UInt8 => {
+            encoder.encode_field(&i16::from(column.as_primitive::<UInt8Type>().value(row)))
+        }
+        DataType::Int16 => encoder.encode_field(&column.as_primitive::<Int16Type>().value(row)),
+        DataType::UInt16 => {
+            encoder.encode_field(&i32::from(column.as_primitive::<UInt16Type>().value(row)))
+        }
+        DataType::Int32 => encoder.encode_field(&column.as_primitive::<Int32Type>().value(row)),
+        DataType::UInt32 => {
+            encoder.encode_field(&i64::from(column.as_primitive::<UInt32Type>().value(row)))
+        }
+        DataType::Int64 => encoder.encode_field(&column.as_primitive::<Int64Type>().value(row)),
+        DataType::Float32 => encoder.encode_field(&column.as_primitive::<Float32Type>().value(row)),
+        DataType::Float64 => encoder.encode_field(&column.as_primitive::<Float64Type>().value(row)),
+        DataType::Binary => encoder.encode_field(&column.as_binary::<i32>().value(row).to_vec()),
+        DataType::LargeBinary => {
+            encoder.encode_field(&column.as_binary::<i64>().value(row).to_vec())
+        }
+        DataType::Date32 => {
+            encoder.encode_field(&(column.as_primitive::<Date32Type>().value(row) - PG_EPOCH_DAYS))
+        }
+        DataType::Timestamp(unit, _) => {
+            let micros = match unit {
+                TimeUnit::Second => column
+                    .as_primitive::<datafusion::arrow::datatypes::TimestampSecondType>()
+                    .value(row)
+                    .saturating_mul(1_000_000),
+                TimeUnit::Millisecond => column
+                    .as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>()
+                    .value(row)
+                    .saturating_mul(1_000),
+                TimeUnit::Microsecond => column
+                    .as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>()
+                    .value(row),
+                TimeUnit::Nanosecond => column
+                    .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>()
+                    .value(row)
+                    .div_euclid(1_000),
+            };
+            encoder.encode_field(&(micros - PG_EPOCH_MICROS))
+        }
+        // Text types, and everything announced as text: the UTF-8 bytes of the text.
+        _ => encoder.encode_field(&formatter.value(row).to_string()),
+    }
 }
 
 /// PostgreSQL's bytea text form: `\x` and two hex digits per byte.

@@ -21,6 +21,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 
 use super::encode;
+use super::extended::Parser;
 use crate::{Error, SqlEngine, StatementOutput};
 
 /// One engine shared by every connection.
@@ -37,29 +38,41 @@ impl Handlers {
 
 impl PgWireServerHandlers for Handlers {
     fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        Arc::new(QueryHandler {
-            engine: Arc::clone(&self.engine),
-        })
+        Arc::new(QueryHandler::new(Arc::clone(&self.engine)))
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        Arc::new(QueryHandler::new(Arc::clone(&self.engine)))
     }
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        Arc::new(QueryHandler {
-            engine: Arc::clone(&self.engine),
-        })
+        Arc::new(QueryHandler::new(Arc::clone(&self.engine)))
     }
 }
 
-/// Runs simple queries; accepts every client without authentication (see docs/sql.md:
-/// the endpoint listens on loopback by default).
+/// Runs simple and extended queries; accepts every client without authentication (see
+/// docs/sql.md: the endpoint listens on loopback by default).
 #[derive(Debug)]
-struct QueryHandler {
-    engine: Arc<SqlEngine>,
+pub(crate) struct QueryHandler {
+    pub(crate) engine: Arc<SqlEngine>,
+    pub(crate) parser: Arc<Parser>,
+}
+
+impl QueryHandler {
+    fn new(engine: Arc<SqlEngine>) -> Self {
+        Self {
+            parser: Arc::new(Parser {
+                engine: Arc::clone(&engine),
+            }),
+            engine,
+        }
+    }
 }
 
 impl NoopStartupHandler for QueryHandler {}
 
 /// An engine error as a PostgreSQL error with the closest SQLSTATE.
-fn pg_error(e: Error) -> PgWireError {
+pub(crate) fn pg_error(e: Error) -> PgWireError {
     let code = match &e {
         Error::UnknownTable(_) => "42P01",
         Error::TableExists(_) => "42P07",
@@ -127,9 +140,7 @@ impl SimpleQueryHandler for QueryHandler {
         };
         let mut responses = Vec::with_capacity(statements.len());
         for statement in statements {
-            let is_insert = matches!(&statement, DfStatement::Statement(s)
-                if matches!(s.as_ref(), SqlStatement::Insert(_)));
-            let tag = command_tag(&statement);
+            let tag_source = statement.clone();
             let output = match self.engine.execute_statement(statement).await {
                 Ok(output) => output,
                 Err(e) => {
@@ -137,27 +148,39 @@ impl SimpleQueryHandler for QueryHandler {
                     break;
                 }
             };
-            if is_insert {
-                let tag = Tag::new("INSERT")
-                    .with_oid(0)
-                    .with_rows(inserted_rows(&output));
-                responses.push(Response::Execution(tag));
-            } else if output.has_rows() {
-                let fields = encode::fields(&output.schema);
-                let mut rows = Vec::with_capacity(output.row_count());
-                for batch in &output.batches {
-                    rows.extend(encode::rows(&fields, batch)?.into_iter().map(Ok));
-                }
-                responses.push(Response::Query(QueryResponse::new(
-                    fields,
-                    stream::iter(rows),
-                )));
-            } else {
-                responses.push(Response::Execution(Tag::new(&tag)));
-            }
+            responses.push(respond(&tag_source, output, None)?);
         }
         Ok(responses)
     }
+}
+
+/// One statement's output as a PostgreSQL response: INSERT's count as its tag, rows with
+/// their description (`formats`: what the client asked for; `None`: text), or a tag.
+pub(crate) fn respond(
+    statement: &DfStatement,
+    output: StatementOutput,
+    formats: Option<&pgwire::api::portal::Format>,
+) -> PgWireResult<Response> {
+    let is_insert = matches!(statement, DfStatement::Statement(s)
+        if matches!(s.as_ref(), SqlStatement::Insert(_)));
+    if is_insert {
+        let tag = Tag::new("INSERT")
+            .with_oid(0)
+            .with_rows(inserted_rows(&output));
+        return Ok(Response::Execution(tag));
+    }
+    if !output.has_rows() {
+        return Ok(Response::Execution(Tag::new(&command_tag(statement))));
+    }
+    let fields = encode::fields(&output.schema, formats);
+    let mut rows = Vec::with_capacity(output.row_count());
+    for batch in &output.batches {
+        rows.extend(encode::rows(&fields, batch)?.into_iter().map(Ok));
+    }
+    Ok(Response::Query(QueryResponse::new(
+        fields,
+        stream::iter(rows),
+    )))
 }
 
 fn error_info(e: PgWireError) -> ErrorInfo {

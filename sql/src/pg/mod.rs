@@ -1,11 +1,13 @@
 //! The PostgreSQL wire endpoint (`sluice serve` listens on 127.0.0.1:5433 by default):
 //! `psql` and PostgreSQL drivers run SQL over the topics of the served log through the
-//! simple query protocol, results in text format ([`encode`]), one shared [`SqlEngine`]
-//! ([`handler`]). No authentication or TLS yet: keep it on loopback.
+//! simple query protocol ([`handler`]) or the extended one (prepared statements with
+//! parameters, [`extended`]), results in text or binary format ([`encode`]), one shared
+//! [`SqlEngine`]. No authentication or TLS yet: keep it on loopback.
 //!
 //! Connections are capped ([`PG_CONNECTIONS_MAX`]); one over the cap is closed at once.
 
 mod encode;
+mod extended;
 mod handler;
 
 use std::future::Future;
