@@ -61,6 +61,17 @@ pub enum Error {
         /// What is wrong with the row.
         reason: String,
     },
+    /// Something this version does not do (yet).
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// A bound parameter (`$n` of a prepared statement) that is not a value of its type.
+    #[error("parameter ${index}: {reason}")]
+    BadParameter {
+        /// 1 for `$1`.
+        index: usize,
+        /// What was sent and what was expected.
+        reason: String,
+    },
     /// A log stored batch that cannot be decoded (the log's data is damaged).
     #[error("topic {topic}, partition {partition}, offset {offset}: unreadable batch: {reason}")]
     CorruptBatch {

@@ -64,10 +64,9 @@ impl QueryParser for Parser {
             0 => return Ok(None),
             1 => statements.remove(0),
             n => {
-                return Err(pg_error(crate::Error::InvalidTable {
-                    table: "-".into(),
-                    reason: format!("a prepared statement holds one statement, not {n}"),
-                }));
+                return Err(pg_error(crate::Error::Unsupported(format!(
+                    "a prepared statement holds one statement, not {n}"
+                ))));
             }
         };
         let plan = self
@@ -132,13 +131,14 @@ fn param_types(plan: &LogicalPlan) -> PgWireResult<Vec<DataType>> {
         .collect())
 }
 
-/// One bound parameter as a literal of its type.
-fn bind(bytes: Option<&[u8]>, format: FieldFormat, ty: &DataType) -> PgWireResult<ScalarValue> {
-    let invalid = |what: String| {
-        pg_error(crate::Error::DataFusion(
-            datafusion::error::DataFusionError::Plan(format!("parameter: {what}")),
-        ))
-    };
+/// Parameter `index` (1 for `$1`) as a literal of its type.
+fn bind(
+    index: usize,
+    bytes: Option<&[u8]>,
+    format: FieldFormat,
+    ty: &DataType,
+) -> PgWireResult<ScalarValue> {
+    let invalid = |reason: String| pg_error(crate::Error::BadParameter { index, reason });
     let Some(bytes) = bytes else {
         return ScalarValue::try_from(ty).map_err(|e| invalid(e.to_string()));
     };
@@ -221,7 +221,8 @@ impl ExtendedQueryHandler for QueryHandler {
                 let mut values = Vec::with_capacity(prepared.params.len());
                 for (i, ty) in prepared.params.iter().enumerate() {
                     let bytes = portal.parameters.get(i).and_then(|b| b.as_deref());
-                    values.push(bind(bytes, portal.parameter_format.format_for(i), ty)?);
+                    let format = portal.parameter_format.format_for(i);
+                    values.push(bind(i + 1, bytes, format, ty)?);
                 }
                 let plan = if values.is_empty() {
                     plan.clone()

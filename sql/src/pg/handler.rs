@@ -78,6 +78,8 @@ pub(crate) fn pg_error(e: Error) -> PgWireError {
         Error::TableExists(_) => "42P07",
         Error::InvalidTable { .. } => "42601",
         Error::BadRecord { .. } | Error::BadRow { .. } => "22000",
+        Error::BadParameter { .. } => "22023",
+        Error::Unsupported(_) => "0A000",
         Error::DataFusion(e) => {
             use datafusion::error::DataFusionError as D;
             match e.find_root() {
