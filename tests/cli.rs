@@ -110,6 +110,10 @@ impl ServeGuard {
         if String::from_utf8_lossy(&help.stdout).contains("--no-metrics") {
             args.push("--no-metrics".into());
         }
+        // The same for the PostgreSQL endpoint's fixed default port.
+        if String::from_utf8_lossy(&help.stdout).contains("--no-pg") {
+            args.push("--no-pg".into());
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(&args)
             .env_remove("SLUICE_DATA_DIR")

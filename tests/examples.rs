@@ -387,7 +387,7 @@ impl Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["serve", "--data-dir"])
             .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--no-metrics"])
+            .args(["--listen", "127.0.0.1:0", "--no-metrics", "--no-pg"])
             .env_remove("SLUICE_DATA_DIR")
             .env_remove("SLUICE_CONFIG")
             .env_remove("RUST_LOG")

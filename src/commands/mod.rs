@@ -8,6 +8,7 @@ mod produce;
 mod quickstart;
 mod remote;
 mod serve;
+mod sql;
 mod topics;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,9 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Serve the log over the Apache Kafka wire protocol.
     Serve(serve::ServeArgs),
+    /// Run SQL over the topics of a data directory: -e SQL, -f FILE, or an interactive
+    /// shell (see docs/sql.md).
+    Sql(sql::SqlArgs),
     /// Benchmarks against the machine's own limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -129,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(&args),
         Command::Consume(args) => consume::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Sql(args) => sql::run(&args),
         Command::Bench(command) => bench::run(command),
     }
 }

@@ -2,11 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
 use sluice_core::broker::Broker;
 use sluice_core::{Config, LogOptions};
+use sluice_sql::SqlEngine;
+use sluice_sql::pg::{PG_LISTEN_DEFAULT, PgServer};
 
 use super::LogArgs;
 
@@ -24,6 +27,13 @@ pub struct ServeArgs {
     /// Don't serve `/metrics`.
     #[arg(long)]
     no_metrics: bool,
+    /// Address of the PostgreSQL wire endpoint for SQL over topics (psql, drivers; no
+    /// authentication: keep it on loopback); port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", default_value = PG_LISTEN_DEFAULT, conflicts_with = "no_pg")]
+    pg_listen: SocketAddr,
+    /// Don't serve SQL over the PostgreSQL wire protocol.
+    #[arg(long)]
+    no_pg: bool,
     /// Settings file (same as --config-file).
     #[arg(long = "config", value_name = "FILE")]
     settings: Option<PathBuf>,
@@ -69,7 +79,33 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             Some(addr) => eprintln!("sluice metrics on http://{addr}/metrics"),
             None => eprintln!("sluice metrics off"),
         }
-        broker.run(shutdown_signal()).await?;
+        let pg = if args.no_pg {
+            eprintln!("sluice sql (PostgreSQL wire) off");
+            None
+        } else {
+            let engine = Arc::new(SqlEngine::open(log.clone()).context("opening the SQL catalog")?);
+            let server = PgServer::bind(engine, args.pg_listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the PostgreSQL endpoint to {} (choose another with --pg-listen, \
+                     or turn it off with --no-pg)",
+                        args.pg_listen
+                    )
+                })?;
+            eprintln!("sluice sql (PostgreSQL wire) on {}", server.local_addr()?);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(server.run(async {
+                let _ = stopped.await;
+            }));
+            Some((stop, task))
+        };
+        let served = broker.run(shutdown_signal()).await;
+        if let Some((stop, task)) = pg {
+            let _ = stop.send(());
+            task.await.context("the PostgreSQL endpoint task")??;
+        }
+        served?;
         log.close()?;
         eprintln!("sluice broker stopped");
         Ok(())

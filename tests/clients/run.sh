@@ -87,7 +87,8 @@ for topic in "${CODECS[@]/#/codec-}" from-offset by-time; do
 done
 
 # --- start the broker; port 0 lets it pick a free port, which the ready line names
-"$SLUICE" serve --data-dir "$DATA" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 >"$BROKER_LOG" 2>&1 &
+"$SLUICE" serve --data-dir "$DATA" --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+    --pg-listen 127.0.0.1:0 >"$BROKER_LOG" 2>&1 &
 BROKER_PID=$!
 ADDR=""
 for _ in $(seq $((READY_TIMEOUT_S * 10))); do

@@ -1,0 +1,9 @@
+//! The catalog of topic tables: their definitions ([`table`]), the DDL that makes them
+//! ([`ddl`]) and where they are kept ([`store`]).
+
+pub mod ddl;
+pub mod store;
+pub mod table;
+
+pub use store::{CATALOG_TOPIC, Catalog};
+pub use table::{ColumnDef, ColumnType, Format, KeyFormat, OnError, TableDef};

@@ -1,0 +1,106 @@
+//! Reading one partition's records in an offset range as a read_committed consumer sees
+//! them: below the last stable offset, without control batches or batches of aborted
+//! transactions. Used by table scans and by the catalog.
+//!
+//! Invariant: [`RangeReader::next_records`] only moves forward, and every call that returns
+//! records moves `next` past the last batch it read, so a scan always ends.
+
+use std::sync::Arc;
+
+use sluice_core::record::{BatchIter, Record, decode_batch};
+use sluice_core::{Error as LogError, Partition};
+
+use crate::{Error, Result};
+
+/// How many bytes one read of the log asks for.
+const READ_BYTES: usize = 1 << 20;
+
+/// Reads `[start, end)` of one partition, a log read at a time.
+pub(crate) struct RangeReader {
+    partition: Arc<Partition>,
+    /// The next offset to read.
+    next: i64,
+    /// One past the last offset to return (never above `lso`).
+    end: i64,
+    /// The last stable offset when the reader was made: no batch at or past it is read,
+    /// so an open transaction's records never show.
+    lso: i64,
+}
+
+impl RangeReader {
+    /// A reader of `[start, end)`; `end` is capped at the partition's last stable offset.
+    pub(crate) fn new(partition: Arc<Partition>, start: i64, end: i64) -> Self {
+        let lso = partition.last_stable_offset();
+        Self {
+            partition,
+            next: start,
+            end: end.min(lso),
+            lso,
+        }
+    }
+
+    /// The records of the next read, in offset order; `None` once the range is done.
+    pub(crate) fn next_records(&mut self) -> Result<Option<Vec<Record>>> {
+        loop {
+            if self.next >= self.end {
+                return Ok(None);
+            }
+            let read = match self.partition.read(self.next, READ_BYTES) {
+                Ok(read) => read,
+                // Retention moved the log start past us since the range was planned: what
+                // was below it is gone, so go on from the new start.
+                Err(LogError::OffsetOutOfRange {
+                    log_start_offset, ..
+                }) if log_start_offset > self.next => {
+                    self.next = log_start_offset;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (records, aborted) = self
+                .partition
+                .stable_part(read.records, self.next, self.lso);
+            if records.is_empty() {
+                return Ok(None);
+            }
+            let mut out = Vec::new();
+            let mut after = self.next;
+            for item in BatchIter::new(&records) {
+                let (start, header) = item.map_err(|e| self.corrupt(after, e.to_string()))?;
+                let batch_next = header.last_offset() + 1;
+                let aborted_batch = header.attributes().transactional()
+                    && aborted
+                        .iter()
+                        .any(|a| a.covers(header.producer_id(), header.base_offset()));
+                if !header.attributes().control() && !aborted_batch {
+                    let bytes = records.slice(start..start + header.batch_bytes());
+                    let decoded = decode_batch(bytes)
+                        .map_err(|reason| self.corrupt(header.base_offset(), reason))?;
+                    out.extend(
+                        decoded
+                            .into_iter()
+                            .filter(|r| r.offset >= self.next && r.offset < self.end),
+                    );
+                }
+                after = after.max(batch_next);
+            }
+            if after <= self.next {
+                // A read that moves nothing forward would loop for ever.
+                return Err(self.corrupt(self.next, "the log returned no whole batch".into()));
+            }
+            self.next = after;
+            if !out.is_empty() {
+                return Ok(Some(out));
+            }
+        }
+    }
+
+    fn corrupt(&self, offset: i64, reason: String) -> Error {
+        Error::CorruptBatch {
+            topic: self.partition.topic().to_string(),
+            partition: self.partition.id(),
+            offset,
+            reason,
+        }
+    }
+}

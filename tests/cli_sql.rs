@@ -1,0 +1,222 @@
+//! Black-box tests of `sluice sql` as a user runs it: `-e`, `-f`, the interactive shell on
+//! piped input, each output format, and a failing statement's exit code. Guards the CLI
+//! wiring (data directory, catalog across runs, printing) rather than SQL semantics,
+//! which sql/tests/slt/ pins.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn sluice(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env_remove("SLUICE_DATA_DIR")
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sluice");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("wait for sluice")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "sluice failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn sql_over_produced_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&sluice(
+        d,
+        &["topics", "create", "orders", "--partitions", "2"],
+        "",
+    ));
+    ok(&sluice(
+        d,
+        &["produce", "orders", "--key-separator", ":"],
+        "ada:{\"id\": 1, \"amount\": 2.5}\nbea:{\"id\": 2, \"amount\": 4}\nada:{\"id\": 3, \"amount\": 1}\n",
+    ));
+    // The table made by one run is in the catalog for the next (default ./sluice-data).
+    let out = sluice(
+        d,
+        &[
+            "sql",
+            "-e",
+            "CREATE TABLE orders (id BIGINT, amount DOUBLE) WITH (topic = 'orders', format = 'json')",
+        ],
+        "",
+    );
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OK in"));
+
+    let out = sluice(
+        d,
+        &[
+            "sql",
+            "-e",
+            "SELECT _key, sum(amount) AS total FROM orders GROUP BY _key ORDER BY _key",
+        ],
+        "",
+    );
+    let table = ok(&out);
+    assert!(table.contains("| _key | total |"), "{table}");
+    assert!(table.contains("| ada  | 3.5   |"), "{table}");
+    assert!(table.contains("| bea  | 4.0   |"), "{table}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 rows in "));
+
+    let csv = ok(&sluice(
+        d,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-e",
+            "SELECT id, amount, _headers FROM orders ORDER BY id",
+        ],
+        "",
+    ));
+    assert_eq!(csv, "id,amount,_headers\n1,2.5,[]\n2,4.0,[]\n3,1.0,[]\n");
+
+    std::fs::write(
+        d.join("report.sql"),
+        "INSERT INTO orders VALUES (4, 10);\n-- a comment\nSELECT count(*) AS n, max(id) AS top FROM orders;\n",
+    )
+    .unwrap();
+    let json = ok(&sluice(
+        d,
+        &["sql", "--format", "json", "-f", "report.sql"],
+        "",
+    ));
+    assert_eq!(json, "{\"count\":1}\n{\"n\":4,\"top\":4}\n");
+
+    // The shell on piped input: a statement over two lines, \d, an error that does not
+    // end the session, and history written to $HOME.
+    let shell = ok(&sluice(
+        d,
+        &["sql"],
+        "SELECT id\n  FROM orders WHERE id = 4;\n\\d orders\nSELECT nope FROM orders;\nSELECT 7 AS seven;\n\\q\n",
+    ));
+    assert!(shell.contains("| 4  |"), "{shell}");
+    assert!(shell.contains("| _headers    |"), "{shell}");
+    assert!(shell.contains("| 7     |"), "{shell}");
+    assert!(d.join(".sluice_history").exists());
+
+    let out = sluice(d, &["sql", "-e", "SELECT * FROM missing"], "");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("table 'datafusion.public.missing' not found"),
+        "{stderr}"
+    );
+}
+
+/// Kills the child on drop, so a failing test leaves no server behind.
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// `sluice serve` answers SQL on its PostgreSQL endpoint over the tables of its data
+// directory: a table created with `sluice sql` before the broker started is queried
+// through a PostgreSQL client, and an INSERT made over the wire is in the log.
+#[test]
+fn serve_answers_sql_over_the_postgres_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&sluice(
+        d,
+        &[
+            "sql",
+            "-e",
+            "CREATE TABLE t (n INT) WITH (topic = 't', format = 'csv', partitions = 2);
+             INSERT INTO t VALUES (1), (2), (3)",
+        ],
+        "",
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-metrics",
+            "--pg-listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(d)
+        .env_remove("SLUICE_DATA_DIR")
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sluice serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let child = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("sluice sql (PostgreSQL wire) on ") {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no PostgreSQL ready line");
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=sluice"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect");
+        tokio::spawn(connection);
+        client
+            .simple_query("INSERT INTO t VALUES (4)")
+            .await
+            .unwrap();
+        let result = client
+            .simple_query("SELECT sum(n) AS s, count(DISTINCT _partition) AS p FROM t")
+            .await
+            .unwrap();
+        let row = result
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+                _ => None,
+            })
+            .expect("a row");
+        assert_eq!(row.get("s"), Some("10"));
+    });
+    drop(child);
+}
