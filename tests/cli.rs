@@ -497,3 +497,51 @@ fn bench_streams_reports_json() {
     assert_eq!(report["config"]["records"], 2000);
     assert_eq!(report["config"]["store"], "memory");
 }
+
+// `bench sql` runs its queries over a small topic and prints the JSON report's keys; with
+// the DuckDB reference (the Python package; required in CI), DuckDB answers the same
+// query over the same records as a JSON file and the benchmark fails unless the answers
+// agree, so this is also a check of Sluice's JSON scan against an independent engine.
+#[test]
+fn bench_sql_reports_json_and_agrees_with_duckdb() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bench-data");
+    let duckdb = std::process::Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !duckdb {
+        assert!(
+            std::env::var_os("SLUICE_REQUIRE_SERVICES").is_none(),
+            "the DuckDB Python package is required: python3 -m pip install duckdb"
+        );
+        eprintln!("SKIPPING the DuckDB reference: python3 -m pip install duckdb to run it");
+    }
+    let out = ok(&sluice(
+        dir.path(),
+        &[
+            "bench",
+            "sql",
+            "--records",
+            "3000",
+            "--partitions",
+            "3",
+            "--runs",
+            "1",
+            "--reference",
+            if duckdb { "duckdb" } else { "none" },
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let report: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["records"], 3000, "{report}");
+    assert!(report["sluice"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["tail"]["speedup_over_full_scan"].as_f64().unwrap() > 0.0, "{report}");
+    if duckdb {
+        assert!(report["duckdb"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(report["duckdb_seconds_over_sluice_seconds"].as_f64().is_some());
+    }
+}

@@ -4,6 +4,7 @@
 //! `log` drives the embedded log directly; `produce` and `consume` drive a broker through
 //! librdkafka, as a Kafka client sees it, and share the latency samples of `latency.rs`.
 //! `streams` runs sluice-streams jobs with the real runtime over records in the embedded log.
+//! `sql` runs a query through sluice-sql next to DuckDB on the same records.
 //! `batch_consume` holds the benchmarks' `unsafe` for librdkafka's batch consume API;
 //! `streams` has one more, `getrusage` for the process's CPU time.
 
@@ -14,6 +15,7 @@ mod log;
 mod produce;
 mod produce_batch;
 mod scratch;
+mod sql;
 mod streams;
 
 use clap::Subcommand;
@@ -33,6 +35,9 @@ pub enum BenchCommand {
     /// Run streams jobs (stateless filter+map, windowed count) with the real runtime over
     /// records preloaded into an embedded log; report records/s and records per core-second.
     Streams(streams::StreamsBenchArgs),
+    /// Scan + group-by over a JSON topic next to DuckDB on the same records as a JSON-lines
+    /// file, and the same query over the last 1% of the topic by `_timestamp`.
+    Sql(sql::SqlBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -42,5 +47,6 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Produce(args) => produce::run(&args),
         BenchCommand::Consume(args) => consume::run(&args),
         BenchCommand::Streams(args) => streams::run(&args),
+        BenchCommand::Sql(args) => sql::run(&args),
     }
 }

@@ -108,3 +108,18 @@ impl Drop for Scratch {
         }
     }
 }
+
+/// The median of `xs` (NaN when empty).
+pub(super) fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let upper = xs.get(n / 2).copied().unwrap_or(f64::NAN);
+    if n % 2 == 1 {
+        upper
+    } else {
+        (xs.get(n / 2 - 1).copied().unwrap_or(f64::NAN) + upper) / 2.0
+    }
+}
