@@ -166,6 +166,10 @@ fn quickstart_runs_and_reruns() {
     assert!(first.contains("30 page/window counts emitted"), "{first}");
     assert!(first.contains("window (UTC)"), "{first}");
     assert!(first.contains("--example pageviews"), "{first}");
+    // Then SQL over the same topic: the six pages, 2,000 views in all, and how to go on.
+    assert!(first.contains("table quickstart_pageviews"), "{first}");
+    assert!(first.contains("| /docs/sql "), "{first}");
+    assert!(first.contains("psql -h 127.0.0.1 -p 5433"), "{first}");
     assert!(
         dir.path()
             .join("sluice-data/topics/quickstart-pageviews")
@@ -538,10 +542,23 @@ fn bench_sql_reports_json_and_agrees_with_duckdb() {
     let report: serde_json::Value =
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(report["records"], 3000, "{report}");
-    assert!(report["sluice"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
-    assert!(report["tail"]["speedup_over_full_scan"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        report["sluice"]["seconds"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["tail"]["speedup_over_full_scan"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
     if duckdb {
-        assert!(report["duckdb"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
-        assert!(report["duckdb_seconds_over_sluice_seconds"].as_f64().is_some());
+        assert!(
+            report["duckdb"]["seconds"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(
+            report["duckdb_seconds_over_sluice_seconds"]
+                .as_f64()
+                .is_some()
+        );
     }
 }

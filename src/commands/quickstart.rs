@@ -1,7 +1,8 @@
 //! `sluice quickstart`: the README's first command. Creates a topic in a local data
 //! directory, produces sample page views to it, consumes them back, reports, then runs a
 //! streaming job on them (page views per page per 1-minute window, the `pageviews`
-//! example's job) and prints its results.
+//! example's job) and prints its results; last, declares the topic as a SQL table and
+//! queries it, and says how to open the SQL shell and connect psql.
 //!
 //! The sample views spread over [`SPAN_MS`] of event time starting at a minute boundary
 //! after every view already in the topic, so a rerun's windows are all new to the job
@@ -20,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use sluice_core::{
     ConsumerConfig, Log, NewTopic, ProducerConfig, ProducerRecord, Seek, TopicPartition,
 };
+use sluice_sql::SqlEngine;
+use sluice_sql::datafusion::arrow::util::pretty;
 use sluice_streams::prelude::*;
 
 use super::LogArgs;
@@ -184,18 +187,59 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
         anyhow::bail!("consumed {consumed} records but produced {}", args.records);
     }
     let job = run_job(&log, &dir, first_window, &expected);
+    let sql = job.and_then(|()| run_sql(&log));
     log.close()?;
-    job?;
+    sql?;
     let flag = format!("--data-dir {}", dir.display());
     println!("Run the job yourself (examples/pageviews.rs; Ctrl-C stops it):");
     println!(
         "  cargo run --release --example pageviews -- {flag} --input-topic {TOPIC} --output-topic my-pageview-counts"
     );
     println!("  cargo run --release -- consume my-pageview-counts --from-beginning {flag}");
+    println!("Ask the topic your own questions in SQL (the shell; `\\q` or Ctrl-D leaves it):");
+    println!("  cargo run --release -- sql {flag}");
+    println!("  cargo run --release -- sql {flag} -e 'SELECT * FROM {SQL_TABLE} LIMIT 5'");
+    println!(
+        "or serve it and connect psql: cargo run --release -- serve {flag}   then   psql -h 127.0.0.1 -p 5433"
+    );
     println!("Next:");
     println!("  cargo run --release -- topics describe {TOPIC} {flag}");
     println!("  cargo run --release -- consume {TOPIC} --from-beginning --max-records 5 {flag}");
     println!("  echo hello | cargo run --release -- produce {TOPIC} {flag}");
+    Ok(())
+}
+
+/// The SQL table the quickstart declares on [`TOPIC`].
+const SQL_TABLE: &str = "quickstart_pageviews";
+
+/// Declares [`TOPIC`] as the SQL table [`SQL_TABLE`] (once: the catalog keeps it) and
+/// prints which pages were viewed most, by how many users.
+fn run_sql(log: &Log) -> anyhow::Result<()> {
+    let create = format!(
+        r#"CREATE TABLE IF NOT EXISTS {SQL_TABLE} ("user" VARCHAR, page VARCHAR, ts BIGINT) WITH (topic = '{TOPIC}', format = 'json')"#
+    );
+    let query = format!(
+        r#"SELECT page, count(*) AS views, count(DISTINCT "user") AS users FROM {SQL_TABLE} GROUP BY page ORDER BY views DESC, page"#
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the SQL runtime")?;
+    let started = Instant::now();
+    let engine = SqlEngine::open(log.clone())?;
+    let out = runtime.block_on(async {
+        engine.execute(&create).await?;
+        engine.execute(&query).await
+    })?;
+    let batches = out.last().map(|o| o.batches.as_slice()).unwrap_or_default();
+    let table = pretty::pretty_format_batches(batches)?;
+    println!("SQL over the topic (table {SQL_TABLE}, every view in {TOPIC} so far):");
+    println!("  {query}");
+    for line in table.to_string().lines() {
+        println!("  {line}");
+    }
+    println!("  ({:.3} s)", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -31,7 +31,7 @@ use sluice_core::record::{ProducerStamp, Record, encode_batch};
 use sluice_core::{Compression, Log, NewTopic};
 use sluice_streams::Topology;
 
-use super::scratch::{Scratch, XorShift};
+use super::scratch::{Scratch, XorShift, median};
 use sluice_streams::prelude::*;
 
 /// Arguments of `sluice bench streams`.
@@ -357,15 +357,6 @@ fn process_cpu_seconds() -> anyhow::Result<f64> {
     let usage = unsafe { usage.assume_init() };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(secs(usage.ru_utime) + secs(usage.ru_stime))
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    match xs.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => xs[n / 2],
-        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
-    }
 }
 
 /// Medians of one job's runs.
