@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Kafka clients against a live `sluice serve`: kcat (librdkafka's command-line client) and
-# the Python confluent-kafka client, over a fresh data directory on a free loopback port.
+# Clients against a live `sluice serve`: kcat (librdkafka's command-line client) and the
+# Python confluent-kafka client on the Kafka port; psql and psycopg on the PostgreSQL
+# port; over a fresh data directory, on free loopback ports.
 #
 #   bash tests/clients/run.sh [path/to/sluice]    (default: $CARGO_TARGET_DIR/debug/sluice)
 #
-# Builds nothing. Needs kcat and python3 with confluent_kafka (.ci/run installs both).
+# Builds nothing. Needs kcat, psql, and python3 with confluent_kafka and psycopg (.ci/run
+# installs them).
 # Every client call runs under `timeout`, the broker is always stopped on exit, and the
 # last line is `clients: N passed, N failed`; the exit status is non-zero if any failed.
 set -euo pipefail
@@ -192,6 +194,43 @@ fi
 if [[ -z "$summary" || ($python_rc -ne 0 && ${py_failed:-0} -eq 0) ]]; then
     # No summary, or a failing exit without failed tests: crashed, timed out, or no tests.
     echo "FAIL  confluent-kafka suite did not complete (exit $python_rc)"
+    FAILED=$((FAILED + 1))
+fi
+
+PG_ADDR="$(sed -n 's/^sluice sql (PostgreSQL wire) on \([^ ]*\)$/\1/p' "$BROKER_LOG")"
+echo "== psql and psycopg against sluice serve's PostgreSQL endpoint on $PG_ADDR"
+psql_() {
+    timeout "$KCAT_TIMEOUT_S" psql -X -q -A -t -v ON_ERROR_STOP=1 \
+        -h "${PG_ADDR%:*}" -p "${PG_ADDR##*:}" -U sluice -d sluice "$@"
+}
+check_psql() {
+    # A topic made by kcat above, declared as a raw table and counted; then a table made
+    # and filled over the wire.
+    psql_ -c "CREATE TABLE kcat_lines (value VARCHAR) WITH (topic = 'from-offset', format = 'raw')" >/dev/null
+    [[ "$(psql_ -c "SELECT _key || '=' || value FROM kcat_lines ORDER BY _offset" | tr '\n' ' ')" == "k0=v0 k1=v1 k2=v2 k3=v3 k4=v4 " ]]
+    psql_ -c "CREATE TABLE psql_t (id BIGINT, name VARCHAR) WITH (topic = 'psql-t', format = 'json')" >/dev/null
+    psql_ -c "INSERT INTO psql_t VALUES (1, 'one'), (2, 'two')" >/dev/null
+    [[ "$(psql_ -c "SELECT name FROM psql_t ORDER BY id" | tr '\n' ' ')" == "one two " ]]
+    # An error is an error response with a SQLSTATE, and psql exits non-zero.
+    if psql_ -c "SELECT missing FROM psql_t" 2>"$WORK/psql.err"; then
+        return 1
+    fi
+    grep -q "ERROR" "$WORK/psql.err"
+}
+run_check "psql: raw and json tables, INSERT, errors" check_psql
+set +e
+timeout "$PYTHON_TIMEOUT_S" python3 tests/clients/test_psycopg.py --pg "$PG_ADDR" \
+    2>&1 | tee "$WORK/psycopg.log"
+psycopg_rc=${PIPESTATUS[0]}
+set -e
+pg_summary="$(sed -En 's/^psycopg: passed=([0-9]+) failed=([0-9]+)$/\1 \2/p' "$WORK/psycopg.log")"
+if [[ -n "$pg_summary" ]]; then
+    read -r pg_passed pg_failed <<<"$pg_summary"
+    PASSED=$((PASSED + pg_passed))
+    FAILED=$((FAILED + pg_failed))
+fi
+if [[ -z "$pg_summary" || ($psycopg_rc -ne 0 && ${pg_failed:-0} -eq 0) ]]; then
+    echo "FAIL  psycopg suite did not complete (exit $psycopg_rc)"
     FAILED=$((FAILED + 1))
 fi
 

@@ -131,6 +131,24 @@ fn param_types(plan: &LogicalPlan) -> PgWireResult<Vec<DataType>> {
         .collect())
 }
 
+/// The Arrow type of a parameter type a client declared in Parse, for the types `bind`
+/// decodes; `None` (decode as the plan's type) for the rest and for "unknown".
+fn declared_type(t: &Type) -> Option<DataType> {
+    Some(match *t {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::TEXT | Type::VARCHAR => DataType::Utf8,
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Millisecond, None),
+        _ => return None,
+    })
+}
+
 /// Parameter `index` (1 for `$1`) as a literal of its type.
 fn bind(
     index: usize,
@@ -222,7 +240,28 @@ impl ExtendedQueryHandler for QueryHandler {
                 for (i, ty) in prepared.params.iter().enumerate() {
                     let bytes = portal.parameters.get(i).and_then(|b| b.as_deref());
                     let format = portal.parameter_format.format_for(i);
-                    values.push(bind(i + 1, bytes, format, ty)?);
+                    // A client that declared the parameter's type (psycopg sends a small
+                    // Python int as int2, say) encoded it as that type: decode it so,
+                    // then cast to the type the plan wants.
+                    let declared = portal
+                        .statement
+                        .parameter_types
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .and_then(|t| declared_type(&t));
+                    let value = match declared {
+                        Some(wire) if wire != *ty => bind(i + 1, bytes, format, &wire)?
+                            .cast_to(ty)
+                            .map_err(|e| {
+                                pg_error(crate::Error::BadParameter {
+                                    index: i + 1,
+                                    reason: format!("a {wire} value as {ty}: {e}"),
+                                })
+                            })?,
+                        _ => bind(i + 1, bytes, format, ty)?,
+                    };
+                    values.push(value);
                 }
                 let plan = if values.is_empty() {
                     plan.clone()

@@ -1,0 +1,78 @@
+"""psycopg (the PostgreSQL driver for Python) against `sluice serve`'s PostgreSQL endpoint.
+
+    python3 tests/clients/test_psycopg.py --pg HOST:PORT
+
+Creates a topic table, inserts rows with bound parameters (the extended query protocol,
+as psycopg sends them), reads them back with a parameterised query, checks that a bad
+statement comes back as a PostgreSQL error with a SQLSTATE, and that the connection
+still works after it. Prints `psycopg: passed=N failed=N` last; exits non-zero on failure.
+"""
+
+import argparse
+import sys
+
+import psycopg
+
+passed = 0
+failed = 0
+
+
+def check(name, fn):
+    global passed, failed
+    try:
+        fn()
+        print(f"ok    psycopg: {name}")
+        passed += 1
+    except Exception as e:  # noqa: BLE001 - every failure is reported the same way
+        print(f"FAIL  psycopg: {name}: {e!r}")
+        failed += 1
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pg", required=True)
+    args = parser.parse_args()
+    host, port = args.pg.rsplit(":", 1)
+    conn = psycopg.connect(host=host, port=int(port), user="sluice", dbname="sluice", autocommit=True)
+
+    def create_and_insert():
+        conn.execute(
+            "CREATE TABLE py_orders (id BIGINT, customer VARCHAR, amount DOUBLE) "
+            "WITH (topic = 'py-orders', format = 'json')"
+        )
+        for i, (customer, amount) in enumerate([("ada", 9.5), ("bob", 0.5), ("ada", 2.0)]):
+            conn.execute("INSERT INTO py_orders VALUES (%s, %s, %s)", (i, customer, amount))
+
+    def query_with_parameters():
+        rows = conn.execute(
+            "SELECT customer, count(*) AS n, sum(amount) AS total FROM py_orders "
+            "WHERE amount > %s GROUP BY customer ORDER BY customer",
+            (0.1,),
+        ).fetchall()
+        assert rows == [("ada", 2, 11.5), ("bob", 1, 0.5)], rows
+
+    def metadata_columns():
+        rows = conn.execute("SELECT _partition, _offset FROM py_orders ORDER BY _offset").fetchall()
+        assert [r[1] for r in rows] == [0, 1, 2], rows
+
+    def errors_are_postgres_errors():
+        try:
+            conn.execute("SELECT nope FROM py_orders")
+        except psycopg.Error as e:
+            assert e.sqlstate, f"no SQLSTATE on {e!r}"
+        else:
+            raise AssertionError("a bad column was accepted")
+        # The connection is still usable.
+        assert conn.execute("SELECT count(*) FROM py_orders").fetchone() == (3,)
+
+    check("CREATE TABLE and INSERT with bound parameters", create_and_insert)
+    check("a parameterised aggregate returns typed rows", query_with_parameters)
+    check("metadata columns", metadata_columns)
+    check("a bad statement is a PostgreSQL error and the connection survives", errors_are_postgres_errors)
+    conn.close()
+    print(f"psycopg: passed={passed} failed={failed}")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
