@@ -2,56 +2,14 @@
 //! produce / consume commands, as a user runs them, against the embedded log and (with
 //! `--bootstrap`) against a `sluice serve` child, which must print the same.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn sluice(dir: &Path, args: &[&str]) -> Output {
-    sluice_with_stdin(dir, args, "")
-}
-
-fn sluice_with_stdin(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SLUICE_DATA_DIR")
-        .env_remove("SLUICE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sluice");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait for sluice")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "sluice failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn failed(out: &Output) -> String {
-    assert!(
-        !out.status.success(),
-        "expected failure, got success: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+mod common;
+use common::*;
 
 /// Runs commands against one backend: the embedded log in a directory, or a broker.
 struct Backend<'a> {

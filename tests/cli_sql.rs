@@ -3,61 +3,30 @@
 //! wiring (data directory, catalog across runs, printing) rather than SQL semantics,
 //! which sql/tests/slt/ pins.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn sluice(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env_remove("SLUICE_DATA_DIR")
-        .env_remove("SLUICE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sluice");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("wait for sluice")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "sluice failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+mod common;
+use common::*;
 
 #[test]
 fn sql_over_produced_records() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&sluice(
+    ok(&sluice_with_stdin(
         d,
         &["topics", "create", "orders", "--partitions", "2"],
         "",
     ));
-    ok(&sluice(
+    ok(&sluice_with_stdin(
         d,
         &["produce", "orders", "--key-separator", ":"],
         "ada:{\"id\": 1, \"amount\": 2.5}\nbea:{\"id\": 2, \"amount\": 4}\nada:{\"id\": 3, \"amount\": 1}\n",
     ));
     // The table made by one run is in the catalog for the next (default ./sluice-data).
-    let out = sluice(
+    let out = sluice_with_stdin(
         d,
         &[
             "sql",
@@ -69,7 +38,7 @@ fn sql_over_produced_records() {
     ok(&out);
     assert!(String::from_utf8_lossy(&out.stderr).contains("OK in"));
 
-    let out = sluice(
+    let out = sluice_with_stdin(
         d,
         &[
             "sql",
@@ -84,7 +53,7 @@ fn sql_over_produced_records() {
     assert!(table.contains("| bea  | 4.0   |"), "{table}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 rows in "));
 
-    let csv = ok(&sluice(
+    let csv = ok(&sluice_with_stdin(
         d,
         &[
             "sql",
@@ -102,7 +71,7 @@ fn sql_over_produced_records() {
         "INSERT INTO orders VALUES (4, 10);\n-- a comment\nSELECT count(*) AS n, max(id) AS top FROM orders;\n",
     )
     .unwrap();
-    let json = ok(&sluice(
+    let json = ok(&sluice_with_stdin(
         d,
         &["sql", "--format", "json", "-f", "report.sql"],
         "",
@@ -111,7 +80,7 @@ fn sql_over_produced_records() {
 
     // The shell on piped input: a statement over two lines, \d, an error that does not
     // end the session, and history written to $HOME.
-    let shell = ok(&sluice(
+    let shell = ok(&sluice_with_stdin(
         d,
         &["sql"],
         "SELECT id\n  FROM orders WHERE id = 4;\n\\d orders\nSELECT nope FROM orders;\nSELECT 7 AS seven;\n\\q\n",
@@ -121,7 +90,7 @@ fn sql_over_produced_records() {
     assert!(shell.contains("| 7     |"), "{shell}");
     assert!(d.join(".sluice_history").exists());
 
-    let out = sluice(d, &["sql", "-e", "SELECT * FROM missing"], "");
+    let out = sluice_with_stdin(d, &["sql", "-e", "SELECT * FROM missing"], "");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -147,7 +116,7 @@ impl Drop for Kill {
 fn serve_answers_sql_over_the_postgres_wire() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&sluice(
+    ok(&sluice_with_stdin(
         d,
         &[
             "sql",
