@@ -18,7 +18,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use sluice_core::record::Record;
 
 use super::cell::Cell;
-use super::csv;
+use super::{csv, json};
 use crate::catalog::table::header_fields;
 use crate::catalog::{ColumnType, Format, KeyFormat, OnError, TableDef};
 use crate::{Error, Result};
@@ -130,6 +130,8 @@ pub(crate) struct RowsBuilder {
     columns: Vec<ColumnBuilder>,
     /// The current record's converted cells, reused between records.
     cells: Vec<Cell>,
+    /// A `json` record's field per declared column, reused between records.
+    json_fields: Vec<Option<serde_json::Value>>,
     key: KeyBuilder,
     partition: Int32Builder,
     offset: Int64Builder,
@@ -165,6 +167,7 @@ impl RowsBuilder {
                 .map(|c| ColumnBuilder::new(c.ty))
                 .collect(),
             cells: Vec::with_capacity(table.columns.len()),
+            json_fields: Vec::new(),
             table,
             key,
             partition: Int32Builder::new(),
@@ -251,13 +254,22 @@ impl RowsBuilder {
             };
         match table.format {
             Format::Json => {
-                let parsed: serde_json::Value = serde_json::from_slice(value)
-                    .map_err(|e| Mismatch::Record(format!("value is not JSON: {e}")))?;
-                let serde_json::Value::Object(object) = parsed else {
-                    return Err(Mismatch::Record("value is not a JSON object".into()));
-                };
-                for (i, column) in table.columns.iter().enumerate() {
-                    let converted = match object.get(&column.name) {
+                let mut fields = std::mem::take(&mut self.json_fields);
+                let read = json::read_object(value, &table.columns, &mut fields);
+                let read = read.map_err(|e| match e {
+                    json::NotAnObject::NotJson(e) => {
+                        Mismatch::Record(format!("value is not JSON: {e}"))
+                    }
+                    json::NotAnObject::NotObject => {
+                        Mismatch::Record("value is not a JSON object".into())
+                    }
+                });
+                if let Err(e) = read {
+                    self.json_fields = fields;
+                    return Err(e);
+                }
+                for (i, (column, field)) in table.columns.iter().zip(&fields).enumerate() {
+                    let converted = match field {
                         None => Ok(Cell::Null),
                         Some(field) => Cell::from_json(column.ty, field),
                     };
@@ -265,6 +277,7 @@ impl RowsBuilder {
                         break;
                     }
                 }
+                self.json_fields = fields;
             }
             Format::Csv => {
                 let text = std::str::from_utf8(value)

@@ -7,3 +7,4 @@ pub(crate) mod cell;
 pub(crate) mod csv;
 pub(crate) mod decode;
 pub(crate) mod encode;
+pub(crate) mod json;
