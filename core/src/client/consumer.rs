@@ -10,7 +10,7 @@
 //! last stable offset and records of aborted transactions are dropped, exactly as the
 //! broker's read_committed Fetch decides (`Partition::stable_part`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -471,29 +471,19 @@ impl Consumer {
                 "commit needs a group id (ConsumerConfig::group)".into(),
             ));
         };
-        // Records still buffered were not handed out: commit the first of them instead.
-        let mut earliest_buffered: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for r in &self.buffer {
-            earliest_buffered
-                .entry((r.topic.clone(), r.partition))
-                .or_insert(r.offset);
+        // `position` counts records still buffered as not handed out, as a commit must.
+        let assigned: Vec<TopicPartition> = self.positions.keys().cloned().collect();
+        let mut offsets: Vec<(String, i32, i64)> = Vec::with_capacity(assigned.len());
+        for tp in assigned {
+            let at = self.position(&tp)?;
+            let unchanged = self
+                .log
+                .committed_offset(&group, &tp.topic, tp.partition)
+                .is_some_and(|c| c.offset == at);
+            if !unchanged {
+                offsets.push((tp.topic, tp.partition, at));
+            }
         }
-        let offsets: Vec<(String, i32, i64)> = self
-            .positions
-            .iter()
-            .map(|(tp, p)| {
-                let at = earliest_buffered
-                    .get(&(tp.topic.clone(), tp.partition))
-                    .copied()
-                    .unwrap_or(*p);
-                (tp.topic.clone(), tp.partition, at)
-            })
-            .filter(|(t, p, o)| {
-                self.log
-                    .committed_offset(&group, t, *p)
-                    .is_none_or(|c| c.offset != *o)
-            })
-            .collect();
         self.log.commit_offsets(&group, &offsets)?;
         self.last_commit = Instant::now();
         Ok(())
