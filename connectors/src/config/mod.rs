@@ -1,0 +1,544 @@
+//! Pipeline files: TOML naming a pipeline's sources, sinks and their transforms.
+//!
+//! ```toml
+//! [pipeline]
+//! name = "orders"              # default: the file's stem
+//! on_error = "dead_letter"     # fail (default) | skip | dead_letter
+//!
+//! [[source]]
+//! name = "orders-csv"
+//! type = "file"
+//! path = "orders/*.csv"        # relative paths start at the pipeline file's folder
+//! format = "csv"
+//! topic = "orders"
+//! key = ["order_id"]
+//!
+//! [[source.transform]]
+//! type = "cast"
+//! fields = { amount = "DOUBLE" }
+//!
+//! [[sink]]
+//! name = "warehouse"
+//! type = "postgres"
+//! topics = ["orders"]
+//! url = "postgres://postgres:${PG_PASSWORD:-}@127.0.0.1/test"
+//! table = "orders"
+//! mode = "upsert"
+//! ```
+//!
+//! Loading reports every problem at once, each with the line it came from: the runtime's
+//! own keys are checked here, each connector's and transform's keys by its factory.
+//! `${NAME}` in strings is replaced from the environment ([`env`]).
+
+pub mod env;
+mod settings;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use settings::Settings;
+pub(crate) use settings::SourceText;
+
+use crate::error::{Error, Result};
+
+/// What to do with a record that cannot be read, converted or written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Stop the pipeline, naming the record's position (the default).
+    #[default]
+    Fail,
+    /// Count it and go on.
+    Skip,
+    /// Write it, with the error and its position in headers, to the dead-letter topic.
+    DeadLetter,
+}
+
+/// The `[pipeline]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// The pipeline's name: positions, consumer groups and the dead-letter topic are named
+    /// after it. Default: the file's stem.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Bad-record policy for every connector that does not set its own.
+    #[serde(default)]
+    pub on_error: OnError,
+    /// The dead-letter topic. Default: `<name>.dead-letter`.
+    #[serde(default)]
+    pub dead_letter_topic: Option<String>,
+    /// How often sinks commit, in milliseconds (default 5000).
+    #[serde(default = "default_commit_interval_ms")]
+    pub commit_interval_ms: u64,
+}
+
+fn default_commit_interval_ms() -> u64 {
+    5_000
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            name: None,
+            on_error: OnError::Fail,
+            dead_letter_topic: None,
+            commit_interval_ms: default_commit_interval_ms(),
+        }
+    }
+}
+
+/// A string or a list of strings (`key = "id"` or `key = ["a", "b"]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    /// One.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+    /// Not given.
+    #[default]
+    #[serde(skip)]
+    None,
+}
+
+impl OneOrMany {
+    /// As a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+            OneOrMany::None => Vec::new(),
+        }
+    }
+}
+
+/// The keys every source has, handled by the runtime.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceCommon {
+    /// Its name (unique among the pipeline's sources and sinks).
+    pub name: String,
+    /// Which connector (`file`, `parquet`, `postgres`, `mysql`, `sqlite`, `stdin`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The topic written; `{stream}` is replaced by the batch's stream (a table's name).
+    pub topic: String,
+    /// Fields forming the record key (default: the source's, e.g. a primary key).
+    #[serde(default)]
+    pub key: OneOrMany,
+    /// How record values are encoded in the topic: json (default), csv, avro, raw.
+    #[serde(default = "default_value_format")]
+    pub value_format: String,
+    /// Partitions of the topic if the pipeline creates it (default 1).
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// A field holding the record's timestamp (TIMESTAMP, DATE or epoch milliseconds);
+    /// default: the time it was read.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+    /// Rows per poll (default 10 000).
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// Bad-record policy (default: the pipeline's).
+    #[serde(default)]
+    pub on_error: Option<OnError>,
+}
+
+/// The keys every sink has, handled by the runtime.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SinkCommon {
+    /// Its name (unique among the pipeline's sources and sinks).
+    pub name: String,
+    /// Which connector (`file`, `parquet`, `postgres`, `mysql`, `sqlite`, `stdout`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The topics read (`topic` is accepted for one).
+    #[serde(default, alias = "topic")]
+    pub topics: OneOrMany,
+    /// How record values are encoded: json (default), csv, avro, raw.
+    #[serde(default)]
+    pub value_format: Option<String>,
+    /// The columns of the records (`id BIGINT, name VARCHAR`); default: the topic's schema
+    /// entry, left by the source that wrote it, else inferred from the first records (JSON).
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Fields forming the key: what upserts match and tombstones name (default: the
+    /// topic's schema entry).
+    #[serde(default)]
+    pub key: OneOrMany,
+    /// The consumer group (default `sluice-connect.<pipeline>.<sink>`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Where to start without committed offsets: earliest (default) or latest.
+    #[serde(default = "default_start")]
+    pub start: String,
+    /// Records per write (default 10 000).
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// Bad-record policy (default: the pipeline's).
+    #[serde(default)]
+    pub on_error: Option<OnError>,
+}
+
+fn default_value_format() -> String {
+    "json".into()
+}
+fn default_partitions() -> i32 {
+    1
+}
+fn default_batch_rows() -> usize {
+    10_000
+}
+fn default_start() -> String {
+    "earliest".into()
+}
+
+/// Keys of [`SourceCommon`] and [`SinkCommon`] and the transform list: taken out of a
+/// section before its connector sees it.
+const SOURCE_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "topic",
+    "key",
+    "value_format",
+    "partitions",
+    "timestamp",
+    "batch_rows",
+    "on_error",
+    "transform",
+];
+const SINK_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "topics",
+    "topic",
+    "value_format",
+    "schema",
+    "key",
+    "group",
+    "start",
+    "batch_rows",
+    "on_error",
+    "transform",
+];
+
+/// A source of the file: the runtime's keys, its transforms and its connector's settings.
+#[derive(Debug, Clone)]
+pub struct SourceSection {
+    /// The runtime's keys.
+    pub common: SourceCommon,
+    /// Transforms applied to its rows, in order.
+    pub transforms: Vec<Settings>,
+    /// The connector's keys.
+    pub settings: Settings,
+}
+
+/// A sink of the file.
+#[derive(Debug, Clone)]
+pub struct SinkSection {
+    /// The runtime's keys.
+    pub common: SinkCommon,
+    /// Transforms applied to its rows, in order.
+    pub transforms: Vec<Settings>,
+    /// The connector's keys.
+    pub settings: Settings,
+}
+
+/// A parsed pipeline file.
+#[derive(Debug, Clone)]
+pub struct PipelineFile {
+    /// The `[pipeline]` table, its name filled in.
+    pub pipeline: PipelineSettings,
+    /// The pipeline's name.
+    pub name: String,
+    /// Sources in file order.
+    pub sources: Vec<SourceSection>,
+    /// Sinks in file order.
+    pub sinks: Vec<SinkSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    pipeline: Option<Spanned<toml::Table>>,
+    #[serde(default)]
+    source: Vec<Spanned<toml::Table>>,
+    #[serde(default)]
+    sink: Vec<Spanned<toml::Table>>,
+}
+
+impl PipelineFile {
+    /// Reads and parses a pipeline file, substituting `${NAME}` from the environment.
+    pub fn load(path: &Path) -> Result<PipelineFile> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        PipelineFile::parse(&path.display().to_string(), &text, &|name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// Parses pipeline-file text; `origin` names it in errors. Every problem found is
+    /// reported, one per line of the error.
+    pub fn parse(
+        origin: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PipelineFile> {
+        let shared = Arc::new(SourceText {
+            path: origin.to_string(),
+            text: text.to_string(),
+        });
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| shared.line_at(s.start)).unwrap_or(1);
+            Error::config(format!("{origin}:{line}: {}", e.message().trim()))
+        })?;
+        let mut problems = Vec::new();
+
+        let stem = Path::new(origin)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "pipeline".into());
+        let pipeline = match raw.pipeline {
+            Some(table) => {
+                let span = table.span();
+                let mut value = toml::Value::Table(table.into_inner());
+                env::substitute_value(&mut value, env, &mut problems);
+                let settings = Settings::new(
+                    stem.clone(),
+                    "pipeline".into(),
+                    value.as_table().cloned().unwrap_or_default(),
+                    shared.clone(),
+                    span,
+                );
+                match settings.parse::<PipelineSettings>() {
+                    Ok(p) => p,
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        PipelineSettings::default()
+                    }
+                }
+            }
+            None => PipelineSettings::default(),
+        };
+        let name = pipeline.name.clone().unwrap_or(stem);
+
+        let mut sources = Vec::new();
+        for (i, table) in raw.source.into_iter().enumerate() {
+            if let Some(section) = section::<SourceCommon>(
+                table,
+                "source",
+                i,
+                SOURCE_KEYS,
+                &shared,
+                env,
+                &mut problems,
+            ) {
+                let (common, transforms, settings) = section;
+                if common.partitions < 1 {
+                    problems.push(
+                        settings.problem(Some("partitions"), "partitions must be at least 1"),
+                    );
+                }
+                if common.batch_rows == 0 {
+                    problems.push(
+                        settings.problem(Some("batch_rows"), "batch_rows must be at least 1"),
+                    );
+                }
+                check_format(&settings, &common.value_format, &mut problems);
+                sources.push(SourceSection {
+                    common,
+                    transforms,
+                    settings,
+                });
+            }
+        }
+        let mut sinks = Vec::new();
+        for (i, table) in raw.sink.into_iter().enumerate() {
+            if let Some((common, transforms, settings)) =
+                section::<SinkCommon>(table, "sink", i, SINK_KEYS, &shared, env, &mut problems)
+            {
+                if common.topics.to_vec().is_empty() {
+                    problems.push(
+                        settings.problem(None, "name the topics it reads: topics = [\"orders\"]"),
+                    );
+                }
+                if !matches!(common.start.as_str(), "earliest" | "latest") {
+                    problems
+                        .push(settings.problem(Some("start"), "start is `earliest` or `latest`"));
+                }
+                if let Some(format) = &common.value_format {
+                    check_format(&settings, format, &mut problems);
+                }
+                if let Some(schema) = &common.schema
+                    && let Err(e) = crate::schema::parse_schema(schema)
+                {
+                    problems.push(settings.problem(Some("schema"), e));
+                }
+                sinks.push(SinkSection {
+                    common,
+                    transforms,
+                    settings,
+                });
+            }
+        }
+        if sources.is_empty() && sinks.is_empty() && problems.is_empty() {
+            problems.push(format!(
+                "{origin}: the pipeline has no [[source]] and no [[sink]]: add at least one"
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for settings in sources
+            .iter()
+            .map(|s| &s.settings)
+            .chain(sinks.iter().map(|s| &s.settings))
+        {
+            if !names.insert(settings.name.clone()) {
+                problems
+                    .push(settings.problem(Some("name"), "another source or sink has this name"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::config(problems.join("\n")));
+        }
+        Ok(PipelineFile {
+            pipeline,
+            name,
+            sources,
+            sinks,
+        })
+    }
+
+    /// The dead-letter topic.
+    pub fn dead_letter_topic(&self) -> String {
+        self.pipeline
+            .dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| format!("{}.dead-letter", self.name))
+    }
+
+    /// How often sinks commit.
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.pipeline.commit_interval_ms.max(1))
+    }
+}
+
+/// Splits one `[[source]]` / `[[sink]]` table into the runtime's keys, its transforms and
+/// the connector's keys; problems are collected, `None` if the runtime's keys are unusable.
+fn section<C: serde::de::DeserializeOwned>(
+    table: Spanned<toml::Table>,
+    what: &str,
+    index: usize,
+    common_keys: &[&str],
+    text: &Arc<SourceText>,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<(C, Vec<Settings>, Settings)> {
+    let span = table.span();
+    let mut value = toml::Value::Table(table.into_inner());
+    let before = problems.len();
+    env::substitute_value(&mut value, env, problems);
+    let full = value.as_table().cloned().unwrap_or_default();
+    let name = full
+        .get("name")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{what} #{}", index + 1));
+    let kind = full
+        .get("type")
+        .and_then(|v| v.as_str())
+        .unwrap_or(what)
+        .to_string();
+    let whole = Settings::new(
+        name.clone(),
+        what.into(),
+        full.clone(),
+        text.clone(),
+        span.clone(),
+    );
+    for problem in problems.iter_mut().skip(before) {
+        *problem = whole.problem(None, &*problem);
+    }
+
+    let common_table: toml::Table = full
+        .iter()
+        .filter(|(k, _)| common_keys.contains(&k.as_str()) && *k != "transform")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let common = match Settings::new(
+        name.clone(),
+        what.into(),
+        common_table,
+        text.clone(),
+        span.clone(),
+    )
+    .parse::<C>()
+    {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problems.push(e.to_string());
+            None
+        }
+    };
+
+    let mut transforms = Vec::new();
+    match full.get("transform") {
+        None => {}
+        Some(toml::Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let Some(t) = item.as_table() else {
+                    problems.push(whole.problem(
+                        Some("transform"),
+                        "each transform is a table: [[source.transform]]",
+                    ));
+                    continue;
+                };
+                let kind = match t.get("type").and_then(|v| v.as_str()) {
+                    Some(kind) => kind.to_string(),
+                    None => {
+                        problems.push(
+                            whole.problem(None, format!("transform #{} has no `type`", i + 1)),
+                        );
+                        continue;
+                    }
+                };
+                let mut own = t.clone();
+                own.remove("type");
+                // Transforms lie inside the section's span; their own lines are found by key.
+                transforms.push(Settings::new(
+                    format!("{name} transform #{}", i + 1),
+                    kind,
+                    own,
+                    text.clone(),
+                    span.clone(),
+                ));
+            }
+        }
+        Some(_) => problems.push(whole.problem(
+            Some("transform"),
+            "write transforms as [[source.transform]] tables",
+        )),
+    }
+
+    let own: toml::Table = full
+        .into_iter()
+        .filter(|(k, _)| !common_keys.contains(&k.as_str()))
+        .collect();
+    let settings = Settings::new(name, kind, own, text.clone(), span);
+    common.map(|c| (c, transforms, settings))
+}
+
+fn check_format(settings: &Settings, format: &str, problems: &mut Vec<String>) {
+    if !crate::convert::FORMATS.contains(&format) {
+        problems.push(settings.problem(
+            Some("value_format"),
+            format!(
+                "unknown value_format `{format}`: use {}",
+                crate::convert::FORMATS.join(", ")
+            ),
+        ));
+    }
+}
