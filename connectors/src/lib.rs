@@ -15,7 +15,7 @@
 //! - [`source`], [`sink`]: the traits a connector implements; [`batch`]: what they pass.
 //! - [`convert`]: rows to record values and back; [`schema`]: types by SQL name and the
 //!   topic schema entries sources leave for sinks.
-//! - `transform`: rename, drop, insert, cast, filter, route, mask, flatten, timestamp.
+//! - [`transform`]: rename, drop, insert, cast, filter, route, mask, flatten, timestamp.
 //! - `runtime`: running a pipeline, positions, dead letters, progress and status.
 //! - one module per system: `file`, `parquet`, `postgres`, `mysql`, `sqlite`, `stdio`.
 
@@ -29,6 +29,7 @@ pub mod registry;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod transform;
 
 pub use batch::{Offsets, Poll, Position, Reject, SinkBatch, SinkOp, SourceBatch};
 pub use config::{OnError, PipelineFile, Settings};
