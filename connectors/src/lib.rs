@@ -16,7 +16,7 @@
 //! - [`convert`]: rows to record values and back; [`schema`]: types by SQL name and the
 //!   topic schema entries sources leave for sinks.
 //! - [`transform`]: rename, drop, insert, cast, filter, route, mask, flatten, timestamp.
-//! - `runtime`: running a pipeline, positions, dead letters, progress and status.
+//! - [`runtime`]: running a pipeline, positions, dead letters, progress and status.
 //! - one module per system: `file`, `parquet`, `postgres`, `mysql`, `sqlite`, `stdio`.
 
 #![deny(clippy::unwrap_used)]
@@ -26,6 +26,7 @@ pub mod config;
 pub mod convert;
 mod error;
 pub mod registry;
+pub mod runtime;
 pub mod schema;
 pub mod sink;
 pub mod source;

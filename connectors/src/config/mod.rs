@@ -75,6 +75,14 @@ pub struct PipelineSettings {
     /// How often sinks commit, in milliseconds (default 5000).
     #[serde(default = "default_commit_interval_ms")]
     pub commit_interval_ms: u64,
+    /// How long a connector keeps retrying an outside failure (a database down, a disk
+    /// full) before the pipeline fails, in milliseconds (default 300000).
+    #[serde(default = "default_retry_timeout_ms")]
+    pub retry_timeout_ms: u64,
+}
+
+fn default_retry_timeout_ms() -> u64 {
+    300_000
 }
 
 fn default_commit_interval_ms() -> u64 {
@@ -88,6 +96,7 @@ impl Default for PipelineSettings {
             on_error: OnError::Fail,
             dead_letter_topic: None,
             commit_interval_ms: default_commit_interval_ms(),
+            retry_timeout_ms: default_retry_timeout_ms(),
         }
     }
 }
@@ -418,6 +427,11 @@ impl PipelineFile {
             .dead_letter_topic
             .clone()
             .unwrap_or_else(|| format!("{}.dead-letter", self.name))
+    }
+
+    /// How long outside failures are retried.
+    pub fn retry_timeout(&self) -> Duration {
+        Duration::from_millis(self.pipeline.retry_timeout_ms)
     }
 
     /// How often sinks commit.

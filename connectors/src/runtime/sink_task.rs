@@ -1,0 +1,459 @@
+//! Running one sink: consume its topics (read_committed), decode and transform the
+//! records, hand them to the sink, and every commit interval ask the sink to commit; only
+//! offsets the sink accepted are committed to the consumer group.
+//!
+//! Where it starts: the offsets the sink stored with its data (exactly-once sinks), else
+//! the group's committed offsets, else `start` (earliest or latest). After an outside
+//! failure it waits, reopens the sink and rewinds to those offsets again, so what was
+//! written but not committed is written again (at-least-once) or was rolled back with the
+//! target's transaction (exactly-once).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use sluice_core::{
+    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Log, NewTopic, ProducerConfig, Seek,
+    TopicPartition,
+};
+use tokio::sync::watch;
+
+use super::dead_letter;
+use super::retry::{self, Backoff};
+use super::stats::{ConnectorStats, State};
+use super::store::read_schema_entry;
+use crate::batch::{Offsets, Reject, SinkBatch, SinkOp};
+use crate::config::{OnError, SinkSection};
+use crate::convert::Converter;
+use crate::error::{Error, Result};
+use crate::schema::{format_schema, parse_schema};
+use crate::sink::{Sink, SinkContext};
+use crate::transform::Chain;
+
+/// How long one poll of the topics waits for records.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+/// Records inferred from when the schema is neither declared nor in a schema entry.
+const INFER_RECORDS: usize = 1_000;
+
+pub(crate) struct SinkTask {
+    pub(crate) pipeline: String,
+    pub(crate) section: SinkSection,
+    pub(crate) sink: Box<dyn Sink>,
+    pub(crate) chain: Chain,
+    pub(crate) on_error: OnError,
+    pub(crate) dead_letter_topic: String,
+    pub(crate) retry_timeout: Duration,
+    pub(crate) commit_interval: Duration,
+    pub(crate) stats: Arc<ConnectorStats>,
+}
+
+/// How the topics' records are decoded.
+struct Decoding {
+    value: Converter,
+    /// The key fields and the converter of keys (tombstones' keys become delete rows).
+    key: Option<Converter>,
+}
+
+impl SinkTask {
+    fn name(&self) -> &str {
+        &self.section.common.name
+    }
+
+    fn group(&self) -> String {
+        self.section
+            .common
+            .group
+            .clone()
+            .unwrap_or_else(|| format!("sluice-connect.{}.{}", self.pipeline, self.name()))
+    }
+
+    /// Runs until `stop` turns true, or until `drained` is set and every assigned partition
+    /// is consumed to its end (then it commits, closing, and returns).
+    pub(crate) async fn run(
+        mut self,
+        log: Log,
+        mut stop: watch::Receiver<bool>,
+        drained: Arc<AtomicBool>,
+    ) -> Result<()> {
+        let topics = self.section.common.topics.to_vec();
+        let mut partitions = Vec::new();
+        for topic in &topics {
+            let count = log.partition_count(topic).map_err(|_| {
+                Error::config(format!(
+                    "sink \"{}\": topic `{topic}` does not exist; create it (sluice topics create {topic}) or add the source that writes it",
+                    self.name()
+                ))
+            })?;
+            partitions.extend((0..count).map(|p| TopicPartition::new(topic.clone(), p)));
+        }
+
+        // The schema: declared, else the topic's schema entry, else inferred from records.
+        let (schema, format, key_fields) = loop {
+            if let Some(found) = self.resolve_schema(&log, &topics)? {
+                break found;
+            }
+            if drained.load(Ordering::Relaxed) && self.caught_up_empty(&log, &partitions) {
+                // Nothing was ever written: nothing to do.
+                self.stats.set(State::Done);
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.changed() => return Ok(()),
+            }
+        };
+        let decoding = self.decoding(&schema, &format, &key_fields)?;
+        let context = SinkContext {
+            pipeline: self.pipeline.clone(),
+            sink: self.name().to_string(),
+            schema: self.chain.schema(&schema)?,
+            key: key_fields.clone(),
+        };
+
+        let mut backoff = Backoff::new(self.retry_timeout);
+        let group = self.group();
+        'open: loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let stored = match self.sink.open(&context).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                    continue 'open;
+                }
+            };
+            let mut consumer = self.consumer(&log, &partitions, stored.as_ref(), &group)?;
+            self.stats.set(State::Running);
+            let mut pending: Offsets = Offsets::new();
+            let mut last_commit = Instant::now();
+            let mut uncommitted = 0usize;
+            loop {
+                let stopping = *stop.borrow();
+                let lag = tokio::task::block_in_place(|| lag(&log, &mut consumer, &partitions));
+                self.stats.lag.store(lag, Ordering::Relaxed);
+                let finishing = stopping || (drained.load(Ordering::Relaxed) && lag == 0);
+                let due = last_commit.elapsed() >= self.commit_interval;
+                if finishing || (due && uncommitted > 0) {
+                    match self.sink.commit(&pending, finishing).await {
+                        Ok(true) => {
+                            if !pending.is_empty() {
+                                let offsets: Vec<(String, i32, i64)> = pending
+                                    .iter()
+                                    .map(|((t, p), o)| (t.clone(), *p, *o))
+                                    .collect();
+                                log.commit_offsets(&group, &offsets)?;
+                            }
+                            uncommitted = 0;
+                            last_commit = Instant::now();
+                            backoff.reset();
+                        }
+                        Ok(false) => last_commit = Instant::now(),
+                        Err(e) => {
+                            retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                            continue 'open;
+                        }
+                    }
+                    if finishing {
+                        if !stopping {
+                            self.stats.set(State::Done);
+                        }
+                        return Ok(());
+                    }
+                }
+                let records = tokio::task::block_in_place(|| consumer.poll(POLL_WAIT))?;
+                if records.is_empty() {
+                    tokio::select! {
+                        _ = tokio::task::yield_now() => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
+                for record in &records {
+                    pending.insert((record.topic.clone(), record.partition), record.offset + 1);
+                }
+                let rows = records.len();
+                let batches = self.decode(&log, &decoding, records)?;
+                for batch in batches {
+                    if let Err(e) = self.sink.write(batch).await {
+                        retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                        continue 'open;
+                    }
+                }
+                uncommitted += rows;
+            }
+        }
+    }
+
+    /// A consumer of the partitions, positioned at the sink's stored offsets, else the
+    /// group's, else `start`.
+    fn consumer(
+        &self,
+        log: &Log,
+        partitions: &[TopicPartition],
+        stored: Option<&Offsets>,
+        group: &str,
+    ) -> Result<Consumer> {
+        let mut consumer = log.consumer(
+            ConsumerConfig::default()
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .max_poll_records(self.section.common.batch_rows.max(1)),
+        );
+        consumer.assign(partitions.to_vec())?;
+        for tp in partitions {
+            let from_sink = stored.and_then(|s| s.get(&(tp.topic.clone(), tp.partition)).copied());
+            let from_group = || {
+                log.committed_offset(group, &tp.topic, tp.partition)
+                    .map(|c| c.offset)
+            };
+            let seek = match from_sink.or_else(from_group) {
+                Some(offset) => Seek::Offset(offset),
+                None if self.section.common.start == "latest" => Seek::End,
+                None => Seek::Beginning,
+            };
+            consumer.seek(tp, seek)?;
+        }
+        Ok(consumer)
+    }
+
+    /// The declared schema, or the first topic's schema entry; with the format and key.
+    fn resolve_schema(
+        &self,
+        log: &Log,
+        topics: &[String],
+    ) -> Result<Option<(SchemaRef, String, Vec<String>)>> {
+        let common = &self.section.common;
+        let declared_key = common.key.to_vec();
+        let entry = match topics.first() {
+            Some(topic) => read_schema_entry(log, topic)?,
+            None => None,
+        };
+        let format = common
+            .value_format
+            .clone()
+            .or_else(|| entry.as_ref().map(|e| e.format.clone()))
+            .unwrap_or_else(|| "json".into());
+        let key = if declared_key.is_empty() {
+            entry.as_ref().map(|e| e.key.clone()).unwrap_or_default()
+        } else {
+            declared_key
+        };
+        if let Some(columns) = &common.schema {
+            return Ok(Some((parse_schema(columns)?, format, key)));
+        }
+        if let Some(entry) = &entry {
+            return Ok(Some((entry.schema()?, format, key)));
+        }
+        if format != "json" {
+            return Err(Error::config(format!(
+                "sink \"{}\": records in {format} carry no field names: declare schema = \"...\" (the topic has no schema entry from a Sluice source)",
+                self.name()
+            )));
+        }
+        self.infer(log, topics).map(|s| s.map(|s| (s, format, key)))
+    }
+
+    /// Infers a schema from the first JSON records of the topics; `None` while they are
+    /// empty.
+    fn infer(&self, log: &Log, topics: &[String]) -> Result<Option<SchemaRef>> {
+        let mut values: Vec<serde_json::Value> = Vec::new();
+        for topic in topics {
+            let count = log.partition_count(topic)?;
+            for p in 0..count {
+                let mut consumer = log.consumer(
+                    ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted),
+                );
+                let tp = TopicPartition::new(topic.clone(), p);
+                consumer.assign(vec![tp.clone()])?;
+                consumer.seek(&tp, Seek::Beginning)?;
+                for record in consumer.poll(Duration::from_millis(50))? {
+                    if let Some(v) = record.value.and_then(|v| serde_json::from_slice(&v).ok()) {
+                        values.push(v);
+                    }
+                    if values.len() >= INFER_RECORDS {
+                        break;
+                    }
+                }
+            }
+        }
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let schema = arrow::json::reader::infer_json_schema_from_iterator(values.iter().map(Ok))?;
+        // Inference gives Int64/Float64/Utf8/Boolean and nested types: what JSON holds.
+        Ok(Some(Arc::new(schema)))
+    }
+
+    fn caught_up_empty(&self, log: &Log, partitions: &[TopicPartition]) -> bool {
+        partitions.iter().all(|tp| {
+            log.partition(&tp.topic, tp.partition)
+                .map(|p| p.last_stable_offset() <= p.log_start_offset())
+                .unwrap_or(true)
+        })
+    }
+
+    fn decoding(
+        &self,
+        schema: &SchemaRef,
+        format: &str,
+        key_fields: &[String],
+    ) -> Result<Decoding> {
+        let value = Converter::new(format, schema.clone())?;
+        let key = if key_fields.is_empty() {
+            None
+        } else {
+            let indices = key_fields
+                .iter()
+                .map(|k| {
+                    schema.index_of(k).map_err(|_| {
+                        Error::config(format!(
+                            "sink \"{}\": key field `{k}` is not a column ({})",
+                            self.name(),
+                            format_schema(schema)
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Some(Converter::new(format, Arc::new(schema.project(&indices)?))?)
+        };
+        Ok(Decoding { value, key })
+    }
+
+    /// Records to sink batches, one per topic, as runs of upserts and deletes in offset
+    /// order; bad records go to `on_error`.
+    fn decode(
+        &self,
+        log: &Log,
+        decoding: &Decoding,
+        records: Vec<ConsumerRecord>,
+    ) -> Result<Vec<SinkBatch>> {
+        let mut by_topic: BTreeMap<String, Vec<ConsumerRecord>> = BTreeMap::new();
+        for record in records {
+            by_topic
+                .entry(record.topic.clone())
+                .or_default()
+                .push(record);
+        }
+        let mut batches = Vec::new();
+        let mut bad: Vec<(Reject, Option<Vec<u8>>)> = Vec::new();
+        for (topic, records) in by_topic {
+            let bytes: u64 = records
+                .iter()
+                .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+                .sum();
+            let mut ops = Vec::new();
+            let mut start = 0;
+            while start < records.len() {
+                let deleting = records[start].value.is_none();
+                let end = records[start..]
+                    .iter()
+                    .position(|r| r.value.is_none() != deleting)
+                    .map_or(records.len(), |n| start + n);
+                let run = &records[start..end];
+                start = end;
+                if deleting {
+                    let Some(key) = &decoding.key else {
+                        // Without key fields a tombstone names nothing to delete.
+                        continue;
+                    };
+                    let keys: Vec<&[u8]> = run.iter().filter_map(|r| r.key.as_deref()).collect();
+                    let (rows, failed) = key.decode_lenient(&keys);
+                    for (i, error) in failed {
+                        bad.push((
+                            reject(&run[i], format!("tombstone key: {error}")),
+                            run[i].key.as_ref().map(|k| k.to_vec()),
+                        ));
+                    }
+                    let rows = rows?;
+                    if rows.num_rows() > 0 {
+                        ops.push(SinkOp::Delete(rows));
+                    }
+                } else {
+                    let values: Vec<&[u8]> =
+                        run.iter().filter_map(|r| r.value.as_deref()).collect();
+                    let (rows, failed) = decoding.value.decode_lenient(&values);
+                    let failed_set: std::collections::HashSet<usize> =
+                        failed.iter().map(|(i, _)| *i).collect();
+                    for (i, error) in failed {
+                        bad.push((
+                            reject(&run[i], error),
+                            run[i].key.as_ref().map(|k| k.to_vec()),
+                        ));
+                    }
+                    let rows = rows?;
+                    // Rows of the decoded batch, by record (skipping the failed ones).
+                    let survivors: Vec<&ConsumerRecord> = run
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !failed_set.contains(i))
+                        .map(|(_, r)| r)
+                        .collect();
+                    let out = self.chain.apply(rows)?;
+                    for (row, error) in out.rejected {
+                        if let Some(record) = survivors.get(row) {
+                            bad.push((
+                                reject(record, error),
+                                record.key.as_ref().map(|k| k.to_vec()),
+                            ));
+                        }
+                    }
+                    for (_, rows) in out.routed {
+                        if rows.num_rows() > 0 {
+                            ops.push(SinkOp::Upsert(rows));
+                        }
+                    }
+                }
+            }
+            self.stats.add(
+                ops.iter().map(|op| op.rows().num_rows()).sum(),
+                bytes as usize,
+            );
+            batches.push(SinkBatch { topic, ops, bytes });
+        }
+        let dead = dead_letter::handle(
+            self.on_error,
+            bad,
+            &self.dead_letter_topic,
+            &self.pipeline,
+            self.name(),
+            &self.stats,
+        )?;
+        if !dead.is_empty() {
+            log.ensure_topic(NewTopic::new(self.dead_letter_topic.clone(), 1))?;
+            let producer = log.producer(ProducerConfig::default())?;
+            producer.send_all(dead)?;
+            // Durable before the offsets that skip the bad records can be committed.
+            producer.flush()?;
+        }
+        Ok(batches)
+    }
+}
+
+fn reject(record: &ConsumerRecord, error: String) -> Reject {
+    Reject {
+        position: format!("{}/{}@{}", record.topic, record.partition, record.offset),
+        bytes: record
+            .value
+            .as_ref()
+            .map(|v| v.to_vec())
+            .unwrap_or_default(),
+        error,
+    }
+}
+
+/// Records of the partitions beyond the consumer's positions (read_committed ends).
+fn lag(log: &Log, consumer: &mut Consumer, partitions: &[TopicPartition]) -> i64 {
+    partitions
+        .iter()
+        .map(|tp| {
+            let end = log
+                .partition(&tp.topic, tp.partition)
+                .map(|p| p.last_stable_offset())
+                .unwrap_or(0);
+            let at = consumer.position(tp).unwrap_or(end);
+            (end - at).max(0)
+        })
+        .sum()
+}

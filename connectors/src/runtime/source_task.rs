@@ -1,0 +1,376 @@
+//! Running one source: poll it, transform, encode, and write the rows with the source's
+//! new position in one log transaction, so after a crash the source resumes exactly where
+//! the log's records end (exactly-once into the topic).
+//!
+//! Backpressure: the source is polled again only when its last batch is committed in the
+//! log. Outside failures are retried with backoff from the last committed position.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, BooleanArray, RecordBatch, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use sluice_core::{Log, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use tokio::sync::watch;
+
+use super::dead_letter;
+use super::retry::{self, Backoff};
+use super::stats::{ConnectorStats, State};
+use super::store::{POSITIONS_TOPIC, StoredPosition, position_key, read_positions};
+use crate::batch::{Poll, Reject, SourceBatch};
+use crate::config::{OnError, SourceSection};
+use crate::convert::Converter;
+use crate::error::{Error, Result};
+use crate::schema::{SCHEMAS_TOPIC, SchemaEntry, format_schema};
+use crate::source::Source;
+use crate::transform::{Chain, TopicTemplate};
+
+/// How long to wait before polling a source that said it has nothing new.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// A topic's encoders for one schema.
+struct Encoders {
+    columns: String,
+    value: Converter,
+    key: Option<(Vec<usize>, Converter)>,
+}
+
+pub(crate) struct SourceTask {
+    pub(crate) pipeline: String,
+    pub(crate) section: SourceSection,
+    pub(crate) source: Box<dyn Source>,
+    pub(crate) chain: Chain,
+    pub(crate) on_error: OnError,
+    pub(crate) dead_letter_topic: String,
+    pub(crate) retry_timeout: Duration,
+    pub(crate) stats: Arc<ConnectorStats>,
+    pub(crate) topic: TopicTemplate,
+}
+
+/// What the task keeps between batches.
+struct Writer {
+    log: Log,
+    producer: Producer,
+    topics_ready: HashSet<String>,
+    encoders: HashMap<String, Encoders>,
+    records_total: u64,
+}
+
+impl SourceTask {
+    fn name(&self) -> &str {
+        &self.section.common.name
+    }
+
+    /// Runs until the source is done, `stop` turns true, or an error that retrying cannot
+    /// fix.
+    pub(crate) async fn run(mut self, log: Log, mut stop: watch::Receiver<bool>) -> Result<()> {
+        let key = position_key(&self.pipeline, self.name());
+        let stored = read_positions(&log)?.remove(&key);
+        let mut position = stored.as_ref().map(|s| s.position.clone());
+        let producer = log.producer(ProducerConfig::default().transactional_id(format!(
+            "sluice-connect.{}.{}",
+            self.pipeline,
+            self.name()
+        )))?;
+        producer.init_transactions()?;
+        let mut writer = Writer {
+            log,
+            producer,
+            topics_ready: HashSet::new(),
+            encoders: HashMap::new(),
+            records_total: stored.map_or(0, |s| s.records),
+        };
+        let mut backoff = Backoff::new(self.retry_timeout);
+        'open: loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            if let Err(e) = self.source.open(position.clone()).await {
+                retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                continue 'open;
+            }
+            self.stats.set(State::Running);
+            loop {
+                if *stop.borrow() {
+                    return Ok(());
+                }
+                let poll = tokio::select! {
+                    poll = self.source.poll(self.section.common.batch_rows) => poll,
+                    _ = stop.changed() => return Ok(()),
+                };
+                match poll {
+                    Err(e) => {
+                        retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                        continue 'open;
+                    }
+                    Ok(Poll::Idle) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(IDLE_WAIT) => {}
+                            _ = stop.changed() => return Ok(()),
+                        }
+                    }
+                    Ok(Poll::Done) => {
+                        self.stats.set(State::Done);
+                        return Ok(());
+                    }
+                    Ok(Poll::Batch(batch)) => {
+                        let next = batch.position.clone();
+                        let result =
+                            tokio::task::block_in_place(|| self.write(&mut writer, batch, &key));
+                        if let Err(e) = result {
+                            retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                            continue 'open;
+                        }
+                        backoff.reset();
+                        position = Some(next.clone());
+                        if let Err(e) = self.source.committed(&next).await {
+                            retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                            continue 'open;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one batch and the position after it in one transaction.
+    fn write(&self, w: &mut Writer, batch: SourceBatch, key: &str) -> Result<()> {
+        let SourceBatch {
+            stream,
+            rows,
+            tombstones,
+            default_key,
+            rejects,
+            position,
+        } = batch;
+        let input_rows = rows.num_rows();
+        let out = self.chain.apply(rows.clone())?;
+
+        let mut bad: Vec<(Reject, Option<Vec<u8>>)> =
+            rejects.into_iter().map(|r| (r, None)).collect();
+        for (row, error) in &out.rejected {
+            bad.push((
+                Reject {
+                    position: format!(
+                        "{}: row {row} of the batch before position {position}",
+                        self.name()
+                    ),
+                    bytes: row_as_json(&rows, *row),
+                    error: error.clone(),
+                },
+                None,
+            ));
+        }
+        let dead = dead_letter::handle(
+            self.on_error,
+            bad,
+            &self.dead_letter_topic,
+            &self.pipeline,
+            self.name(),
+            &self.stats,
+        )?;
+
+        let mut records = Vec::with_capacity(input_rows + 2);
+        let mut bytes = 0usize;
+        let mut written = 0usize;
+        let mut origin = out.origin.iter();
+        let key_fields = if self.section.common.key.to_vec().is_empty() {
+            default_key
+        } else {
+            self.section.common.key.to_vec()
+        };
+        for (route, rows) in &out.routed {
+            let topic = match route {
+                Some(topic) => topic.clone(),
+                None => self.topic.render(&|field| match field {
+                    "stream" | "table" => stream.clone(),
+                    _ => None,
+                })?,
+            };
+            let origins: Vec<u32> = origin.by_ref().take(rows.num_rows()).copied().collect();
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            self.ready(w, &topic)?;
+            if let Some(entry) = self.encoders(w, &topic, &rows.schema(), &key_fields)? {
+                records.push(
+                    ProducerRecord::to(SCHEMAS_TOPIC).key(topic.clone()).value(
+                        serde_json::to_vec(&entry).map_err(|e| Error::config(e.to_string()))?,
+                    ),
+                );
+            }
+            let enc = w
+                .encoders
+                .get(&topic)
+                .ok_or_else(|| Error::config("internal: no encoder"))?;
+            let values = enc.value.encode(rows)?;
+            let keys = match &enc.key {
+                Some((indices, converter)) => Some(converter.encode(&rows.project(indices)?)?),
+                None => None,
+            };
+            let times = self.timestamps(rows)?;
+            for (i, value) in values.into_iter().enumerate() {
+                let tombstone = tombstones.as_ref().zip(origins.get(i)).is_some_and(
+                    |(t, &o): (&BooleanArray, &u32)| t.is_valid(o as usize) && t.value(o as usize),
+                );
+                let mut record = ProducerRecord::to(topic.clone());
+                if !tombstone {
+                    bytes += value.len();
+                    record = record.value(value);
+                }
+                if let Some(keys) = &keys {
+                    record = record.key(keys[i].clone());
+                }
+                if let Some(times) = &times {
+                    if times.is_valid(i) {
+                        record = record.timestamp(times.value(i));
+                    }
+                }
+                records.push(record);
+                written += 1;
+            }
+        }
+        for record in dead {
+            self.ready(w, &self.dead_letter_topic)?;
+            records.push(record);
+        }
+        let stored = StoredPosition {
+            position: position.clone(),
+            updated_ms: sluice_core::now_ms(),
+            records: w.records_total + written as u64,
+        };
+        records.push(
+            ProducerRecord::to(POSITIONS_TOPIC)
+                .key(key.to_string())
+                .value(serde_json::to_vec(&stored).map_err(|e| Error::config(e.to_string()))?),
+        );
+
+        w.producer.begin_transaction()?;
+        let sent = w
+            .producer
+            .send_all(records)
+            .and_then(|_| w.producer.commit_transaction());
+        if let Err(e) = sent {
+            // Nothing of the batch counts: the source replays it from the old position.
+            let _ = w.producer.abort_transaction();
+            for (_, enc) in w.encoders.iter_mut() {
+                enc.columns.clear();
+            }
+            return Err(log_error(e));
+        }
+        w.records_total += written as u64;
+        self.stats.add(written, bytes);
+        Ok(())
+    }
+
+    /// Creates a topic the source writes to if it is missing.
+    fn ready(&self, w: &mut Writer, topic: &str) -> Result<()> {
+        if w.topics_ready.contains(topic) {
+            return Ok(());
+        }
+        let partitions = if topic == self.dead_letter_topic {
+            1
+        } else {
+            self.section.common.partitions
+        };
+        w.log.ensure_topic(NewTopic::new(topic, partitions))?;
+        w.topics_ready.insert(topic.to_string());
+        Ok(())
+    }
+
+    /// The encoders of a topic for this schema; a new schema entry to write when the
+    /// schema is new for the topic.
+    fn encoders(
+        &self,
+        w: &mut Writer,
+        topic: &str,
+        schema: &SchemaRef,
+        key_fields: &[String],
+    ) -> Result<Option<SchemaEntry>> {
+        let columns = format_schema(schema);
+        if w.encoders.get(topic).is_some_and(|e| e.columns == columns) {
+            return Ok(None);
+        }
+        let format = &self.section.common.value_format;
+        let value = Converter::new(format, schema.clone())?;
+        let key = if key_fields.is_empty() {
+            None
+        } else {
+            let indices = key_fields
+                .iter()
+                .map(|k| {
+                    schema.index_of(k).map_err(|_| {
+                        Error::config(format!(
+                            "source \"{}\": key field `{k}` is not among the rows' fields ({columns})",
+                            self.name()
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let key_schema = Arc::new(schema.project(&indices)?);
+            Some((indices, Converter::new(format, key_schema)?))
+        };
+        w.encoders.insert(
+            topic.to_string(),
+            Encoders {
+                columns: columns.clone(),
+                value,
+                key,
+            },
+        );
+        let entry = SchemaEntry {
+            columns,
+            format: format.clone(),
+            key: key_fields.to_vec(),
+        };
+        Ok(Some(entry))
+    }
+
+    /// Record timestamps from the `timestamp` field, if configured.
+    fn timestamps(&self, rows: &RecordBatch) -> Result<Option<TimestampMillisecondArray>> {
+        let Some(field) = &self.section.common.timestamp else {
+            return Ok(None);
+        };
+        let column = rows.column_by_name(field).ok_or_else(|| {
+            Error::config(format!(
+                "source \"{}\": timestamp field `{field}` is not among the rows' fields ({})",
+                self.name(),
+                format_schema(&rows.schema())
+            ))
+        })?;
+        let ms = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+        Ok(ms
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .cloned())
+    }
+}
+
+/// A log failure: disk-level errors are worth retrying, the rest are not.
+fn log_error(e: sluice_core::Error) -> Error {
+    let text = e.to_string();
+    if text.contains("No space left")
+        || text.contains("ENOSPC")
+        || text.contains("Input/output error")
+    {
+        Error::unavailable("the log", text)
+    } else {
+        Error::Log(e)
+    }
+}
+
+/// A row as a JSON object, for a dead-letter record of a row a transform rejected.
+pub(crate) fn row_as_json(rows: &RecordBatch, row: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let one = rows.slice(row.min(rows.num_rows().saturating_sub(1)), 1);
+    let mut writer = arrow::json::LineDelimitedWriter::new(&mut out);
+    if writer.write(&one).and_then(|_| writer.finish()).is_err() {
+        return Vec::new();
+    }
+    while out.last() == Some(&b'\n') {
+        out.pop();
+    }
+    out
+}
