@@ -66,6 +66,8 @@ pub struct Reject {
 
 /// A poll's answer.
 #[derive(Debug)]
+// A batch is the common answer; boxing it would cost an allocation per poll.
+#[allow(clippy::large_enum_variant)]
 pub enum Poll {
     /// Rows (possibly zero rows with rejects or a moved position).
     Batch(SourceBatch),

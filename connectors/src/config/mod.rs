@@ -317,6 +317,7 @@ impl PipelineFile {
                 let mut value = toml::Value::Table(table.into_inner());
                 env::substitute_value(&mut value, env, &mut problems);
                 let settings = Settings::new(
+                    "pipeline",
                     stem.clone(),
                     "pipeline".into(),
                     value.as_table().cloned().unwrap_or_default(),
@@ -466,7 +467,9 @@ fn section<C: serde::de::DeserializeOwned>(
         .and_then(|v| v.as_str())
         .unwrap_or(what)
         .to_string();
+    let role: &'static str = if what == "source" { "source" } else { "sink" };
     let whole = Settings::new(
+        role,
         name.clone(),
         what.into(),
         full.clone(),
@@ -483,6 +486,7 @@ fn section<C: serde::de::DeserializeOwned>(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let common = match Settings::new(
+        role,
         name.clone(),
         what.into(),
         common_table,
@@ -523,7 +527,8 @@ fn section<C: serde::de::DeserializeOwned>(
                 own.remove("type");
                 // Transforms lie inside the section's span; their own lines are found by key.
                 transforms.push(Settings::new(
-                    format!("{name} transform #{}", i + 1),
+                    "transform",
+                    format!("{name} #{}", i + 1),
                     kind,
                     own,
                     text.clone(),
@@ -541,7 +546,7 @@ fn section<C: serde::de::DeserializeOwned>(
         .into_iter()
         .filter(|(k, _)| !common_keys.contains(&k.as_str()))
         .collect();
-    let settings = Settings::new(name, kind, own, text.clone(), span);
+    let settings = Settings::new(role, name, kind, own, text.clone(), span);
     common.map(|c| (c, transforms, settings))
 }
 

@@ -36,6 +36,8 @@ pub struct Settings {
     pub name: String,
     /// The section's `type`.
     pub kind: String,
+    /// `source`, `sink`, `transform` or `pipeline`: how problems name the section.
+    pub role: &'static str,
     table: toml::Table,
     text: Arc<SourceText>,
     span: Range<usize>,
@@ -43,6 +45,7 @@ pub struct Settings {
 
 impl Settings {
     pub(crate) fn new(
+        role: &'static str,
         name: String,
         kind: String,
         table: toml::Table,
@@ -52,6 +55,7 @@ impl Settings {
         Settings {
             name,
             kind,
+            role,
             table,
             text,
             span,
@@ -64,7 +68,7 @@ impl Settings {
             path: "<code>".into(),
             text: String::new(),
         });
-        Settings::new(name.into(), kind.into(), table, text, 0..0)
+        Settings::new("connector", name.into(), kind.into(), table, text, 0..0)
     }
 
     /// The raw keys.
@@ -110,12 +114,23 @@ impl Settings {
         self.text.line_at(self.span.start)
     }
 
-    /// The line `key = ...` is on, within this section.
+    /// The line `key = ...` is on, within this section: from its header to the next
+    /// top-level header (`[pipeline]`, `[[source]]`, `[[sink]]`).
     pub fn line_of(&self, key: &str) -> Option<usize> {
-        let body = self.text.text.get(self.span.clone())?;
+        let body = self.text.text.get(self.span.start..)?;
         let mut offset = self.span.start;
-        for line in body.split_inclusive('\n') {
+        for (i, line) in body.split_inclusive('\n').enumerate() {
             let trimmed = line.trim_start();
+            let top_level_header = trimmed.starts_with('[')
+                && !trimmed
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .contains('.');
+            if i > 0 && top_level_header {
+                return None;
+            }
             if let Some(rest) = trimmed.strip_prefix(key)
                 && rest.trim_start().starts_with('=')
             {

@@ -32,6 +32,7 @@ pub use store::{
 
 use crate::config::PipelineFile;
 use crate::error::{Error, Result};
+use crate::registry::Extensions;
 use crate::transform::{Chain, TopicTemplate};
 use sink_task::SinkTask;
 use source_task::SourceTask;
@@ -57,13 +58,22 @@ pub struct Pipeline {
 impl Pipeline {
     /// Builds the pipeline's connectors and transforms (nothing is opened or moved).
     pub fn new(file: PipelineFile, log: Log) -> Result<Pipeline> {
+        Pipeline::with_extensions(file, log, &Extensions::default())
+    }
+
+    /// [`new`](Pipeline::new), with source, sink and transform types added.
+    pub fn with_extensions(
+        file: PipelineFile,
+        log: Log,
+        extensions: &Extensions,
+    ) -> Result<Pipeline> {
         let mut problems = Vec::new();
         let mut sources = Vec::new();
         let mut sinks = Vec::new();
         let dead_letter_topic = file.dead_letter_topic();
         for section in &file.sources {
-            let source = crate::registry::source(&section.settings);
-            let chain = Chain::build(&section.transforms, true);
+            let source = extensions.build_source(&section.settings);
+            let chain = Chain::build_with(&section.transforms, true, extensions);
             let topic = TopicTemplate::parse(&section.common.topic)
                 .map_err(|e| Error::config(section.settings.problem(Some("topic"), e)));
             match (source, chain, topic) {
@@ -86,8 +96,8 @@ impl Pipeline {
             }
         }
         for section in &file.sinks {
-            let sink = crate::registry::sink(&section.settings);
-            let chain = Chain::build(&section.transforms, false);
+            let sink = extensions.build_sink(&section.settings);
+            let chain = Chain::build_with(&section.transforms, false, extensions);
             match (sink, chain) {
                 (Ok(sink), Ok(chain)) => sinks.push(SinkTask {
                     pipeline: file.name.clone(),

@@ -51,30 +51,6 @@ impl Backoff {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_outside_failures_until_the_timeout_only() {
-        // Proves: unavailable systems are retried with growing delays; other errors and
-        // failures lasting past the timeout come straight back.
-        let mut b = Backoff::new(Duration::from_millis(50));
-        let (d1, _) = b.next(Error::unavailable("db", "refused")).unwrap();
-        let (d2, _) = b.next(Error::unavailable("db", "refused")).unwrap();
-        assert!(d2 > d1);
-        assert!(b.next(Error::config("bad")).is_err());
-        std::thread::sleep(Duration::from_millis(60));
-        let err = b
-            .next(Error::unavailable("db", "refused"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("still failing"), "{err}");
-        b.reset();
-        assert!(b.next(Error::unavailable("db", "refused")).is_ok());
-    }
-}
-
 /// Waits out a retriable failure of a connector (or returns the error, marking it failed).
 pub(crate) async fn wait(
     stats: &super::stats::ConnectorStats,
@@ -97,4 +73,28 @@ pub(crate) async fn wait(
         _ = stop.changed() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_outside_failures_until_the_timeout_only() {
+        // Proves: unavailable systems are retried with growing delays; other errors and
+        // failures lasting past the timeout come straight back.
+        let mut b = Backoff::new(Duration::from_millis(50));
+        let (d1, _) = b.next(Error::unavailable("db", "refused")).unwrap();
+        let (d2, _) = b.next(Error::unavailable("db", "refused")).unwrap();
+        assert!(d2 > d1);
+        assert!(b.next(Error::config("bad")).is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        let err = b
+            .next(Error::unavailable("db", "refused"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("still failing"), "{err}");
+        b.reset();
+        assert!(b.next(Error::unavailable("db", "refused")).is_ok());
+    }
 }

@@ -137,6 +137,12 @@ impl SinkTask {
                 let finishing = stopping || (drained.load(Ordering::Relaxed) && lag == 0);
                 let due = last_commit.elapsed() >= self.commit_interval;
                 if finishing || (due && uncommitted > 0) {
+                    // Everything polled has been handed to the sink, so each partition's
+                    // position (past transaction markers, too) is what the sink has.
+                    for tp in &partitions {
+                        let at = tokio::task::block_in_place(|| consumer.position(tp))?;
+                        pending.insert((tp.topic.clone(), tp.partition), at);
+                    }
                     match self.sink.commit(&pending, finishing).await {
                         Ok(true) => {
                             if !pending.is_empty() {
@@ -170,9 +176,6 @@ impl SinkTask {
                         _ = stop.changed() => {}
                     }
                     continue;
-                }
-                for record in &records {
-                    pending.insert((record.topic.clone(), record.partition), record.offset + 1);
                 }
                 let rows = records.len();
                 let batches = self.decode(&log, &decoding, records)?;
@@ -252,7 +255,29 @@ impl SinkTask {
                 self.name()
             )));
         }
-        self.infer(log, topics).map(|s| s.map(|s| (s, format, key)))
+        let Some(inferred) = self.infer(log, topics)? else {
+            return Ok(None);
+        };
+        // A source writes its schema entry before its records: now that records are
+        // visible, an entry missed by the read above would be visible too.
+        if let Some(entry) = topics
+            .first()
+            .map(|t| read_schema_entry(log, t))
+            .transpose()?
+            .flatten()
+        {
+            let key = if common.key.to_vec().is_empty() {
+                entry.key.clone()
+            } else {
+                common.key.to_vec()
+            };
+            let format = common
+                .value_format
+                .clone()
+                .unwrap_or_else(|| entry.format.clone());
+            return Ok(Some((entry.schema()?, format, key)));
+        }
+        Ok(Some((inferred, format, key)))
     }
 
     /// Infers a schema from the first JSON records of the topics; `None` while they are

@@ -53,6 +53,8 @@ pub(crate) struct SourceTask {
 struct Writer {
     log: Log,
     producer: Producer,
+    /// Writes schema entries, outside the transactions.
+    entries: Producer,
     topics_ready: HashSet<String>,
     encoders: HashMap<String, Encoders>,
     records_total: u64,
@@ -75,9 +77,11 @@ impl SourceTask {
             self.name()
         )))?;
         producer.init_transactions()?;
+        let entries = log.producer(ProducerConfig::default())?;
         let mut writer = Writer {
             log,
             producer,
+            entries,
             topics_ready: HashSet::new(),
             encoders: HashMap::new(),
             records_total: stored.map_or(0, |s| s.records),
@@ -195,11 +199,14 @@ impl SourceTask {
             }
             self.ready(w, &topic)?;
             if let Some(entry) = self.encoders(w, &topic, &rows.schema(), &key_fields)? {
-                records.push(
-                    ProducerRecord::to(SCHEMAS_TOPIC).key(topic.clone()).value(
-                        serde_json::to_vec(&entry).map_err(|e| Error::config(e.to_string()))?,
-                    ),
-                );
+                // The entry goes in ahead of (not with) the records: a transaction's records
+                // become visible partition by partition, and a sink that saw records before
+                // their schema entry would have to guess the schema.
+                let value = serde_json::to_vec(&entry).map_err(|e| Error::config(e.to_string()))?;
+                let entry = ProducerRecord::to(SCHEMAS_TOPIC)
+                    .key(topic.clone())
+                    .value(value);
+                w.entries.send_and_wait(entry).map_err(log_error)?;
             }
             let enc = w
                 .encoders
@@ -223,10 +230,10 @@ impl SourceTask {
                 if let Some(keys) = &keys {
                     record = record.key(keys[i].clone());
                 }
-                if let Some(times) = &times {
-                    if times.is_valid(i) {
-                        record = record.timestamp(times.value(i));
-                    }
+                if let Some(times) = &times
+                    && times.is_valid(i)
+                {
+                    record = record.timestamp(times.value(i));
                 }
                 records.push(record);
                 written += 1;

@@ -494,6 +494,9 @@ enum TimeForm {
     Timestamp,
 }
 
+/// Rows a step could not handle: index and why.
+type BadRows = Vec<(usize, String)>;
+
 struct Timestamp {
     field: String,
     from: TimeForm,
@@ -534,10 +537,7 @@ impl Timestamp {
     }
 
     /// Microseconds since the epoch of each value; `Err` rows could not be read.
-    fn micros(
-        &self,
-        column: &ArrayRef,
-    ) -> Result<(Vec<Option<i64>>, Vec<(usize, String)>), Rejected> {
+    fn micros(&self, column: &ArrayRef) -> Result<(Vec<Option<i64>>, BadRows), Rejected> {
         let mut bad = Vec::new();
         let scale = match self.from {
             TimeForm::EpochS => Some(1_000_000),

@@ -174,11 +174,14 @@ pub struct Chain {
     route: Option<TopicTemplate>,
 }
 
+/// Rows per destination topic (`None`: the connector's own).
+pub type Routed = Vec<(Option<String>, RecordBatch)>;
+
 /// What a chain made of a batch.
 #[derive(Debug)]
 pub struct Output {
     /// Rows per destination (`None`: the connector's own topic), in input order within each.
-    pub routed: Vec<(Option<String>, RecordBatch)>,
+    pub routed: Routed,
     /// Rows set aside: index in the chain's input, and why.
     pub rejected: Vec<(usize, String)>,
     /// For each output row of `routed` (concatenated), its index in the input.
@@ -188,6 +191,15 @@ pub struct Output {
 impl Chain {
     /// Builds the chain of a section's transforms; `source` allows `route`.
     pub fn build(transforms: &[Settings], source: bool) -> Result<Chain> {
+        Chain::build_with(transforms, source, &crate::registry::Extensions::default())
+    }
+
+    /// [`build`](Chain::build), with transform types added by `extensions`.
+    pub fn build_with(
+        transforms: &[Settings],
+        source: bool,
+        extensions: &crate::registry::Extensions,
+    ) -> Result<Chain> {
         let mut steps = Vec::new();
         let mut route = None;
         let mut problems = Vec::new();
@@ -216,7 +228,11 @@ impl Chain {
                 }
                 continue;
             }
-            match build(settings) {
+            let step = match extensions.transform_factory(&settings.kind) {
+                Some(factory) => factory(settings),
+                None => build(settings),
+            };
+            match step {
                 Ok(step) => steps.push(step),
                 Err(e) => problems.push(e.to_string()),
             }
@@ -320,10 +336,7 @@ impl Chain {
 }
 
 /// Splits rows by rendered topic; returns the groups and the input index of each output row.
-fn route_rows(
-    route: &TopicTemplate,
-    rows: &RecordBatch,
-) -> Result<(Vec<(Option<String>, RecordBatch)>, Vec<u32>)> {
+fn route_rows(route: &TopicTemplate, rows: &RecordBatch) -> Result<(Routed, Vec<u32>)> {
     use arrow::util::display::{ArrayFormatter, FormatOptions};
     let columns: Vec<(String, ArrayRef)> = route
         .fields()
