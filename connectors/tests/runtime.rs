@@ -4,6 +4,8 @@
 //! positions, exactly-once writes into topics, commits only after the sink accepts,
 //! on_error, retries, schema entries, tombstones and routing.
 
+#![allow(clippy::unwrap_used)] // test helpers may unwrap: a panic is the failure report
+
 use std::sync::Arc;
 use std::time::Duration;
 
