@@ -3,6 +3,7 @@
 //! `remote`), and logging.
 
 pub mod bench;
+mod connect;
 mod consume;
 mod produce;
 mod quickstart;
@@ -48,6 +49,10 @@ enum Command {
     /// Run SQL over the topics of a data directory: -e SQL, -f FILE, or an interactive
     /// shell (see docs/sql.md).
     Sql(sql::SqlArgs),
+    /// ETL pipelines between topics, files, Parquet and databases, from pipeline files:
+    /// validate, run, status (see docs/connectors.md).
+    #[command(subcommand)]
+    Connect(connect::ConnectCommand),
     /// Benchmarks against the machine's own limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -134,6 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Sql(args) => sql::run(&args),
+        Command::Connect(command) => connect::run(command),
         Command::Bench(command) => bench::run(command),
     }
 }

@@ -14,12 +14,15 @@
 //! | `mask` | `fields = ["card"]`, `with = "****"`, `keep_last = 4` | hides values of string columns |
 //! | `flatten` | `separator = "_"` | turns struct columns into top-level columns `parent_child` |
 //! | `timestamp` | `field`, `from`, `to`, `format` | converts between epoch numbers, strings and TIMESTAMP |
+//! | `sql` | `query = "SELECT ... FROM input"` | a DataFusion query over each batch (the `sql` feature) |
 //!
 //! A transform that cannot handle some rows names them ([`Rejected`]); the chain sets those
 //! rows aside as bad records (the pipeline's `on_error` decides) and runs the rest on.
 
 mod fields;
 mod filter;
+#[cfg(feature = "sql")]
+mod sql;
 
 use std::sync::Arc;
 
@@ -42,6 +45,7 @@ pub const TRANSFORM_KINDS: &[&str] = &[
     "mask",
     "flatten",
     "timestamp",
+    "sql",
 ];
 
 /// Why a transform failed.
@@ -100,6 +104,8 @@ pub fn build(settings: &Settings) -> Result<Box<dyn Transform>> {
         "flatten" => fields::flatten(settings),
         "timestamp" => fields::timestamp(settings),
         "filter" => filter::build(settings),
+        #[cfg(feature = "sql")]
+        "sql" => sql::build(settings),
         "route" => Err(settings.error(None, "route is handled by the chain")),
         other => Err(settings.error(
             None,

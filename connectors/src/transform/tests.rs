@@ -272,3 +272,32 @@ fn select_keeps_and_orders_columns() {
         vec!["card", "id"]
     );
 }
+
+#[cfg(feature = "sql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_runs_a_select_over_each_batch() {
+    // Proves: the sql transform plans its SELECT against the input schema and runs it on
+    // each batch, with DataFusion's functions available.
+    let c = chain(&[(
+        "sql",
+        "query = \"SELECT id, upper(status) AS status, CAST(amount AS DOUBLE) * 2 AS doubled FROM input WHERE status IS NOT NULL AND amount <> 'oops'\"",
+    )]);
+    let schema = c.schema(&orders().schema()).unwrap();
+    assert_eq!(
+        crate::schema::format_schema(&schema),
+        "id BIGINT, status VARCHAR, doubled DOUBLE"
+    );
+    let out = c.apply(orders()).unwrap().routed.remove(0).1;
+    assert_eq!(
+        strings(&out, "status"),
+        vec![Some("PAID".into()), Some("PAID".into())]
+    );
+    let doubled = out
+        .column(2)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
+    assert_eq!(doubled.values(), &[21.0, 500.0]);
+    let bad = Chain::build(&[settings("sql", "query = \"DELETE FROM input\"")], true);
+    assert!(bad.err().unwrap().to_string().contains("SELECT"));
+}
