@@ -25,6 +25,7 @@ pub mod batch;
 pub mod config;
 pub mod convert;
 mod error;
+pub mod file;
 pub mod registry;
 pub mod schema;
 pub mod sink;
