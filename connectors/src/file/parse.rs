@@ -317,7 +317,7 @@ mod tests {
         let parser = RecordParser::new(TextFormat::Csv, parse_schema("a INT, b VARCHAR").unwrap(), CsvOptions::default());
         let buf = b"1,\"x\ny\"\n2,z\n3,partial";
         let ends = parser.record_ends(buf, 10);
-        assert_eq!((ends.end, ends.records, ends.lines), (13, 2, 3));
+        assert_eq!((ends.end, ends.records, ends.lines), (12, 2, 3));
         let ends = parser.record_ends(buf, 1);
         assert_eq!((ends.end, ends.records, ends.lines), (8, 1, 2));
     }
