@@ -26,10 +26,12 @@ pub mod config;
 pub mod convert;
 mod error;
 pub mod file;
+pub mod parquet;
 pub mod registry;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod stdio;
 
 pub use batch::{Offsets, Poll, Position, Reject, SinkBatch, SinkOp, SourceBatch};
 pub use config::{OnError, PipelineFile, Settings};
