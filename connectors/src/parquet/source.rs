@@ -89,8 +89,14 @@ impl ParquetSource {
     }
 
     fn files(&self) -> Result<Vec<PathBuf>> {
+        // Hidden names below the root (`_sluice/`, staged files) are not data.
+        let root = self.root();
+        let visible = |f: &PathBuf| {
+            let relative = f.strip_prefix(&root).unwrap_or(f);
+            !relative.components().any(|c| is_hidden(Path::new(c.as_os_str())))
+        };
         list_files(&self.pattern, true, &|p| p.extension().is_some_and(|e| e == "parquet"))
-            .map(|files| files.into_iter().filter(|f| !f.components().any(|c| is_hidden(Path::new(c.as_os_str())))).collect())
+            .map(|files| files.into_iter().filter(visible).collect())
     }
 
     /// The directory Hive columns are taken below.
