@@ -1,6 +1,8 @@
 //! The `file` source over real files in temporary directories: formats, inference, rejects,
 //! globs, exact resuming and tail mode.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::io::Write;
 use std::path::Path;
 
@@ -42,7 +44,10 @@ async fn drain(source: &mut FileSource, max_rows: usize) -> Drained {
     for _ in 0..10_000 {
         match source.poll(max_rows).await.unwrap() {
             Poll::Batch(batch) => {
-                assert!(batch.rows.num_rows() <= max_rows, "a poll gave more rows than asked");
+                assert!(
+                    batch.rows.num_rows() <= max_rows,
+                    "a poll gave more rows than asked"
+                );
                 drained.rejects.extend(batch.rejects);
                 drained.batches.push((batch.rows, batch.position));
             }
@@ -66,7 +71,11 @@ fn strings(batches: &[(RecordBatch, Position)], column: &str) -> Vec<String> {
         let col = arrow::compute::cast(col, &DataType::Utf8).unwrap();
         let col = col.as_string::<i32>();
         for i in 0..col.len() {
-            out.push(if col.is_null(i) { "NULL".into() } else { col.value(i).to_string() });
+            out.push(if col.is_null(i) {
+                "NULL".into()
+            } else {
+                col.value(i).to_string()
+            });
         }
     }
     out
@@ -144,11 +153,22 @@ async fn jsonl_inferred_and_declared() {
     // fields ignored), and a line that is not JSON is rejected with its line number.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
-    write(&path, "{\"id\":1,\"kind\":\"a\"}\n{\"id\":2,\"kind\":\"b\",\"x\":true}\n");
+    write(
+        &path,
+        "{\"id\":1,\"kind\":\"a\"}\n{\"id\":2,\"kind\":\"b\",\"x\":true}\n",
+    );
     let mut src = source(table(&format!("path = {:?}", path.to_str().unwrap())));
     src.open(None).await.unwrap();
     let out = drain(&mut src, 100).await;
-    assert_eq!(out.batches[0].0.schema().field_with_name("id").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(
+        out.batches[0]
+            .0
+            .schema()
+            .field_with_name("id")
+            .unwrap()
+            .data_type(),
+        &DataType::Int64
+    );
     assert_eq!(strings(&out.batches, "kind"), ["a", "b"]);
 
     write(&path, "{\"id\":1,\"kind\":\"a\"}\nnot json\n{\"id\":3}\n");
@@ -213,16 +233,25 @@ async fn tail_follows_appends_new_files_and_rotation_holding_partial_lines() {
     let log = dir.path().join("app.log");
     write(&log, "one\ntwo\n");
     let pattern = dir.path().join("*.log");
-    let mut src = source(table(&format!("path = {:?}\nmode = \"tail\"", pattern.to_str().unwrap())));
+    let mut src = source(table(&format!(
+        "path = {:?}\nmode = \"tail\"",
+        pattern.to_str().unwrap()
+    )));
     src.open(None).await.unwrap();
     let out = drain(&mut src, 100).await;
     assert_eq!(out.ended, "idle");
     assert_eq!(strings(&out.batches, "line"), ["one", "two"]);
 
     append(&log, "thr");
-    assert!(drain(&mut src, 100).await.batches.is_empty(), "a partial line was emitted");
+    assert!(
+        drain(&mut src, 100).await.batches.is_empty(),
+        "a partial line was emitted"
+    );
     append(&log, "ee\nfour\n");
-    assert_eq!(strings(&drain(&mut src, 100).await.batches, "line"), ["three", "four"]);
+    assert_eq!(
+        strings(&drain(&mut src, 100).await.batches, "line"),
+        ["three", "four"]
+    );
 
     // Rotation: written before the rename, renamed away (out of the glob), recreated.
     append(&log, "five\n");
@@ -246,9 +275,15 @@ async fn tail_follows_appends_new_files_and_rotation_holding_partial_lines() {
     // Resuming in tail mode from the last position reads only what is new.
     let position = out.batches.last().unwrap().1.clone();
     append(&dir.path().join("b.log"), "b3\n");
-    let mut again = source(table(&format!("path = {:?}\nmode = \"tail\"", pattern.to_str().unwrap())));
+    let mut again = source(table(&format!(
+        "path = {:?}\nmode = \"tail\"",
+        pattern.to_str().unwrap()
+    )));
     again.open(Some(position)).await.unwrap();
-    assert_eq!(strings(&drain(&mut again, 100).await.batches, "line"), ["b3"]);
+    assert_eq!(
+        strings(&drain(&mut again, 100).await.batches, "line"),
+        ["b3"]
+    );
 }
 
 #[tokio::test]
@@ -286,7 +321,10 @@ async fn bad_settings_are_reported() {
         ("path = \"x.csv\"\ndelimiter = \";;\"", "delimiter"),
         ("path = \"x.log\"\ncolumns = \"a INT\"", "columns"),
     ] {
-        let err = FileSource::new(&Settings::from_table("files", "file", table(text))).err().unwrap().to_string();
+        let err = FileSource::new(&Settings::from_table("files", "file", table(text)))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains(needle), "{err}");
     }
     let mut src = source(table("path = \"/nonexistent/*.csv\""));

@@ -1,25 +1,44 @@
 //! The `parquet` source reading what the `parquet` sink wrote: every row once, Hive
 //! columns, exact resuming from positions, watch mode.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::Int64Type;
 use sluice_connectors::parquet::{ParquetSink, ParquetSource};
 use sluice_connectors::schema::parse_schema;
-use sluice_connectors::{Offsets, Poll, Position, Settings, Sink, SinkBatch, SinkContext, SinkOp, Source};
+use sluice_connectors::{
+    Offsets, Poll, Position, Settings, Sink, SinkBatch, SinkContext, SinkOp, Source,
+};
 
 fn rows(from: i64, to: i64) -> RecordBatch {
     let schema = parse_schema("id BIGINT, region VARCHAR").unwrap();
     let ids: Vec<i64> = (from..to).collect();
-    let regions: Vec<&str> = ids.iter().map(|i| if i % 2 == 0 { "eu" } else { "us" }).collect();
-    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(regions))]).unwrap()
+    let regions: Vec<&str> = ids
+        .iter()
+        .map(|i| if i % 2 == 0 { "eu" } else { "us" })
+        .collect();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(regions)),
+        ],
+    )
+    .unwrap()
 }
 
 /// Writes ids `0..n` with the sink, `per_commit` rows per commit.
 async fn write_lake(dir: &std::path::Path, extra: &str, n: i64, per_commit: i64) {
     let table = format!("path = {:?}\n{extra}", dir.to_str().unwrap());
-    let mut sink = ParquetSink::new(&Settings::from_table("lake", "parquet", toml::from_str(&table).unwrap())).unwrap();
+    let mut sink = ParquetSink::new(&Settings::from_table(
+        "lake",
+        "parquet",
+        toml::from_str(&table).unwrap(),
+    ))
+    .unwrap();
     let schema = rows(0, 1).schema();
     let context = SinkContext {
         pipeline: "p".into(),
@@ -44,10 +63,18 @@ async fn write_lake(dir: &std::path::Path, extra: &str, n: i64, per_commit: i64)
 }
 
 fn source(table: &str) -> ParquetSource {
-    ParquetSource::new(&Settings::from_table("read", "parquet", toml::from_str(table).unwrap())).unwrap()
+    ParquetSource::new(&Settings::from_table(
+        "read",
+        "parquet",
+        toml::from_str(table).unwrap(),
+    ))
+    .unwrap()
 }
 
-async fn drain(src: &mut ParquetSource, max_rows: usize) -> (Vec<(RecordBatch, Position)>, &'static str) {
+async fn drain(
+    src: &mut ParquetSource,
+    max_rows: usize,
+) -> (Vec<(RecordBatch, Position)>, &'static str) {
     let mut out = Vec::new();
     for _ in 0..100_000 {
         match src.poll(max_rows).await.unwrap() {
@@ -65,7 +92,13 @@ async fn drain(src: &mut ParquetSource, max_rows: usize) -> (Vec<(RecordBatch, P
 fn ids(batches: &[(RecordBatch, Position)]) -> Vec<i64> {
     batches
         .iter()
-        .flat_map(|(r, _)| r.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec())
+        .flat_map(|(r, _)| {
+            r.column_by_name("id")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
         .collect()
 }
 
@@ -89,7 +122,11 @@ async fn reads_back_every_row_the_sink_wrote_and_resumes_exactly() {
         seen += rows.num_rows();
         let mut again = source(&table);
         again.open(Some(position.clone())).await.unwrap();
-        assert_eq!(ids(&drain(&mut again, 45).await.0), all[seen..], "from {position}");
+        assert_eq!(
+            ids(&drain(&mut again, 45).await.0),
+            all[seen..],
+            "from {position}"
+        );
     }
 }
 
@@ -99,19 +136,29 @@ async fn hive_directories_become_columns() {
     // as a VARCHAR column with the right value on every row.
     let dir = tempfile::tempdir().unwrap();
     write_lake(dir.path(), "partition_by = [\"region\"]", 20, 20).await;
-    let mut src = source(&format!("path = {:?}\nhive_partitions = true", dir.path().to_str().unwrap()));
+    let mut src = source(&format!(
+        "path = {:?}\nhive_partitions = true",
+        dir.path().to_str().unwrap()
+    ));
     src.open(None).await.unwrap();
     let (batches, _) = drain(&mut src, 100).await;
     let mut pairs = Vec::new();
     for (rows, _) in &batches {
-        let id = rows.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+        let id = rows
+            .column_by_name("id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
         let region = rows.column_by_name("region").unwrap().as_string::<i32>();
         for i in 0..rows.num_rows() {
             pairs.push((id.value(i), region.value(i).to_string()));
         }
     }
     assert_eq!(pairs.len(), 20);
-    assert!(pairs.iter().all(|(id, region)| region == if id % 2 == 0 { "eu" } else { "us" }));
+    assert!(
+        pairs
+            .iter()
+            .all(|(id, region)| region == if id % 2 == 0 { "eu" } else { "us" })
+    );
     // Without the key there is no region column: the sink left it out of the files.
     let mut src = source(&format!("path = {:?}", dir.path().to_str().unwrap()));
     src.open(None).await.unwrap();
@@ -125,7 +172,10 @@ async fn watch_mode_picks_up_new_files() {
     let dir = tempfile::tempdir().unwrap();
     write_lake(dir.path(), "", 10, 10).await;
     let pattern = dir.path().join("*.parquet");
-    let mut src = source(&format!("path = {:?}\nmode = \"watch\"", pattern.to_str().unwrap()));
+    let mut src = source(&format!(
+        "path = {:?}\nmode = \"watch\"",
+        pattern.to_str().unwrap()
+    ));
     src.open(None).await.unwrap();
     let (batches, ended) = drain(&mut src, 100).await;
     assert_eq!((ids(&batches).len(), ended), (10, "idle"));

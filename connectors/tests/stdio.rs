@@ -1,6 +1,8 @@
 //! The `stdin` source and `stdout` sink over in-memory streams (the process's own are the
 //! same code with tokio's stdin/stdout plugged in).
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::sync::Arc;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
@@ -19,7 +21,8 @@ async fn stdin_csv_is_parsed_like_files_and_ends_at_eof() {
     // Proves stdin CSV gets header-named, type-inferred columns, emits the final
     // unterminated line, and is Done at end of input.
     let input = std::io::Cursor::new(b"id,name\n1,a\n2,\"b,c\"\n3,d".to_vec());
-    let mut src = StdinSource::with_input(&settings("stdin", "format = \"csv\""), Box::new(input)).unwrap();
+    let mut src =
+        StdinSource::with_input(&settings("stdin", "format = \"csv\""), Box::new(input)).unwrap();
     src.open(None).await.unwrap();
     let mut ids = Vec::new();
     let mut names = Vec::new();
@@ -27,8 +30,20 @@ async fn stdin_csv_is_parsed_like_files_and_ends_at_eof() {
         match src.poll(2).await.unwrap() {
             Poll::Batch(b) => {
                 assert_eq!(b.rows.schema().field(1).name(), "name");
-                ids.extend(b.rows.column(0).as_primitive::<Int64Type>().values().to_vec());
-                names.extend(b.rows.column(1).as_string::<i32>().iter().map(|v| v.unwrap().to_string()));
+                ids.extend(
+                    b.rows
+                        .column(0)
+                        .as_primitive::<Int64Type>()
+                        .values()
+                        .to_vec(),
+                );
+                names.extend(
+                    b.rows
+                        .column(1)
+                        .as_string::<i32>()
+                        .iter()
+                        .map(|v| v.unwrap().to_string()),
+                );
                 assert!(b.rejects.is_empty());
             }
             Poll::Idle => continue,
@@ -49,7 +64,13 @@ async fn stdin_lines_with_declared_jsonl() {
     let mut ids = Vec::new();
     let mut rejects = Vec::new();
     while let Poll::Batch(b) = src.poll(2).await.unwrap() {
-        ids.extend(b.rows.column(0).as_primitive::<Int64Type>().values().to_vec());
+        ids.extend(
+            b.rows
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec(),
+        );
         rejects.extend(b.rejects);
     }
     assert_eq!(ids, [1, 3]);
@@ -62,11 +83,19 @@ async fn stdout_writes_csv_with_one_header_and_flushes_at_commit() {
     // Proves the stdout sink writes one CSV header then rows across batches, skips deletes,
     // and has everything flushed once commit returns.
     let (writer, mut reader) = tokio::io::duplex(1 << 16);
-    let mut sink = StdoutSink::with_output(&settings("stdout", "format = \"csv\""), Box::new(writer)).unwrap();
+    let mut sink =
+        StdoutSink::with_output(&settings("stdout", "format = \"csv\""), Box::new(writer)).unwrap();
     let schema = parse_schema("id BIGINT, name VARCHAR").unwrap();
     let rows = |ids: Vec<i64>| {
         let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
-        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))]).unwrap()
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap()
     };
     let context = SinkContext {
         pipeline: "p".into(),
@@ -78,7 +107,10 @@ async fn stdout_writes_csv_with_one_header_and_flushes_at_commit() {
     for ids in [vec![1, 2], vec![3]] {
         let batch = SinkBatch {
             topic: "t".into(),
-            ops: vec![SinkOp::Upsert(rows(ids.clone())), SinkOp::Delete(rows(ids).project(&[0]).unwrap())],
+            ops: vec![
+                SinkOp::Upsert(rows(ids.clone())),
+                SinkOp::Delete(rows(ids).project(&[0]).unwrap()),
+            ],
             bytes: 0,
         };
         sink.write(batch).await.unwrap();

@@ -169,7 +169,9 @@ impl Committer {
         self.roll_forward(&manifest)?;
         if previous > 0 {
             let old = self.manifest_path(previous);
-            std::fs::remove_file(&old).or_else(ignore_missing).map_err(|e| Error::io(&old, e))?;
+            std::fs::remove_file(&old)
+                .or_else(ignore_missing)
+                .map_err(|e| Error::io(&old, e))?;
         }
         Ok(())
     }
@@ -207,7 +209,9 @@ impl Committer {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".json.tmp") {
                 // A manifest that never became the commit point.
-                std::fs::remove_file(entry.path()).or_else(ignore_missing).map_err(|e| Error::io(entry.path(), e))?;
+                std::fs::remove_file(entry.path())
+                    .or_else(ignore_missing)
+                    .map_err(|e| Error::io(entry.path(), e))?;
             } else if let Some(n) = name
                 .strip_prefix("manifest-")
                 .and_then(|n| n.strip_suffix(".json"))
@@ -244,7 +248,9 @@ impl Committer {
             );
             for &older in numbers.iter().filter(|&&n| n < latest) {
                 let old = self.manifest_path(older);
-                std::fs::remove_file(&old).or_else(ignore_missing).map_err(|e| Error::io(&old, e))?;
+                std::fs::remove_file(&old)
+                    .or_else(ignore_missing)
+                    .map_err(|e| Error::io(&old, e))?;
             }
         }
         // Staged files no manifest lists belong to a commit that did not happen.
@@ -254,9 +260,14 @@ impl Committer {
             let entry = entry.map_err(|e| Error::io(&self.staging, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !listed.contains(&name) {
-                std::fs::remove_file(entry.path()).or_else(ignore_missing).map_err(|e| Error::io(entry.path(), e))?;
+                std::fs::remove_file(entry.path())
+                    .or_else(ignore_missing)
+                    .map_err(|e| Error::io(entry.path(), e))?;
             }
-            if let Some(seq) = name.strip_suffix(".tmp").and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(seq) = name
+                .strip_suffix(".tmp")
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 highest_seq = highest_seq.max(Some(seq));
             }
         }
@@ -273,7 +284,11 @@ fn crash(point: CrashPoint) -> Error {
 }
 
 fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
-    if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) }
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 /// Fsyncs a directory, so the names created or renamed in it are durable.

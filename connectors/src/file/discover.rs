@@ -8,15 +8,22 @@ use crate::error::{Error, Result};
 
 /// Files matching `pattern`, sorted by path. `keep` filters directory walks by file name
 /// (for example `*.parquet` only). A path that matches nothing yields an empty list.
-pub fn list_files(pattern: &Path, recursive: bool, keep: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+pub fn list_files(
+    pattern: &Path,
+    recursive: bool,
+    keep: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>> {
     let text = pattern.to_string_lossy();
     let mut files = Vec::new();
     if pattern.is_dir() {
         walk(pattern, recursive, keep, &mut files)?;
     } else if text.contains(['*', '?', '[']) {
-        let matches = glob::glob(&text).map_err(|e| Error::config(format!("path `{text}` is not a valid glob: {e}")))?;
+        let matches = glob::glob(&text)
+            .map_err(|e| Error::config(format!("path `{text}` is not a valid glob: {e}")))?;
         for entry in matches {
-            let path = entry.map_err(|e| Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string())))?;
+            let path = entry.map_err(|e| {
+                Error::io(e.path().to_path_buf(), std::io::Error::other(e.to_string()))
+            })?;
             if path.is_file() {
                 files.push(path);
             }
@@ -28,7 +35,12 @@ pub fn list_files(pattern: &Path, recursive: bool, keep: &dyn Fn(&Path) -> bool)
     Ok(files)
 }
 
-fn walk(dir: &Path, recursive: bool, keep: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(
+    dir: &Path,
+    recursive: bool,
+    keep: &dyn Fn(&Path) -> bool,
+    files: &mut Vec<PathBuf>,
+) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;

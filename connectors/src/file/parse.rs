@@ -152,7 +152,12 @@ impl RecordParser {
 
     /// Parses `chunk`, whole records each ending with `\n`. `label` names the file in
     /// rejects, `first_line` is the 1-based line the chunk starts at.
-    pub fn parse(&self, chunk: &[u8], label: &str, first_line: u64) -> Result<(RecordBatch, Vec<Reject>)> {
+    pub fn parse(
+        &self,
+        chunk: &[u8],
+        label: &str,
+        first_line: u64,
+    ) -> Result<(RecordBatch, Vec<Reject>)> {
         if chunk.is_empty() {
             return Ok((RecordBatch::new_empty(self.schema.clone()), Vec::new()));
         }
@@ -193,7 +198,12 @@ impl RecordParser {
     }
 
     /// The slow path: each record alone, to name the bad ones; then the good ones in bulk.
-    fn parse_one_by_one(&self, chunk: &[u8], label: &str, first_line: u64) -> Result<(RecordBatch, Vec<Reject>)> {
+    fn parse_one_by_one(
+        &self,
+        chunk: &[u8],
+        label: &str,
+        first_line: u64,
+    ) -> Result<(RecordBatch, Vec<Reject>)> {
         let mut good = Vec::with_capacity(chunk.len());
         let mut rejects = Vec::new();
         let mut rest = chunk;
@@ -228,7 +238,12 @@ impl RecordParser {
 
     /// `lines`: one row per line, `\r\n` taken as one line end; lines that are not UTF-8
     /// are rejected.
-    fn parse_lines(&self, chunk: &[u8], label: &str, first_line: u64) -> (RecordBatch, Vec<Reject>) {
+    fn parse_lines(
+        &self,
+        chunk: &[u8],
+        label: &str,
+        first_line: u64,
+    ) -> (RecordBatch, Vec<Reject>) {
         let body = chunk.strip_suffix(b"\n").unwrap_or(chunk);
         let lines = count_newlines(body) as usize + 1;
         let mut builder = StringBuilder::with_capacity(lines, chunk.len());
@@ -259,7 +274,10 @@ impl RecordParser {
 }
 
 /// Feeds all of `chunk` to a decoder that may take it in parts.
-fn feed(chunk: &[u8], mut decode: impl FnMut(&[u8]) -> Result<usize, arrow::error::ArrowError>) -> Result<()> {
+fn feed(
+    chunk: &[u8],
+    mut decode: impl FnMut(&[u8]) -> Result<usize, arrow::error::ArrowError>,
+) -> Result<()> {
     let mut rest = chunk;
     while !rest.is_empty() {
         let read = decode(rest)?;
@@ -286,7 +304,12 @@ fn trim_newline(record: &[u8]) -> &[u8] {
 
 /// Infers a schema from the start of a file's text: CSV by its header and arrow-csv's type
 /// inference, JSONL by arrow-json's. `sample` is the file's first bytes.
-pub fn infer_schema(format: TextFormat, csv: CsvOptions, sample: &[u8], records_max: usize) -> Result<SchemaRef> {
+pub fn infer_schema(
+    format: TextFormat,
+    csv: CsvOptions,
+    sample: &[u8],
+    records_max: usize,
+) -> Result<SchemaRef> {
     let schema = match format {
         TextFormat::Lines => return Ok(lines_schema()),
         TextFormat::Csv => {
@@ -314,7 +337,11 @@ mod tests {
 
     #[test]
     fn csv_records_end_outside_quotes() {
-        let parser = RecordParser::new(TextFormat::Csv, parse_schema("a INT, b VARCHAR").unwrap(), CsvOptions::default());
+        let parser = RecordParser::new(
+            TextFormat::Csv,
+            parse_schema("a INT, b VARCHAR").unwrap(),
+            CsvOptions::default(),
+        );
         let buf = b"1,\"x\ny\"\n2,z\n3,partial";
         let ends = parser.record_ends(buf, 10);
         assert_eq!((ends.end, ends.records, ends.lines), (12, 2, 3));
@@ -324,7 +351,11 @@ mod tests {
 
     #[test]
     fn bad_csv_records_are_named_by_line() {
-        let parser = RecordParser::new(TextFormat::Csv, parse_schema("a INT, b VARCHAR").unwrap(), CsvOptions::default());
+        let parser = RecordParser::new(
+            TextFormat::Csv,
+            parse_schema("a INT, b VARCHAR").unwrap(),
+            CsvOptions::default(),
+        );
         let (rows, rejects) = parser.parse(b"1,a\nx,b\n3,c\n", "f.csv", 2).unwrap();
         assert_eq!(rows.num_rows(), 2);
         assert_eq!(rejects.len(), 1);

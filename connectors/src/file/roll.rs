@@ -87,7 +87,13 @@ pub struct Parts {
 
 impl Parts {
     /// Files named `<dir>/<topic>-<sink>-<seq>.<ext>`, made by `make`.
-    pub fn new(committer: Committer, sink: &str, ext: &'static str, roll: Roll, make: Box<MakeWriter>) -> Parts {
+    pub fn new(
+        committer: Committer,
+        sink: &str,
+        ext: &'static str,
+        roll: Roll,
+        make: Box<MakeWriter>,
+    ) -> Parts {
         Parts {
             committer,
             sink: sink.to_string(),
@@ -113,19 +119,36 @@ impl Parts {
             let key = (topic.to_string(), dir.to_string());
             if !self.open.contains_key(&key) {
                 let (seq, staging) = self.committer.stage();
-                let name = format!("{}-{}-{seq:010}.{}", escape(topic), escape(&self.sink), self.ext);
-                let path = if dir.is_empty() { name } else { format!("{dir}/{name}") };
+                let name = format!(
+                    "{}-{}-{seq:010}.{}",
+                    escape(topic),
+                    escape(&self.sink),
+                    self.ext
+                );
+                let path = if dir.is_empty() {
+                    name
+                } else {
+                    format!("{dir}/{name}")
+                };
                 let part = OpenPart {
                     writer: (self.make)(&staging)?,
-                    staging: staging.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    staging: staging
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                     path,
                     rows: 0,
                     opened: Instant::now(),
                 };
                 self.open.insert(key.clone(), part);
             }
-            let Some(part) = self.open.get_mut(&key) else { break };
-            let room = self.roll.rows.map_or(u64::MAX, |r| r.saturating_sub(part.rows).max(1));
+            let Some(part) = self.open.get_mut(&key) else {
+                break;
+            };
+            let room = self
+                .roll
+                .rows
+                .map_or(u64::MAX, |r| r.saturating_sub(part.rows).max(1));
             let take = (total - done).min(usize::try_from(room).unwrap_or(usize::MAX));
             part.writer.write(&rows.slice(done, take))?;
             part.rows += take as u64;
@@ -153,7 +176,10 @@ impl Parts {
     pub fn due(&self) -> bool {
         !self.full.is_empty()
             || self.open.len() > OPEN_FILES_MAX
-            || self.open.values().any(|p| p.opened.elapsed() >= self.roll.interval)
+            || self
+                .open
+                .values()
+                .any(|p| p.opened.elapsed() >= self.roll.interval)
     }
 
     /// Whether any file is open.
@@ -191,7 +217,28 @@ impl Parts {
 pub fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
-        if c.is_control() || matches!(c, '/' | '\\' | '=' | '%' | ':' | '*' | '?' | '"' | '<' | '>' | '|' | '#' | '\'' | '[' | ']' | '{' | '}' | '^') {
+        if c.is_control()
+            || matches!(
+                c,
+                '/' | '\\'
+                    | '='
+                    | '%'
+                    | ':'
+                    | '*'
+                    | '?'
+                    | '"'
+                    | '<'
+                    | '>'
+                    | '|'
+                    | '#'
+                    | '\''
+                    | '['
+                    | ']'
+                    | '{'
+                    | '}'
+                    | '^'
+            )
+        {
             let mut bytes = [0u8; 4];
             for b in c.encode_utf8(&mut bytes).bytes() {
                 out.push_str(&format!("%{b:02X}"));

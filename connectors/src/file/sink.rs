@@ -68,8 +68,17 @@ fn yes() -> bool {
 }
 
 /// The roll keys checked: limits at least 1, defaults filled in.
-pub(crate) fn roll_from(settings: &Settings, rows: Option<u64>, bytes: Option<u64>, interval_ms: Option<u64>) -> Result<Roll> {
-    for (key, value) in [("roll_rows", rows), ("roll_bytes", bytes), ("roll_interval_ms", interval_ms)] {
+pub(crate) fn roll_from(
+    settings: &Settings,
+    rows: Option<u64>,
+    bytes: Option<u64>,
+    interval_ms: Option<u64>,
+) -> Result<Roll> {
+    for (key, value) in [
+        ("roll_rows", rows),
+        ("roll_bytes", bytes),
+        ("roll_interval_ms", interval_ms),
+    ] {
         if value == Some(0) {
             return Err(settings.error(Some(key), format!("{key} must be at least 1")));
         }
@@ -95,7 +104,12 @@ impl FileSink {
     /// Builds the sink from its keys (nothing is opened).
     pub fn new(settings: &Settings) -> Result<FileSink> {
         let config: FileSinkConfig = settings.parse()?;
-        let roll = roll_from(settings, config.roll_rows, config.roll_bytes, config.roll_interval_ms)?;
+        let roll = roll_from(
+            settings,
+            config.roll_rows,
+            config.roll_bytes,
+            config.roll_interval_ms,
+        )?;
         Ok(FileSink {
             name: settings.name.clone(),
             root: settings.resolve_path(&config.path),
@@ -136,13 +150,22 @@ impl Sink for FileSink {
         let make = Box::new(move |path: &Path| -> Result<Box<dyn PartWriter>> {
             Ok(Box::new(TextPart::create(path, format, header)?))
         });
-        self.parts = Some(Parts::new(committer, &context.sink, self.format.ext(), self.roll, make));
+        self.parts = Some(Parts::new(
+            committer,
+            &context.sink,
+            self.format.ext(),
+            self.roll,
+            make,
+        ));
         Ok(offsets)
     }
 
     async fn write(&mut self, batch: SinkBatch) -> Result<()> {
         let Some(parts) = &mut self.parts else {
-            return Err(Error::connector(&self.name, "write before open (a bug, please report)"));
+            return Err(Error::connector(
+                &self.name,
+                "write before open (a bug, please report)",
+            ));
         };
         for op in &batch.ops {
             if let SinkOp::Upsert(rows) = op {
@@ -158,9 +181,17 @@ impl Sink for FileSink {
 }
 
 /// The commit decision of the file sinks: decline until a file is due, unless closing.
-pub(crate) fn commit_parts(name: &str, parts: Option<&mut Parts>, offsets: &Offsets, closing: bool) -> Result<bool> {
+pub(crate) fn commit_parts(
+    name: &str,
+    parts: Option<&mut Parts>,
+    offsets: &Offsets,
+    closing: bool,
+) -> Result<bool> {
     let Some(parts) = parts else {
-        return Err(Error::connector(name, "commit before open (a bug, please report)"));
+        return Err(Error::connector(
+            name,
+            "commit before open (a bug, please report)",
+        ));
     };
     let moved = parts.committer().committed() != Some(offsets);
     if !moved && parts.is_empty() {
@@ -176,7 +207,10 @@ pub(crate) fn commit_parts(name: &str, parts: Option<&mut Parts>, offsets: &Offs
 /// `check` of the file sinks: the directory exists or can be made.
 pub(crate) fn check_dir(name: &str, root: &Path) -> Vec<String> {
     if root.is_file() {
-        return vec![format!("{name}: path `{}` is a file: name a directory", root.display())];
+        return vec![format!(
+            "{name}: path `{}` is a file: name a directory",
+            root.display()
+        )];
     }
     let existing = root.ancestors().find(|p| p.exists());
     match existing.map(std::fs::metadata) {
@@ -215,8 +249,15 @@ impl TextPart {
 impl PartWriter for TextPart {
     fn write(&mut self, rows: &RecordBatch) -> Result<()> {
         self.scratch.clear();
-        encode(self.format, rows, self.header && self.bytes == 0, &mut self.scratch)?;
-        self.out.write_all(&self.scratch).map_err(|e| Error::io(&self.path, e))?;
+        encode(
+            self.format,
+            rows,
+            self.header && self.bytes == 0,
+            &mut self.scratch,
+        )?;
+        self.out
+            .write_all(&self.scratch)
+            .map_err(|e| Error::io(&self.path, e))?;
         self.bytes += self.scratch.len() as u64;
         Ok(())
     }
@@ -227,13 +268,21 @@ impl PartWriter for TextPart {
 
     fn finish(self: Box<Self>, _info: &FinishInfo<'_>) -> Result<()> {
         let path = self.path;
-        let file = self.out.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&path, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&path, e))
     }
 }
 
 /// Encodes rows in a text format, appending to `out`.
-pub(crate) fn encode(format: OutputFormat, rows: &RecordBatch, header: bool, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn encode(
+    format: OutputFormat,
+    rows: &RecordBatch,
+    header: bool,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     match format {
         OutputFormat::Jsonl => {
             let mut writer = arrow::json::LineDelimitedWriter::new(out);
@@ -241,7 +290,9 @@ pub(crate) fn encode(format: OutputFormat, rows: &RecordBatch, header: bool, out
             writer.finish()?;
         }
         OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(header).build(out);
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(header)
+                .build(out);
             writer.write(rows)?;
         }
         OutputFormat::Lines => {

@@ -102,7 +102,8 @@ impl Reading {
     fn open(path: &Path, offset: u64, line: u64, header: bool) -> Result<Reading> {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let inode = file.metadata().map_err(|e| Error::io(path, e))?.ino();
-        file.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(path, e))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Error::io(path, e))?;
         Ok(Reading {
             path: path.to_path_buf(),
             label: path.display().to_string(),
@@ -211,7 +212,9 @@ impl FileSource {
     /// The first file after `done` in name order.
     fn next_file(&self) -> Result<Option<PathBuf>> {
         let files = self.files()?;
-        Ok(files.into_iter().find(|f| self.done.as_ref().is_none_or(|d| f > d)))
+        Ok(files
+            .into_iter()
+            .find(|f| self.done.as_ref().is_none_or(|d| f > d)))
     }
 
     fn position(&self) -> Position {
@@ -251,9 +254,8 @@ impl FileSource {
                 if sample.iter().all(u8::is_ascii_whitespace) {
                     return Ok(false);
                 }
-                infer_schema(format, self.csv, &sample, self.infer_rows).map_err(|e| {
-                    Error::connector(&self.name, format!("{}: {e}", path.display()))
-                })?
+                infer_schema(format, self.csv, &sample, self.infer_rows)
+                    .map_err(|e| Error::connector(&self.name, format!("{}: {e}", path.display())))?
             }
         };
         self.parser = Some(RecordParser::new(self.format, schema, self.csv));
@@ -275,12 +277,19 @@ impl FileSource {
             _ => {}
         }
         let newer = self.files()?.into_iter().any(|f| f > reading.path);
-        Ok(if newer { TailEvent::Newer } else { TailEvent::Nothing })
+        Ok(if newer {
+            TailEvent::Newer
+        } else {
+            TailEvent::Nothing
+        })
     }
 
     fn batch(&mut self, chunk_end: usize, lines: u64, add_newline: bool) -> Result<SourceBatch> {
         let (Some(reading), Some(parser)) = (&mut self.reading, &self.parser) else {
-            return Err(Error::connector(&self.name, "internal: no file open (a bug, please report)"));
+            return Err(Error::connector(
+                &self.name,
+                "internal: no file open (a bug, please report)",
+            ));
         };
         let chunk = reading.pending().get(..chunk_end).unwrap_or_default();
         let parsed = if add_newline {
@@ -386,7 +395,11 @@ impl Source for FileSource {
                 }
             }
             if self.parser.is_none() {
-                let path = self.reading.as_ref().map(|r| r.path.clone()).unwrap_or_default();
+                let path = self
+                    .reading
+                    .as_ref()
+                    .map(|r| r.path.clone())
+                    .unwrap_or_default();
                 if !self.ensure_parser(&path)? {
                     return Ok(Poll::Idle);
                 }
@@ -439,7 +452,11 @@ impl Source for FileSource {
                         let batch = (tail > 0 && !header_only)
                             .then(|| self.batch(tail, tail_lines + 1, true))
                             .transpose()?;
-                        let path = self.reading.as_ref().map(|r| r.path.clone()).unwrap_or_default();
+                        let path = self
+                            .reading
+                            .as_ref()
+                            .map(|r| r.path.clone())
+                            .unwrap_or_default();
                         match ending {
                             TailEvent::Rotated => {
                                 let header = self.format == TextFormat::Csv && self.csv.header;

@@ -29,7 +29,11 @@ pub struct Partitioner {
 impl Partitioner {
     /// Checks the fields against `schema`; `time_field` `None` takes the first timestamp
     /// (or date) column.
-    pub fn new(fields: Vec<String>, time: Option<(Option<String>, String)>, schema: &Schema) -> Result<Partitioner> {
+    pub fn new(
+        fields: Vec<String>,
+        time: Option<(Option<String>, String)>,
+        schema: &Schema,
+    ) -> Result<Partitioner> {
         for field in &fields {
             if schema.field_with_name(field).is_err() {
                 return Err(Error::config(format!(
@@ -89,17 +93,26 @@ impl Partitioner {
         }
         let mut columns = Vec::new();
         for field in &self.fields {
-            let column = rows.column_by_name(field).ok_or_else(|| Error::config(format!("rows lack partition field `{field}`")))?;
+            let column = rows
+                .column_by_name(field)
+                .ok_or_else(|| Error::config(format!("rows lack partition field `{field}`")))?;
             columns.push(cast(column, &DataType::Utf8)?);
         }
         let times = match &self.time {
             Some((field, _)) => {
-                let column = rows.column_by_name(field).ok_or_else(|| Error::config(format!("rows lack time field `{field}`")))?;
+                let column = rows
+                    .column_by_name(field)
+                    .ok_or_else(|| Error::config(format!("rows lack time field `{field}`")))?;
                 let column = match column.data_type() {
-                    DataType::Int64 => cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?,
+                    DataType::Int64 => {
+                        cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?
+                    }
                     _ => column.clone(),
                 };
-                Some(cast(&column, &DataType::Timestamp(TimeUnit::Microsecond, None))?)
+                Some(cast(
+                    &column,
+                    &DataType::Timestamp(TimeUnit::Microsecond, None),
+                )?)
             }
             None => None,
         };
@@ -122,7 +135,8 @@ impl Partitioner {
                 let formatted = if times.is_null(row) {
                     None
                 } else {
-                    chrono::DateTime::from_timestamp_micros(times.value(row)).map(|t| t.format(format).to_string())
+                    chrono::DateTime::from_timestamp_micros(times.value(row))
+                        .map(|t| t.format(format).to_string())
                 };
                 dir.push_str(formatted.as_deref().unwrap_or(NULL_PARTITION));
                 dir.push('/');
@@ -146,11 +160,19 @@ impl Partitioner {
 }
 
 fn is_time(ty: &DataType) -> bool {
-    matches!(ty, DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Int64)
+    matches!(
+        ty,
+        DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 | DataType::Int64
+    )
 }
 
 fn names(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A strftime format chrono can apply, that makes relative path components.

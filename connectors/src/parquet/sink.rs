@@ -107,7 +107,12 @@ impl ParquetSink {
         if config.row_group_rows == 0 {
             return Err(settings.error(Some("row_group_rows"), "row_group_rows must be at least 1"));
         }
-        let roll = roll_from(settings, config.roll_rows, config.roll_bytes, config.roll_interval_ms)?;
+        let roll = roll_from(
+            settings,
+            config.roll_rows,
+            config.roll_bytes,
+            config.roll_interval_ms,
+        )?;
         Ok(ParquetSink {
             name: settings.name.clone(),
             root: settings.resolve_path(&config.path),
@@ -136,10 +141,18 @@ impl Sink for ParquetSink {
     }
 
     async fn open(&mut self, context: &SinkContext) -> Result<Option<Offsets>> {
-        let partitioner = Partitioner::new(self.partition_by.clone(), self.time_partition.clone(), &context.schema)
-            .map_err(|e| Error::connector(&self.name, e))?;
+        let partitioner = Partitioner::new(
+            self.partition_by.clone(),
+            self.time_partition.clone(),
+            &context.schema,
+        )
+        .map_err(|e| Error::connector(&self.name, e))?;
         self.data_columns = (0..context.schema.fields().len())
-            .filter(|&i| !partitioner.fields().contains(context.schema.field(i).name()))
+            .filter(|&i| {
+                !partitioner
+                    .fields()
+                    .contains(context.schema.field(i).name())
+            })
             .collect();
         let schema: SchemaRef = Arc::new(context.schema.project(&self.data_columns)?);
         self.partitioner = Some(partitioner);
@@ -151,15 +164,28 @@ impl Sink for ParquetSink {
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .build();
         let make = Box::new(move |path: &Path| -> Result<Box<dyn PartWriter>> {
-            Ok(Box::new(ParquetPart::create(path, schema.clone(), properties.clone())?))
+            Ok(Box::new(ParquetPart::create(
+                path,
+                schema.clone(),
+                properties.clone(),
+            )?))
         });
-        self.parts = Some(Parts::new(committer, &context.sink, "parquet", self.roll, make));
+        self.parts = Some(Parts::new(
+            committer,
+            &context.sink,
+            "parquet",
+            self.roll,
+            make,
+        ));
         Ok(offsets)
     }
 
     async fn write(&mut self, batch: SinkBatch) -> Result<()> {
         let (Some(parts), Some(partitioner)) = (&mut self.parts, &self.partitioner) else {
-            return Err(Error::connector(&self.name, "write before open (a bug, please report)"));
+            return Err(Error::connector(
+                &self.name,
+                "write before open (a bug, please report)",
+            ));
         };
         for op in &batch.ops {
             let SinkOp::Upsert(rows) = op else { continue };
@@ -190,8 +216,12 @@ struct ParquetPart {
 impl ParquetPart {
     fn create(path: &Path, schema: SchemaRef, properties: WriterProperties) -> Result<ParquetPart> {
         let file = File::create(path).map_err(|e| Error::io(path, e))?;
-        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema.clone(), Some(properties))
-            .map_err(|e| parquet_error(path, e))?;
+        let writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            schema.clone(),
+            Some(properties),
+        )
+        .map_err(|e| parquet_error(path, e))?;
         Ok(ParquetPart {
             path: path.to_path_buf(),
             schema,
@@ -202,10 +232,12 @@ impl ParquetPart {
 
 fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
     match e {
-        parquet::errors::ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
-            Ok(io) => Error::io(path, *io),
-            Err(other) => Error::connector(path.display().to_string(), other),
-        },
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => Error::io(path, *io),
+                Err(other) => Error::connector(path.display().to_string(), other),
+            }
+        }
         other => Error::connector(path.display().to_string(), other),
     }
 }
@@ -219,9 +251,13 @@ impl PartWriter for ParquetPart {
         } else {
             RecordBatch::try_new(self.schema.clone(), rows.columns().to_vec())?
         };
-        self.writer.write(&rows).map_err(|e| parquet_error(&self.path, e))?;
+        self.writer
+            .write(&rows)
+            .map_err(|e| parquet_error(&self.path, e))?;
         if self.writer.in_progress_size() > ROW_GROUP_BYTES_MAX {
-            self.writer.flush().map_err(|e| parquet_error(&self.path, e))?;
+            self.writer
+                .flush()
+                .map_err(|e| parquet_error(&self.path, e))?;
         }
         Ok(())
     }
@@ -235,23 +271,38 @@ impl PartWriter for ParquetPart {
     }
 
     fn flush_memory(&mut self) -> Result<()> {
-        self.writer.flush().map_err(|e| parquet_error(&self.path, e))
+        self.writer
+            .flush()
+            .map_err(|e| parquet_error(&self.path, e))
     }
 
     fn finish(mut self: Box<Self>, info: &FinishInfo<'_>) -> Result<()> {
         let offsets = |o: &Offsets| {
-            let map: serde_json::Map<String, serde_json::Value> =
-                o.iter().map(|((t, p), off)| (format!("{t}/{p}"), (*off).into())).collect();
+            let map: serde_json::Map<String, serde_json::Value> = o
+                .iter()
+                .map(|((t, p), off)| (format!("{t}/{p}"), (*off).into()))
+                .collect();
             serde_json::Value::Object(map).to_string()
         };
-        self.writer.append_key_value_metadata(KeyValue::new("sluice.sink".into(), info.sink.to_string()));
+        self.writer
+            .append_key_value_metadata(KeyValue::new("sluice.sink".into(), info.sink.to_string()));
         if let Some(start) = info.start {
-            self.writer.append_key_value_metadata(KeyValue::new("sluice.offsets.start".into(), offsets(start)));
+            self.writer.append_key_value_metadata(KeyValue::new(
+                "sluice.offsets.start".into(),
+                offsets(start),
+            ));
         }
-        self.writer.append_key_value_metadata(KeyValue::new("sluice.offsets.end".into(), offsets(info.end)));
-        self.writer.finish().map_err(|e| parquet_error(&self.path, e))?;
+        self.writer.append_key_value_metadata(KeyValue::new(
+            "sluice.offsets.end".into(),
+            offsets(info.end),
+        ));
+        self.writer
+            .finish()
+            .map_err(|e| parquet_error(&self.path, e))?;
         let out = self.writer.inner_mut();
         out.flush().map_err(|e| Error::io(&self.path, e))?;
-        out.get_ref().sync_all().map_err(|e| Error::io(&self.path, e))
+        out.get_ref()
+            .sync_all()
+            .map_err(|e| Error::io(&self.path, e))
     }
 }

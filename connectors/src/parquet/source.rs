@@ -93,10 +93,14 @@ impl ParquetSource {
         let root = self.root();
         let visible = |f: &PathBuf| {
             let relative = f.strip_prefix(&root).unwrap_or(f);
-            !relative.components().any(|c| is_hidden(Path::new(c.as_os_str())))
+            !relative
+                .components()
+                .any(|c| is_hidden(Path::new(c.as_os_str())))
         };
-        list_files(&self.pattern, true, &|p| p.extension().is_some_and(|e| e == "parquet"))
-            .map(|files| files.into_iter().filter(visible).collect())
+        list_files(&self.pattern, true, &|p| {
+            p.extension().is_some_and(|e| e == "parquet")
+        })
+        .map(|files| files.into_iter().filter(visible).collect())
     }
 
     /// The directory Hive columns are taken below.
@@ -106,7 +110,11 @@ impl ParquetSource {
         }
         let mut root = PathBuf::new();
         for component in self.pattern.components() {
-            if component.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            if component
+                .as_os_str()
+                .to_string_lossy()
+                .contains(['*', '?', '['])
+            {
                 return root;
             }
             root.push(component);
@@ -176,7 +184,10 @@ fn with_hive(rows: RecordBatch, hive: &[(String, String)]) -> Result<RecordBatch
         fields.push(Arc::new(Field::new(key, DataType::Utf8, true)));
         columns.push(Arc::new(StringArray::from(vec![value; rows.num_rows()])));
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 #[async_trait]
@@ -220,14 +231,19 @@ impl Source for ParquetSource {
                 self.reading = Some(self.open_file(&path, row, max_rows)?);
             }
             if self.reading.is_none() {
-                let next = self.files()?.into_iter().find(|f| self.done.as_ref().is_none_or(|d| f > d));
+                let next = self
+                    .files()?
+                    .into_iter()
+                    .find(|f| self.done.as_ref().is_none_or(|d| f > d));
                 match next {
                     Some(path) => self.reading = Some(self.open_file(&path, 0, max_rows)?),
                     None if self.mode == WatchMode::Once => return Ok(Poll::Done),
                     None => return Ok(Poll::Idle),
                 }
             }
-            let Some(reading) = &mut self.reading else { continue };
+            let Some(reading) = &mut self.reading else {
+                continue;
+            };
             if reading.batch_rows != max_rows {
                 let (path, row) = (reading.path.clone(), reading.row);
                 self.reading = Some(self.open_file(&path, row, max_rows)?);

@@ -44,7 +44,10 @@ impl StdoutSink {
     }
 
     /// Writes to `output` instead (tests, embedding).
-    pub fn with_output(settings: &Settings, output: Box<dyn AsyncWrite + Send + Unpin>) -> Result<StdoutSink> {
+    pub fn with_output(
+        settings: &Settings,
+        output: Box<dyn AsyncWrite + Send + Unpin>,
+    ) -> Result<StdoutSink> {
         let config: StdoutConfig = settings.parse()?;
         Ok(StdoutSink {
             name: settings.name.clone(),
@@ -67,7 +70,10 @@ impl Sink for StdoutSink {
         if self.format == OutputFormat::Lines && context.schema.fields().len() != 1 {
             return Err(Error::connector(
                 &self.name,
-                format!("format `lines` writes one column, but the rows have {}: use jsonl or csv", context.schema.fields().len()),
+                format!(
+                    "format `lines` writes one column, but the rows have {}: use jsonl or csv",
+                    context.schema.fields().len()
+                ),
             ));
         }
         Ok(None)
@@ -80,13 +86,19 @@ impl Sink for StdoutSink {
             let header = self.header && !self.header_written;
             encode(self.format, rows, header, &mut self.scratch)?;
             self.header_written |= header;
-            self.output.write_all(&self.scratch).await.map_err(|e| Error::io("<stdout>", e))?;
+            self.output
+                .write_all(&self.scratch)
+                .await
+                .map_err(|e| Error::io("<stdout>", e))?;
         }
         Ok(())
     }
 
     async fn commit(&mut self, _offsets: &Offsets, _closing: bool) -> Result<bool> {
-        self.output.flush().await.map_err(|e| Error::io("<stdout>", e))?;
+        self.output
+            .flush()
+            .await
+            .map_err(|e| Error::io("<stdout>", e))?;
         Ok(true)
     }
 }

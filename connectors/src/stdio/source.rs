@@ -12,8 +12,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::batch::{Poll, Position, SourceBatch};
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::file::parse::{CsvOptions, RecordParser, TextFormat, count_newlines, infer_schema, lines_schema};
 use crate::file::TextSettings;
+use crate::file::parse::{
+    CsvOptions, RecordParser, TextFormat, count_newlines, infer_schema, lines_schema,
+};
 use crate::source::Source;
 
 /// Bytes read at a time.
@@ -73,7 +75,10 @@ impl StdinSource {
     }
 
     /// Reads `input` instead (tests, embedding).
-    pub fn with_input(settings: &Settings, input: Box<dyn AsyncRead + Send + Unpin>) -> Result<StdinSource> {
+    pub fn with_input(
+        settings: &Settings,
+        input: Box<dyn AsyncRead + Send + Unpin>,
+    ) -> Result<StdinSource> {
         let config: StdinConfig = settings.parse()?;
         let format = config.format.unwrap_or(TextFormat::Lines);
         let text = TextSettings::check(
@@ -112,7 +117,13 @@ impl StdinSource {
             self.pos = 0;
         }
         if self.buf.len() > RECORD_BYTES_MAX {
-            return Err(Error::connector(&self.name, format!("a record at line {} is longer than {RECORD_BYTES_MAX} bytes: is the format right?", self.line)));
+            return Err(Error::connector(
+                &self.name,
+                format!(
+                    "a record at line {} is longer than {RECORD_BYTES_MAX} bytes: is the format right?",
+                    self.line
+                ),
+            ));
         }
         let start = self.buf.len();
         self.buf.resize(start + READ_CHUNK_BYTES, 0);
@@ -157,7 +168,10 @@ impl Source for StdinSource {
     async fn poll(&mut self, max_rows: usize) -> Result<Poll> {
         let max_rows = max_rows.max(1);
         if self.parser.is_none() {
-            while !self.eof && self.pending().len() < INFER_SAMPLE_BYTES && (count_newlines(self.pending()) as usize) <= self.infer_rows {
+            while !self.eof
+                && self.pending().len() < INFER_SAMPLE_BYTES
+                && (count_newlines(self.pending()) as usize) <= self.infer_rows
+            {
                 if !self.fill().await? && !self.eof {
                     return Ok(Poll::Idle);
                 }
