@@ -25,11 +25,14 @@ pub mod batch;
 pub mod config;
 pub mod convert;
 mod error;
+pub mod file;
+pub mod parquet;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod stdio;
 pub mod transform;
 
 pub use batch::{Offsets, Poll, Position, Reject, SinkBatch, SinkOp, SourceBatch};

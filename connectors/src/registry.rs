@@ -82,14 +82,17 @@ impl Extensions {
 }
 
 /// The source types.
-pub const SOURCE_KINDS: &[&str] = &[];
+pub const SOURCE_KINDS: &[&str] = &["file", "parquet", "stdin"];
 /// The sink types.
-pub const SINK_KINDS: &[&str] = &[];
+pub const SINK_KINDS: &[&str] = &["file", "parquet", "stdout"];
 
 /// Builds the source a section describes (parsing its keys; nothing is opened yet).
 #[allow(clippy::match_single_binding)] // until the first built-in type is registered
 pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
     match settings.kind.as_str() {
+        "file" => Ok(Box::new(crate::file::FileSource::new(settings)?)),
+        "parquet" => Ok(Box::new(crate::parquet::ParquetSource::new(settings)?)),
+        "stdin" => Ok(Box::new(crate::stdio::StdinSource::new(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
@@ -104,6 +107,9 @@ pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
 #[allow(clippy::match_single_binding)] // until the first built-in type is registered
 pub fn sink(settings: &Settings) -> Result<Box<dyn Sink>> {
     match settings.kind.as_str() {
+        "file" => Ok(Box::new(crate::file::FileSink::new(settings)?)),
+        "parquet" => Ok(Box::new(crate::parquet::ParquetSink::new(settings)?)),
+        "stdout" => Ok(Box::new(crate::stdio::StdoutSink::new(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(

@@ -1,0 +1,308 @@
+//! The `parquet` sink: rows into Parquet files, rolled by rows, bytes or age, split into
+//! Hive-style directories, committed exactly once with the offsets they hold
+//! ([`crate::file::commit`]). Each file's footer carries the sink's name and the offsets
+//! range of its commit (`sluice.offsets.start`, `sluice.offsets.end`, JSON).
+//!
+//! Rows are written with arrow's `ArrowWriter` in large row groups (`row_group_rows`,
+//! default 1 000 000, and at most [`ROW_GROUP_BYTES_MAX`] buffered); nothing is done per
+//! row unless the rows are partitioned. Deletes are skipped: Parquet files are append-only.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::Deserialize;
+
+use super::partition::Partitioner;
+use crate::batch::{Offsets, SinkBatch, SinkOp};
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::file::commit::Committer;
+use crate::file::roll::{FinishInfo, PartWriter, Parts, Roll};
+use crate::file::sink::{check_dir, commit_parts, roll_from};
+use crate::sink::{Sink, SinkContext};
+
+/// Bytes a row group may hold in memory before it is written out.
+pub const ROW_GROUP_BYTES_MAX: usize = 256 << 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParquetSinkConfig {
+    path: String,
+    #[serde(default = "default_compression")]
+    compression: String,
+    #[serde(default = "default_row_group_rows")]
+    row_group_rows: usize,
+    #[serde(default)]
+    roll_rows: Option<u64>,
+    #[serde(default)]
+    roll_bytes: Option<u64>,
+    #[serde(default)]
+    roll_interval_ms: Option<u64>,
+    #[serde(default)]
+    partition_by: Vec<String>,
+    #[serde(default)]
+    time_partition: Option<TimePartition>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimePartition {
+    #[serde(default)]
+    field: Option<String>,
+    #[serde(default = "default_time_format")]
+    format: String,
+}
+
+fn default_compression() -> String {
+    "zstd".into()
+}
+fn default_row_group_rows() -> usize {
+    1_000_000
+}
+fn default_time_format() -> String {
+    "dt=%Y-%m-%d".into()
+}
+
+/// The `parquet` sink.
+pub struct ParquetSink {
+    name: String,
+    root: PathBuf,
+    compression: Compression,
+    row_group_rows: usize,
+    roll: Roll,
+    partition_by: Vec<String>,
+    time_partition: Option<(Option<String>, String)>,
+    partitioner: Option<Partitioner>,
+    /// Columns kept in the files: all but the `partition_by` fields.
+    data_columns: Vec<usize>,
+    parts: Option<Parts>,
+}
+
+impl ParquetSink {
+    /// Builds the sink from its keys (nothing is opened).
+    pub fn new(settings: &Settings) -> Result<ParquetSink> {
+        let config: ParquetSinkConfig = settings.parse()?;
+        let compression = match config.compression.as_str() {
+            "zstd" => Compression::ZSTD(ZstdLevel::default()),
+            "snappy" => Compression::SNAPPY,
+            "gzip" => Compression::GZIP(GzipLevel::default()),
+            "lz4" => Compression::LZ4_RAW,
+            "none" => Compression::UNCOMPRESSED,
+            other => {
+                return Err(settings.error(
+                    Some("compression"),
+                    format!("unknown compression `{other}`: use zstd, snappy, gzip, lz4 or none"),
+                ));
+            }
+        };
+        if config.row_group_rows == 0 {
+            return Err(settings.error(Some("row_group_rows"), "row_group_rows must be at least 1"));
+        }
+        let roll = roll_from(
+            settings,
+            config.roll_rows,
+            config.roll_bytes,
+            config.roll_interval_ms,
+        )?;
+        Ok(ParquetSink {
+            name: settings.name.clone(),
+            root: settings.resolve_path(&config.path),
+            compression,
+            row_group_rows: config.row_group_rows,
+            roll,
+            partition_by: config.partition_by,
+            time_partition: config.time_partition.map(|t| (t.field, t.format)),
+            partitioner: None,
+            data_columns: Vec::new(),
+            parts: None,
+        })
+    }
+
+    /// The open files and commits (`None` before `open`): crash tests reach the committer
+    /// through it.
+    pub fn parts(&mut self) -> Option<&mut Parts> {
+        self.parts.as_mut()
+    }
+}
+
+#[async_trait]
+impl Sink for ParquetSink {
+    async fn check(&mut self) -> Vec<String> {
+        check_dir(&self.name, &self.root)
+    }
+
+    async fn open(&mut self, context: &SinkContext) -> Result<Option<Offsets>> {
+        let partitioner = Partitioner::new(
+            self.partition_by.clone(),
+            self.time_partition.clone(),
+            &context.schema,
+        )
+        .map_err(|e| Error::connector(&self.name, e))?;
+        self.data_columns = (0..context.schema.fields().len())
+            .filter(|&i| {
+                !partitioner
+                    .fields()
+                    .contains(context.schema.field(i).name())
+            })
+            .collect();
+        let schema: SchemaRef = Arc::new(context.schema.project(&self.data_columns)?);
+        self.partitioner = Some(partitioner);
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let committer = Committer::open(&self.root, &context.sink)?;
+        let offsets = committer.committed().cloned();
+        let properties = WriterProperties::builder()
+            .set_compression(self.compression)
+            .set_max_row_group_row_count(Some(self.row_group_rows))
+            .build();
+        let make = Box::new(move |path: &Path| -> Result<Box<dyn PartWriter>> {
+            Ok(Box::new(ParquetPart::create(
+                path,
+                schema.clone(),
+                properties.clone(),
+            )?))
+        });
+        self.parts = Some(Parts::new(
+            committer,
+            &context.sink,
+            "parquet",
+            self.roll,
+            make,
+        ));
+        Ok(offsets)
+    }
+
+    async fn write(&mut self, batch: SinkBatch) -> Result<()> {
+        let (Some(parts), Some(partitioner)) = (&mut self.parts, &self.partitioner) else {
+            return Err(Error::connector(
+                &self.name,
+                "write before open (a bug, please report)",
+            ));
+        };
+        for op in &batch.ops {
+            let SinkOp::Upsert(rows) = op else { continue };
+            for (dir, rows) in partitioner.split(rows)? {
+                let rows = if self.data_columns.len() == rows.num_columns() {
+                    rows
+                } else {
+                    rows.project(&self.data_columns)?
+                };
+                parts.write(&batch.topic, &dir, &rows)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, offsets: &Offsets, closing: bool) -> Result<bool> {
+        commit_parts(&self.name, self.parts.as_mut(), offsets, closing)
+    }
+}
+
+/// One Parquet file being written.
+struct ParquetPart {
+    path: PathBuf,
+    schema: SchemaRef,
+    writer: ArrowWriter<BufWriter<File>>,
+}
+
+impl ParquetPart {
+    fn create(path: &Path, schema: SchemaRef, properties: WriterProperties) -> Result<ParquetPart> {
+        let file = File::create(path).map_err(|e| Error::io(path, e))?;
+        let writer = ArrowWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            schema.clone(),
+            Some(properties),
+        )
+        .map_err(|e| parquet_error(path, e))?;
+        Ok(ParquetPart {
+            path: path.to_path_buf(),
+            schema,
+            writer,
+        })
+    }
+}
+
+fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => {
+            match inner.downcast::<std::io::Error>() {
+                Ok(io) => Error::io(path, *io),
+                Err(other) => Error::connector(path.display().to_string(), other),
+            }
+        }
+        other => Error::connector(path.display().to_string(), other),
+    }
+}
+
+impl PartWriter for ParquetPart {
+    fn write(&mut self, rows: &RecordBatch) -> Result<()> {
+        // The writer's schema is the sink's; rows whose fields differ only in nullability
+        // or metadata are given the writer's schema.
+        let rows = if rows.schema() == self.schema {
+            rows.clone()
+        } else {
+            RecordBatch::try_new(self.schema.clone(), rows.columns().to_vec())?
+        };
+        self.writer
+            .write(&rows)
+            .map_err(|e| parquet_error(&self.path, e))?;
+        if self.writer.in_progress_size() > ROW_GROUP_BYTES_MAX {
+            self.writer
+                .flush()
+                .map_err(|e| parquet_error(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+    }
+
+    fn memory(&self) -> usize {
+        self.writer.memory_size()
+    }
+
+    fn flush_memory(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .map_err(|e| parquet_error(&self.path, e))
+    }
+
+    fn finish(mut self: Box<Self>, info: &FinishInfo<'_>) -> Result<()> {
+        let offsets = |o: &Offsets| {
+            let map: serde_json::Map<String, serde_json::Value> = o
+                .iter()
+                .map(|((t, p), off)| (format!("{t}/{p}"), (*off).into()))
+                .collect();
+            serde_json::Value::Object(map).to_string()
+        };
+        self.writer
+            .append_key_value_metadata(KeyValue::new("sluice.sink".into(), info.sink.to_string()));
+        if let Some(start) = info.start {
+            self.writer.append_key_value_metadata(KeyValue::new(
+                "sluice.offsets.start".into(),
+                offsets(start),
+            ));
+        }
+        self.writer.append_key_value_metadata(KeyValue::new(
+            "sluice.offsets.end".into(),
+            offsets(info.end),
+        ));
+        self.writer
+            .finish()
+            .map_err(|e| parquet_error(&self.path, e))?;
+        let out = self.writer.inner_mut();
+        out.flush().map_err(|e| Error::io(&self.path, e))?;
+        out.get_ref()
+            .sync_all()
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
