@@ -6,13 +6,14 @@ use crate::sink::Sink;
 use crate::source::Source;
 
 /// The source types.
-pub const SOURCE_KINDS: &[&str] = &[];
+pub const SOURCE_KINDS: &[&str] = &["postgres-cdc"];
 /// The sink types.
 pub const SINK_KINDS: &[&str] = &[];
 
 /// Builds the source a section describes (parsing its keys; nothing is opened yet).
 pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
     match settings.kind.as_str() {
+        "postgres-cdc" => Ok(Box::new(crate::pgcdc::PostgresCdcSource::new(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
