@@ -79,7 +79,9 @@ impl Snapshot {
             self.in_transaction = true;
         }
         let Some(table) = self.tables.get(self.index).cloned() else {
-            return self.finish(client, connector, slot, None, Vec::new()).await;
+            return self
+                .finish(client, connector, slot, None, Vec::new(), deletes)
+                .await;
         };
         let layout = table.layout();
         let limit = max_rows.clamp(1, i64::MAX as usize);
@@ -120,7 +122,7 @@ impl Snapshot {
             self.after = None;
             if self.index >= self.tables.len() {
                 return self
-                    .finish(client, connector, slot, Some(rows), rejects)
+                    .finish(client, connector, slot, Some(rows), rejects, deletes)
                     .await;
             }
         }
@@ -137,6 +139,7 @@ impl Snapshot {
         slot: &str,
         rows: Option<Rows>,
         rejects: Vec<Reject>,
+        deletes: DeleteMode,
     ) -> Result<Page> {
         client
             .batch_execute("COMMIT")
@@ -159,7 +162,7 @@ impl Snapshot {
             }
         };
         Ok(Page {
-            batch: batch(rows, rejects, self.position(slot), DeleteMode::Row)?,
+            batch: batch(rows, rejects, self.position(slot), deletes)?,
             finished: true,
         })
     }
@@ -189,7 +192,12 @@ fn page_query(table: &TableInfo, after: Option<&[String]>, limit: usize) -> (Str
     let columns: Vec<String> = table
         .columns
         .iter()
-        .map(|(name, ..)| format!("{}::text", quote_ident(name)))
+        .map(|(name, ..)| {
+            // concat() renders with the type's output function, as pgoutput does; a
+            // `::text` cast would differ (it trims a char(n)'s padding).
+            let name = quote_ident(name);
+            format!("CASE WHEN {name} IS NULL THEN NULL ELSE concat({name}) END")
+        })
         .collect();
     let key: Vec<String> = table.key.iter().map(|k| quote_ident(k)).collect();
     let mut sql = format!("SELECT {} FROM {}", columns.join(", "), table.name.quoted());

@@ -2,7 +2,7 @@
 //! arrays.
 //!
 //! pgoutput v1 sends every value in its type's text output, and the snapshot selects
-//! `column::text`; both connections set `DateStyle = ISO`, `TimeZone = UTC`,
+//! the same text (`concat(column)`); both connections set `DateStyle = ISO`, `TimeZone = UTC`,
 //! `extra_float_digits = 3` and `bytea_output = hex`, so the formats parsed here are the
 //! only ones that arrive. A value that does not parse (a `NaN` numeric, a date BC) makes
 //! its row a reject, never a panic.
