@@ -284,16 +284,25 @@ impl PostgresCdcSource {
                         gathered.position,
                         self.config.deletes,
                     )?,
-                    None => {
-                        // Only the position moved (transactions with nothing to emit):
-                        // report it so the slot can be advanced.
-                        let mut batch = SourceBatch::new(
-                            RecordBatch::new_empty(Arc::new(Schema::empty())),
-                            gathered.position.to_json(),
-                        );
-                        batch.rejects = gathered.rejects;
-                        batch
-                    }
+                    // Only the position moved (transactions with nothing to emit), or
+                    // only rejects: report it, as no rows of the first table, so the
+                    // slot can be advanced and the batch still names a stream.
+                    None => match self.tables.first() {
+                        Some(table) => snapshot::batch(
+                            values::Rows::new(table.layout()),
+                            gathered.rejects,
+                            gathered.position,
+                            self.config.deletes,
+                        )?,
+                        None => {
+                            let mut batch = SourceBatch::new(
+                                RecordBatch::new_empty(Arc::new(Schema::empty())),
+                                gathered.position.to_json(),
+                            );
+                            batch.rejects = gathered.rejects;
+                            batch
+                        }
+                    },
                 };
                 Ok(Poll::Batch(batch))
             }
