@@ -2,6 +2,9 @@
 //! streamed changes, positions and resuming, big transactions, several tables,
 //! tombstones and check(). Every test drops the slot, publication and tables it made.
 
+// Test code: a failed setup step should stop the test where it happened.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::panic::AssertUnwindSafe;
