@@ -17,7 +17,8 @@
 //!   topic schema entries sources leave for sinks.
 //! - [`transform`]: rename, drop, insert, cast, filter, route, mask, flatten, timestamp.
 //! - [`runtime`]: running a pipeline, positions, dead letters, progress and status.
-//! - one module per system: `file`, `parquet`, `postgres`, `mysql`, `sqlite`, `stdio`.
+//! - one module per system: `file`, `parquet`, `postgres`, `mysql`, `sqlite`, `stdio`;
+//!   [`pgcdc`]: change data capture from PostgreSQL.
 
 #![deny(clippy::unwrap_used)]
 
@@ -27,6 +28,7 @@ pub mod convert;
 mod error;
 pub mod file;
 pub mod parquet;
+pub mod pgcdc;
 pub mod registry;
 pub mod runtime;
 pub mod schema;

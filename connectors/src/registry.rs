@@ -82,7 +82,7 @@ impl Extensions {
 }
 
 /// The source types.
-pub const SOURCE_KINDS: &[&str] = &["file", "parquet", "stdin"];
+pub const SOURCE_KINDS: &[&str] = &["file", "parquet", "stdin", "postgres-cdc"];
 /// The sink types.
 pub const SINK_KINDS: &[&str] = &["file", "parquet", "stdout"];
 
@@ -93,6 +93,7 @@ pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
         "file" => Ok(Box::new(crate::file::FileSource::new(settings)?)),
         "parquet" => Ok(Box::new(crate::parquet::ParquetSource::new(settings)?)),
         "stdin" => Ok(Box::new(crate::stdio::StdinSource::new(settings)?)),
+        "postgres-cdc" => Ok(Box::new(crate::pgcdc::PostgresCdcSource::new(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
