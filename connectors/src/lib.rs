@@ -24,11 +24,15 @@
 pub mod batch;
 pub mod config;
 pub mod convert;
+pub mod db;
 mod error;
+pub mod mysql;
+pub mod postgres;
 pub mod registry;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod sqlite;
 
 pub use batch::{Offsets, Poll, Position, Reject, SinkBatch, SinkOp, SourceBatch};
 pub use config::{OnError, PipelineFile, Settings};
