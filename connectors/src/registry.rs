@@ -6,13 +6,14 @@ use crate::sink::Sink;
 use crate::source::Source;
 
 /// The source types.
-pub const SOURCE_KINDS: &[&str] = &[];
+pub const SOURCE_KINDS: &[&str] = &["postgres", "mysql", "sqlite"];
 /// The sink types.
-pub const SINK_KINDS: &[&str] = &[];
+pub const SINK_KINDS: &[&str] = &["postgres", "mysql", "sqlite"];
 
 /// Builds the source a section describes (parsing its keys; nothing is opened yet).
 pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
     match settings.kind.as_str() {
+        "postgres" => Ok(Box::new(crate::postgres::source::build(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
@@ -26,6 +27,7 @@ pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
 /// Builds the sink a section describes (parsing its keys; nothing is opened yet).
 pub fn sink(settings: &Settings) -> Result<Box<dyn Sink>> {
     match settings.kind.as_str() {
+        "postgres" => Ok(Box::new(crate::postgres::sink::build(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(

@@ -23,6 +23,8 @@ pub mod cells;
 pub mod config;
 pub mod dialect;
 pub mod incremental;
+pub mod sink;
+pub mod source;
 pub mod table;
 pub mod types;
 
