@@ -14,6 +14,7 @@ pub const SINK_KINDS: &[&str] = &["postgres", "mysql", "sqlite"];
 pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
     match settings.kind.as_str() {
         "postgres" => Ok(Box::new(crate::postgres::source::build(settings)?)),
+        "sqlite" => Ok(Box::new(crate::sqlite::source::build(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
@@ -28,6 +29,7 @@ pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
 pub fn sink(settings: &Settings) -> Result<Box<dyn Sink>> {
     match settings.kind.as_str() {
         "postgres" => Ok(Box::new(crate::postgres::sink::build(settings)?)),
+        "sqlite" => Ok(Box::new(crate::sqlite::sink::build(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(

@@ -287,6 +287,20 @@ impl Dialect {
         ))
     }
 
+    /// `column` (quoted) holds the instant `micros`. SQLite compares timestamps as text, and
+    /// the same instant has several spellings (`…01`, `…01.5`, `…01.500000`): they all lie
+    /// between the shortest and the longest spelling, and nothing else does.
+    pub fn timestamp_equals(self, column: &str, micros: i64) -> String {
+        let full = super::types::format_timestamp(micros);
+        match self {
+            Dialect::Sqlite => {
+                let short = full.trim_end_matches('0').trim_end_matches('.');
+                format!("{column} BETWEEN '{short}' AND '{full}'")
+            }
+            _ => format!("{column} = '{full}'"),
+        }
+    }
+
     /// A timestamp literal the dialect compares with a timestamp column (UTC sessions).
     pub fn timestamp_literal(self, micros: i64) -> String {
         format!("'{}'", super::types::format_timestamp(micros))

@@ -222,7 +222,8 @@ impl Incremental {
                 let inc = self.inc.clone().unwrap_or_default();
                 if let (Some(last), Some(id)) = (p.ts.as_deref().and_then(parse_timestamp), p.id) {
                     let (qt, qi, lit) = (d.quote(&ts), d.quote(&inc), d.timestamp_literal(last));
-                    conditions.push(format!("({qt} > {lit} OR ({qt} = {lit} AND {qi} > {id}))"));
+                    let same = d.timestamp_equals(&qt, last);
+                    conditions.push(format!("({qt} > {lit} OR ({same} AND {qi} > {id}))"));
                 }
                 order = vec![ts, inc];
             }
@@ -302,11 +303,10 @@ impl Incremental {
         let d = self.dialect;
         let ts = self.ts.clone().unwrap_or_default();
         let sql = format!(
-            "SELECT {} FROM {} WHERE {} = {}",
+            "SELECT {} FROM {} WHERE {}",
             self.select,
             self.quoted_table,
-            d.quote(&ts),
-            d.timestamp_literal(last)
+            d.timestamp_equals(&d.quote(&ts), last)
         );
         fetch.fetch(&sql, &self.schema).await
     }

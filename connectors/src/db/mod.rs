@@ -27,6 +27,7 @@ pub mod sink;
 pub mod source;
 pub mod table;
 pub mod types;
+pub mod values;
 
 pub use buffer::OpBuffer;
 pub use config::{DbSinkConfig, DbSourceConfig, SinkMode};
