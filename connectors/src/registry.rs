@@ -15,6 +15,7 @@ pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
     match settings.kind.as_str() {
         "postgres" => Ok(Box::new(crate::postgres::source::build(settings)?)),
         "sqlite" => Ok(Box::new(crate::sqlite::source::build(settings)?)),
+        "mysql" => Ok(Box::new(crate::mysql::source::build(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
@@ -30,6 +31,7 @@ pub fn sink(settings: &Settings) -> Result<Box<dyn Sink>> {
     match settings.kind.as_str() {
         "postgres" => Ok(Box::new(crate::postgres::sink::build(settings)?)),
         "sqlite" => Ok(Box::new(crate::sqlite::sink::build(settings)?)),
+        "mysql" => Ok(Box::new(crate::mysql::sink::build(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
