@@ -66,6 +66,7 @@ pub struct Reject {
 
 /// A poll's answer.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per poll: boxing buys nothing
 pub enum Poll {
     /// Rows (possibly zero rows with rejects or a moved position).
     Batch(SourceBatch),

@@ -22,7 +22,12 @@ pub struct OpBuffer {
 impl OpBuffer {
     /// An empty buffer holding up to `rows_max` rows.
     pub fn new(rows_max: usize) -> OpBuffer {
-        OpBuffer { ops: Vec::new(), rows: 0, rows_max: rows_max.max(1), spilled: false }
+        OpBuffer {
+            ops: Vec::new(),
+            rows: 0,
+            rows_max: rows_max.max(1),
+            spilled: false,
+        }
     }
 
     /// Adds operations; returns whether the buffer is now over its bound.

@@ -15,7 +15,7 @@ use arrow::array::{
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
-use super::types::{parse_date, parse_decimal, parse_timestamp, MICROS_PER_DAY};
+use super::types::{MICROS_PER_DAY, parse_date, parse_decimal, parse_timestamp};
 use crate::error::{Error, Result};
 
 /// One database value, as the system's client decoded it.
@@ -70,7 +70,9 @@ impl Builder {
                 *s,
             ),
             DataType::Utf8 => Builder::Text(StringBuilder::with_capacity(capacity, capacity * 16)),
-            DataType::Binary => Builder::Bytes(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            DataType::Binary => {
+                Builder::Bytes(BinaryBuilder::with_capacity(capacity, capacity * 16))
+            }
             DataType::Date32 => Builder::Date(Date32Builder::with_capacity(capacity)),
             DataType::Timestamp(TimeUnit::Microsecond, tz) => Builder::Ts(
                 TimestampMicrosecondBuilder::with_capacity(capacity).with_timezone_opt(tz.clone()),
@@ -124,8 +126,16 @@ impl Builder {
                 Cell::Text(t) => matches!(t.trim(), "1" | "t" | "true" | "TRUE"),
                 _ => return Err(bad()),
             }),
-            Builder::I16(b) => b.append_value(int(cell).and_then(|v| i16::try_from(v).ok()).ok_or_else(bad)?),
-            Builder::I32(b) => b.append_value(int(cell).and_then(|v| i32::try_from(v).ok()).ok_or_else(bad)?),
+            Builder::I16(b) => b.append_value(
+                int(cell)
+                    .and_then(|v| i16::try_from(v).ok())
+                    .ok_or_else(bad)?,
+            ),
+            Builder::I32(b) => b.append_value(
+                int(cell)
+                    .and_then(|v| i32::try_from(v).ok())
+                    .ok_or_else(bad)?,
+            ),
             Builder::I64(b) => b.append_value(int(cell).ok_or_else(bad)?),
             Builder::F32(b) => b.append_value(match cell {
                 Cell::Float(v) => *v as f32,
@@ -145,7 +155,9 @@ impl Builder {
                     Cell::Decimal(v, s) => rescale(*v, *s, scale),
                     Cell::Int(v) => rescale(i128::from(*v), 0, scale),
                     Cell::Text(t) => parse_decimal(t, scale),
-                    Cell::Bytes(t) => std::str::from_utf8(t).ok().and_then(|t| parse_decimal(t, scale)),
+                    Cell::Bytes(t) => std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|t| parse_decimal(t, scale)),
                     Cell::Float(f) => parse_decimal(&format!("{f}"), scale),
                     _ => None,
                 };
@@ -247,9 +259,16 @@ pub fn rescale(value: i128, from: i8, to: i8) -> Option<i128> {
     } else {
         let div = 10i128.checked_pow(diff.unsigned_abs())?;
         let (q, r) = (value / div, value % div);
-        Some(if r.abs() * 2 >= div { q + value.signum() } else { q })
+        Some(if r.abs() * 2 >= div {
+            q + value.signum()
+        } else {
+            q
+        })
     }
 }
+
+/// Values that did not fit their column: (row, column, reason).
+pub type BadValues = Vec<(usize, String, String)>;
 
 /// Rows being read, column by column, with the rows that did not fit.
 pub struct RowsBuilder {
@@ -268,7 +287,12 @@ impl RowsBuilder {
             .iter()
             .map(|f| Builder::new(f.data_type(), capacity))
             .collect::<Result<Vec<_>>>()?;
-        Ok(RowsBuilder { schema, builders, bad: Vec::new(), row: 0 })
+        Ok(RowsBuilder {
+            schema,
+            builders,
+            bad: Vec::new(),
+            row: 0,
+        })
     }
 
     /// Appends the value of column `index` of the current row.
@@ -276,7 +300,12 @@ impl RowsBuilder {
         if let Some(builder) = self.builders.get_mut(index)
             && let Err(reason) = builder.push(cell)
         {
-            let column = self.schema.fields().get(index).map(|f| f.name().clone()).unwrap_or_default();
+            let column = self
+                .schema
+                .fields()
+                .get(index)
+                .map(|f| f.name().clone())
+                .unwrap_or_default();
             self.bad.push((self.row, column, reason));
         }
     }
@@ -299,7 +328,7 @@ impl RowsBuilder {
 
     /// All rows read (bad ones included, their bad values null, under an all-nullable
     /// schema), and the bad ones: (row, column, reason).
-    pub fn finish(mut self) -> Result<(RecordBatch, Vec<(usize, String, String)>)> {
+    pub fn finish(mut self) -> Result<(RecordBatch, BadValues)> {
         let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
         let loose = Arc::new(Schema::new(
             self.schema
@@ -317,7 +346,11 @@ impl RowsBuilder {
     }
 
     /// The rows without the bad ones, under the table's schema (NOT NULL kept).
-    pub fn good_rows(schema: &SchemaRef, all: &RecordBatch, bad: &[(usize, String, String)]) -> Result<RecordBatch> {
+    pub fn good_rows(
+        schema: &SchemaRef,
+        all: &RecordBatch,
+        bad: &[(usize, String, String)],
+    ) -> Result<RecordBatch> {
         let rows = if bad.is_empty() {
             all.clone()
         } else {
@@ -345,7 +378,10 @@ mod tests {
         // remaining rows come back under the NOT NULL schema.
         let schema = parse_schema("id BIGINT NOT NULL, amount DECIMAL(5,2), day DATE").unwrap();
         let mut rows = RowsBuilder::new(schema.clone(), 2).unwrap();
-        for (id, amount, day) in [(Cell::Int(1), Cell::Text("1.5"), Cell::Text("2024-02-29")), (Cell::Text("x"), Cell::Decimal(12345678, 0), Cell::Null)] {
+        for (id, amount, day) in [
+            (Cell::Int(1), Cell::Text("1.5"), Cell::Text("2024-02-29")),
+            (Cell::Text("x"), Cell::Decimal(12345678, 0), Cell::Null),
+        ] {
             rows.push(0, &id);
             rows.push(1, &amount);
             rows.push(2, &day);
@@ -353,7 +389,10 @@ mod tests {
         }
         let (all, bad) = rows.finish().unwrap();
         assert_eq!(all.num_rows(), 2);
-        assert_eq!(bad.iter().map(|b| (b.0, b.1.as_str())).collect::<Vec<_>>(), vec![(1, "id"), (1, "amount")]);
+        assert_eq!(
+            bad.iter().map(|b| (b.0, b.1.as_str())).collect::<Vec<_>>(),
+            vec![(1, "id"), (1, "amount")]
+        );
         let good = RowsBuilder::good_rows(&schema, &all, &bad).unwrap();
         assert_eq!(good.num_rows(), 1);
         assert_eq!(good.schema(), schema);

@@ -54,7 +54,8 @@ fn buffer_rows_max() -> usize {
 impl DbSinkConfig {
     /// Whether tombstones delete rows.
     pub fn deletes(&self) -> bool {
-        self.delete_on_tombstone.unwrap_or(self.mode == SinkMode::Upsert)
+        self.delete_on_tombstone
+            .unwrap_or(self.mode == SinkMode::Upsert)
     }
 }
 
@@ -88,12 +89,28 @@ fn poll_interval_ms() -> u64 {
 }
 
 /// The URL a system needs, or a problem at the right key.
-pub fn require_url(settings: &crate::Settings, url: &Option<String>, path: &Option<String>, scheme: &str) -> crate::Result<String> {
+pub fn require_url(
+    settings: &crate::Settings,
+    url: &Option<String>,
+    path: &Option<String>,
+    scheme: &str,
+) -> crate::Result<String> {
     if path.is_some() {
-        return Err(settings.error(Some("path"), format!("{} takes `url = \"{scheme}://user@host/db\"`, not `path`", settings.kind)));
+        return Err(settings.error(
+            Some("path"),
+            format!(
+                "{} takes `url = \"{scheme}://user@host/db\"`, not `path`",
+                settings.kind
+            ),
+        ));
     }
     match url {
-        Some(url) if url.starts_with(&format!("{scheme}://")) || (scheme == "postgres" && url.starts_with("postgresql://")) => Ok(url.clone()),
+        Some(url)
+            if url.starts_with(&format!("{scheme}://"))
+                || (scheme == "postgres" && url.starts_with("postgresql://")) =>
+        {
+            Ok(url.clone())
+        }
         Some(_) => Err(settings.error(Some("url"), format!("`url` must start with {scheme}://"))),
         None => Err(settings.error(None, format!("missing `url = \"{scheme}://user@host/db\"`"))),
     }

@@ -96,7 +96,9 @@ impl Dialect {
             (_, DataType::Float32) => "FLOAT",
             (Dialect::Postgres, DataType::Float64) => "DOUBLE PRECISION",
             (_, DataType::Float64) => "DOUBLE",
-            (Dialect::Postgres, DataType::Decimal128(p, s)) => return Some(format!("NUMERIC({p},{s})")),
+            (Dialect::Postgres, DataType::Decimal128(p, s)) => {
+                return Some(format!("NUMERIC({p},{s})"));
+            }
             (_, DataType::Decimal128(p, s)) => return Some(format!("DECIMAL({p},{s})")),
             (Dialect::Mysql, DataType::Utf8) if is_key => "VARCHAR(255)",
             (_, DataType::Utf8) => "TEXT",
@@ -117,7 +119,12 @@ impl Dialect {
     /// The Arrow type of a column the database describes: `name` lower-case as the
     /// catalog spells it (`integer`, `character varying`, `tinyint(1)`, `DECIMAL(12,2)`),
     /// with the numeric precision and scale where the catalog gives them apart.
-    pub fn arrow_type(self, name: &str, precision: Option<i64>, scale: Option<i64>) -> Option<DataType> {
+    pub fn arrow_type(
+        self,
+        name: &str,
+        precision: Option<i64>,
+        scale: Option<i64>,
+    ) -> Option<DataType> {
         let name = name.trim().to_ascii_lowercase();
         let base = name.split('(').next().unwrap_or("").trim();
         let base = base.trim_end_matches(" unsigned");
@@ -133,7 +140,10 @@ impl Dialect {
             Some((_, args)) => {
                 let args = args.trim_end_matches(|c| c != ')').trim_end_matches(')');
                 let mut parts = args.split(',').map(|a| a.trim().parse::<i64>().ok());
-                (parts.next().flatten(), Some(parts.next().flatten().unwrap_or(0)))
+                (
+                    parts.next().flatten(),
+                    Some(parts.next().flatten().unwrap_or(0)),
+                )
             }
             None => (None, None),
         };
@@ -174,7 +184,9 @@ impl Dialect {
         let mut problems = Vec::new();
         for field in schema.fields() {
             let is_key = key.iter().any(|k| k == field.name());
-            match super::types::canonical(field.data_type()).and_then(|ty| self.column_type(&ty, is_key)) {
+            match super::types::canonical(field.data_type())
+                .and_then(|ty| self.column_type(&ty, is_key))
+            {
                 Some(ty) => {
                     let null = if field.is_nullable() && !is_key {
                         // MariaDB gives a bare TIMESTAMP column NOT NULL DEFAULT now().
@@ -212,7 +224,11 @@ impl Dialect {
 
     /// Quoted names, comma-separated.
     pub fn column_list(self, names: &[String]) -> String {
-        names.iter().map(|n| self.quote(n)).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|n| self.quote(n))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// What follows an `INSERT ... VALUES/SELECT` to make it an upsert on `key`.
@@ -221,9 +237,14 @@ impl Dialect {
         match self {
             Dialect::Mysql => {
                 let sets: Vec<String> = if rest.is_empty() {
-                    key.iter().take(1).map(|k| format!("{0} = {0}", self.quote(k))).collect()
+                    key.iter()
+                        .take(1)
+                        .map(|k| format!("{0} = {0}", self.quote(k)))
+                        .collect()
                 } else {
-                    rest.iter().map(|c| format!("{0} = VALUES({0})", self.quote(c))).collect()
+                    rest.iter()
+                        .map(|c| format!("{0} = VALUES({0})", self.quote(c)))
+                        .collect()
                 };
                 format!(" ON DUPLICATE KEY UPDATE {}", sets.join(", "))
             }
@@ -232,8 +253,10 @@ impl Dialect {
                 if rest.is_empty() {
                     return format!(" ON CONFLICT ({target}) DO NOTHING");
                 }
-                let sets: Vec<String> =
-                    rest.iter().map(|c| format!("{0} = EXCLUDED.{0}", self.quote(c))).collect();
+                let sets: Vec<String> = rest
+                    .iter()
+                    .map(|c| format!("{0} = EXCLUDED.{0}", self.quote(c)))
+                    .collect();
                 format!(" ON CONFLICT ({target}) DO UPDATE SET {}", sets.join(", "))
             }
         }
@@ -241,7 +264,11 @@ impl Dialect {
 
     /// `CREATE TABLE IF NOT EXISTS` of the offsets table next to `table`.
     pub fn create_offsets_table(self, table: &str) -> String {
-        let text = if self == Dialect::Mysql { "VARCHAR(255)" } else { "TEXT" };
+        let text = if self == Dialect::Mysql {
+            "VARCHAR(255)"
+        } else {
+            "TEXT"
+        };
         format!(
             "CREATE TABLE IF NOT EXISTS {} (pipeline {text} NOT NULL, sink {text} NOT NULL, \
              topic {text} NOT NULL, kafka_partition INT NOT NULL, next_offset BIGINT NOT NULL, \
@@ -262,7 +289,13 @@ impl Dialect {
     }
 
     /// One statement storing `offsets` (literals: the values are ours, names escaped).
-    pub fn upsert_offsets(self, table: &str, pipeline: &str, sink: &str, offsets: &Offsets) -> Option<String> {
+    pub fn upsert_offsets(
+        self,
+        table: &str,
+        pipeline: &str,
+        sink: &str,
+        offsets: &Offsets,
+    ) -> Option<String> {
         if offsets.is_empty() {
             return None;
         }
@@ -277,8 +310,14 @@ impl Dialect {
                 )
             })
             .collect();
-        let key: Vec<String> = ["pipeline", "sink", "topic", "kafka_partition"].map(String::from).into();
-        let columns: Vec<String> = key.iter().cloned().chain(["next_offset".to_string()]).collect();
+        let key: Vec<String> = ["pipeline", "sink", "topic", "kafka_partition"]
+            .map(String::from)
+            .into();
+        let columns: Vec<String> = key
+            .iter()
+            .cloned()
+            .chain(["next_offset".to_string()])
+            .collect();
         Some(format!(
             "INSERT INTO {} (pipeline, sink, topic, kafka_partition, next_offset) VALUES {}{}",
             self.offsets_table(table),
@@ -341,17 +380,32 @@ mod tests {
     fn create_table_names_unmappable_columns_and_upserts_on_key() {
         // Proves CREATE TABLE carries the key and refuses a list column by name.
         let schema = parse_schema("id BIGINT NOT NULL, name VARCHAR").unwrap();
-        let sql = Dialect::Mysql.create_table("t", &schema, &["id".into()]).unwrap();
-        assert!(sql.contains("PRIMARY KEY (`id`)") && sql.contains("`name` TEXT NULL"), "{sql}");
+        let sql = Dialect::Mysql
+            .create_table("t", &schema, &["id".into()])
+            .unwrap();
+        assert!(
+            sql.contains("PRIMARY KEY (`id`)") && sql.contains("`name` TEXT NULL"),
+            "{sql}"
+        );
         let clause = Dialect::Postgres.upsert_clause(&["id".into()], &["id".into(), "name".into()]);
-        assert_eq!(clause, " ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\"");
+        assert_eq!(
+            clause,
+            " ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\""
+        );
         let list = arrow::datatypes::Field::new(
             "tags",
-            DataType::List(std::sync::Arc::new(arrow::datatypes::Field::new("x", DataType::Int32, true))),
+            DataType::List(std::sync::Arc::new(arrow::datatypes::Field::new(
+                "x",
+                DataType::Int32,
+                true,
+            ))),
             true,
         );
         let bad = Schema::new(vec![list]);
-        let err = Dialect::Sqlite.create_table("t", &bad, &[]).unwrap_err().to_string();
+        let err = Dialect::Sqlite
+            .create_table("t", &bad, &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`tags`"), "{err}");
     }
 }

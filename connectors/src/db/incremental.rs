@@ -17,7 +17,10 @@
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type, SchemaRef, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Int16Type, Int32Type, Int64Type, SchemaRef,
+    TimestampMicrosecondType,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -70,7 +73,11 @@ pub struct SourcePosition {
 #[async_trait]
 pub trait Fetch: Send {
     /// Runs `sql`, which returns the columns of `schema` in order.
-    async fn fetch(&mut self, sql: &str, schema: &SchemaRef) -> Result<(RecordBatch, Vec<(usize, String, String)>)>;
+    async fn fetch(
+        &mut self,
+        sql: &str,
+        schema: &SchemaRef,
+    ) -> Result<(RecordBatch, crate::db::cells::BadValues)>;
 }
 
 /// The query planner and poll loop of one source.
@@ -96,10 +103,16 @@ pub struct Incremental {
 impl Incremental {
     /// Plans reading `table` described by `info` per `config`; problems (missing or
     /// unsuitable columns) all at once.
-    pub fn new(dialect: Dialect, info: &TableInfo, config: &DbSourceConfig) -> Result<Incremental, Vec<String>> {
+    pub fn new(
+        dialect: Dialect,
+        info: &TableInfo,
+        config: &DbSourceConfig,
+    ) -> Result<Incremental, Vec<String>> {
         let table = &config.table;
         if !info.exists() {
-            return Err(vec![format!("table `{table}` does not exist (or has no columns this user can see)")]);
+            return Err(vec![format!(
+                "table `{table}` does not exist (or has no columns this user can see)"
+            )]);
         }
         let mut problems = Vec::new();
         let schema = match info.source_schema(table) {
@@ -109,38 +122,81 @@ impl Incremental {
                 None
             }
         };
-        let mut need = |key: &str, column: &Option<String>, ok: fn(&DataType) -> bool, what: &str| -> Option<String> {
+        let mut need = |key: &str,
+                        column: &Option<String>,
+                        ok: fn(&DataType) -> bool,
+                        what: &str|
+         -> Option<String> {
             let Some(name) = column else {
                 problems.push(format!("mode {:?} needs `{key}`", config.mode));
                 return None;
             };
             match info.column(name) {
                 None => problems.push(format!("{key} `{name}` is not a column of `{table}`")),
-                Some(c) if !c.arrow.as_ref().is_some_and(ok) => {
-                    problems.push(format!("{key} `{name}` has type {}; it must be {what}", c.sql_type))
-                }
+                Some(c) if !c.arrow.as_ref().is_some_and(ok) => problems.push(format!(
+                    "{key} `{name}` has type {}; it must be {what}",
+                    c.sql_type
+                )),
                 Some(_) => {}
             }
             Some(name.clone())
         };
-        let integer = |t: &DataType| matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64);
+        let integer =
+            |t: &DataType| matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64);
         let timestamp = |t: &DataType| matches!(t, DataType::Timestamp(..));
         let (inc, ts) = match config.mode {
             Mode::Bulk => (None, None),
-            Mode::Incrementing => (need("incrementing_column", &config.incrementing_column, integer, "an integer"), None),
-            Mode::Timestamp => (None, need("timestamp_column", &config.timestamp_column, timestamp, "a timestamp")),
+            Mode::Incrementing => (
+                need(
+                    "incrementing_column",
+                    &config.incrementing_column,
+                    integer,
+                    "an integer",
+                ),
+                None,
+            ),
+            Mode::Timestamp => (
+                None,
+                need(
+                    "timestamp_column",
+                    &config.timestamp_column,
+                    timestamp,
+                    "a timestamp",
+                ),
+            ),
             Mode::TimestampIncrementing => (
-                need("incrementing_column", &config.incrementing_column, integer, "an integer"),
-                need("timestamp_column", &config.timestamp_column, timestamp, "a timestamp"),
+                need(
+                    "incrementing_column",
+                    &config.incrementing_column,
+                    integer,
+                    "an integer",
+                ),
+                need(
+                    "timestamp_column",
+                    &config.timestamp_column,
+                    timestamp,
+                    "a timestamp",
+                ),
             ),
         };
         let Some(schema) = schema.filter(|_| problems.is_empty()) else {
             return Err(problems);
         };
         let literal_key = info.primary_key.iter().all(|k| {
-            info.column(k).and_then(|c| c.arrow.as_ref()).is_some_and(|t| {
-                matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::Utf8 | DataType::Date32 | DataType::Decimal128(..) | DataType::Timestamp(..))
-            })
+            info.column(k)
+                .and_then(|c| c.arrow.as_ref())
+                .is_some_and(|t| {
+                    matches!(
+                        t,
+                        DataType::Int16
+                            | DataType::Int32
+                            | DataType::Int64
+                            | DataType::Utf8
+                            | DataType::Date32
+                            | DataType::Decimal128(..)
+                            | DataType::Timestamp(..)
+                    )
+                })
         });
         let columns: Vec<String> = info.columns.iter().map(|c| c.name.clone()).collect();
         Ok(Incremental {
@@ -151,7 +207,11 @@ impl Incremental {
             mode: config.mode,
             inc,
             ts,
-            page_key: if literal_key { info.primary_key.clone() } else { Vec::new() },
+            page_key: if literal_key {
+                info.primary_key.clone()
+            } else {
+                Vec::new()
+            },
             primary_key: info.primary_key.clone(),
             schema,
             delay_ms: config.timestamp_delay_ms,
@@ -189,7 +249,11 @@ impl Incremental {
             conditions.push(format!("{} IS NOT NULL", d.quote(inc)));
         }
         if let Some(ts) = &self.ts {
-            conditions.push(format!("{} < {}", d.quote(ts), d.timestamp_literal(upper_micros)));
+            conditions.push(format!(
+                "{} < {}",
+                d.quote(ts),
+                d.timestamp_literal(upper_micros)
+            ));
         }
         match self.mode {
             Mode::Bulk if self.page_key.is_empty() => {
@@ -199,7 +263,11 @@ impl Incremental {
             Mode::Bulk => {
                 if let Some(pk) = &p.pk {
                     let values: Vec<String> = pk.iter().map(|v| self.literal(v)).collect();
-                    conditions.push(format!("({}) > ({})", d.column_list(&self.page_key), values.join(", ")));
+                    conditions.push(format!(
+                        "({}) > ({})",
+                        d.column_list(&self.page_key),
+                        values.join(", ")
+                    ));
                 }
                 order = self.page_key.clone();
             }
@@ -228,9 +296,20 @@ impl Incremental {
                 order = vec![ts, inc];
             }
         }
-        let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-        let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {}", d.column_list(&order)) };
-        format!("SELECT {} FROM {}{filter}{order} LIMIT {limit}{offset}", self.select, self.quoted_table)
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        let order = if order.is_empty() {
+            String::new()
+        } else {
+            format!(" ORDER BY {}", d.column_list(&order))
+        };
+        format!(
+            "SELECT {} FROM {}{filter}{order} LIMIT {limit}{offset}",
+            self.select, self.quoted_table
+        )
     }
 
     fn literal(&self, value: &Value) -> String {
@@ -256,7 +335,8 @@ impl Incremental {
         let now_micros = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        let upper = now_micros.saturating_sub(i64::try_from(self.delay_ms.saturating_mul(1000)).unwrap_or(i64::MAX));
+        let upper = now_micros
+            .saturating_sub(i64::try_from(self.delay_ms.saturating_mul(1000)).unwrap_or(i64::MAX));
         let sql = self.next_query(upper, limit);
         let (mut all, mut bad) = fetch.fetch(&sql, &self.schema).await?;
         if self.mode == Mode::Timestamp && all.num_rows() >= limit {
@@ -279,7 +359,8 @@ impl Incremental {
             tombstones: None,
             default_key: self.primary_key.clone(),
             rejects,
-            position: serde_json::to_value(&self.position).map_err(|e| Error::connector(&self.table, e))?,
+            position: serde_json::to_value(&self.position)
+                .map_err(|e| Error::connector(&self.table, e))?,
         }))
     }
 
@@ -290,11 +371,14 @@ impl Incremental {
         fetch: &mut dyn Fetch,
         all: RecordBatch,
         bad: Vec<(usize, String, String)>,
-    ) -> Result<(RecordBatch, Vec<(usize, String, String)>)> {
+    ) -> Result<(RecordBatch, crate::db::cells::BadValues)> {
         let column = self.ts_column(&all)?;
         let n = all.num_rows();
         let last = column.value(n - 1);
-        let run = (0..n).rev().take_while(|&i| column.is_valid(i) && column.value(i) == last).count();
+        let run = (0..n)
+            .rev()
+            .take_while(|&i| column.is_valid(i) && column.value(i) == last)
+            .count();
         if run < n {
             let keep = n - run;
             let bad = bad.into_iter().filter(|(row, _, _)| *row < keep).collect();
@@ -311,18 +395,28 @@ impl Incremental {
         fetch.fetch(&sql, &self.schema).await
     }
 
-    fn ts_column<'a>(&self, rows: &'a RecordBatch) -> Result<&'a arrow::array::PrimitiveArray<TimestampMicrosecondType>> {
+    fn ts_column<'a>(
+        &self,
+        rows: &'a RecordBatch,
+    ) -> Result<&'a arrow::array::PrimitiveArray<TimestampMicrosecondType>> {
         let name = self.ts.as_deref().unwrap_or_default();
         rows.column_by_name(name)
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-            .ok_or_else(|| Error::connector(&self.table, format!("timestamp column `{name}` missing from the rows read")))
+            .ok_or_else(|| {
+                Error::connector(
+                    &self.table,
+                    format!("timestamp column `{name}` missing from the rows read"),
+                )
+            })
     }
 
     /// Moves the position past the last row of `rows`.
     fn advance(&mut self, rows: &RecordBatch) -> Result<()> {
         let last = rows.num_rows() - 1;
         if let Some(inc) = &self.inc {
-            let column = rows.column_by_name(inc).ok_or_else(|| Error::connector(&self.table, format!("`{inc}` missing")))?;
+            let column = rows
+                .column_by_name(inc)
+                .ok_or_else(|| Error::connector(&self.table, format!("`{inc}` missing")))?;
             self.position.id = integer_at(column.as_ref(), last);
         }
         if self.ts.is_some() {
@@ -333,12 +427,16 @@ impl Incremental {
         }
         if self.mode == Mode::Bulk {
             if self.page_key.is_empty() {
-                self.position.offset = Some(self.position.offset.unwrap_or(0) + rows.num_rows() as u64);
+                self.position.offset =
+                    Some(self.position.offset.unwrap_or(0) + rows.num_rows() as u64);
             } else {
                 let values = self
                     .page_key
                     .iter()
-                    .map(|k| rows.column_by_name(k).map_or(Value::Null, |c| json_at(c.as_ref(), last)))
+                    .map(|k| {
+                        rows.column_by_name(k)
+                            .map_or(Value::Null, |c| json_at(c.as_ref(), last))
+                    })
                     .collect();
                 self.position.pk = Some(values);
             }
@@ -352,17 +450,36 @@ impl Incremental {
             let key: Vec<String> = self
                 .primary_key
                 .iter()
-                .filter_map(|k| all.column_by_name(k).map(|c| format!("{k}={}", json_at(c.as_ref(), *row))))
+                .filter_map(|k| {
+                    all.column_by_name(k)
+                        .map(|c| format!("{k}={}", json_at(c.as_ref(), *row)))
+                })
                 .collect();
-            let position = format!("{}[{}]", self.table, if key.is_empty() { format!("row {row}") } else { key.join(",") });
+            let position = format!(
+                "{}[{}]",
+                self.table,
+                if key.is_empty() {
+                    format!("row {row}")
+                } else {
+                    key.join(",")
+                }
+            );
             if let Some(previous) = rejects.last_mut().filter(|r| r.position == position) {
-                previous.error.push_str(&format!("; column `{column}`: {reason}"));
+                previous
+                    .error
+                    .push_str(&format!("; column `{column}`: {reason}"));
                 continue;
             }
             let mut bytes = Vec::new();
             let mut writer = arrow::json::LineDelimitedWriter::new(&mut bytes);
-            let _ = writer.write(&all.slice(*row, 1)).and_then(|()| writer.finish());
-            rejects.push(Reject { position, bytes, error: format!("column `{column}`: {reason}") });
+            let _ = writer
+                .write(&all.slice(*row, 1))
+                .and_then(|()| writer.finish());
+            rejects.push(Reject {
+                position,
+                bytes,
+                error: format!("column `{column}`: {reason}"),
+            });
         }
         rejects
     }
@@ -390,9 +507,16 @@ fn json_at(column: &dyn Array, row: usize) -> Value {
     }
     match column.data_type() {
         DataType::Utf8 => Value::from(column.as_string::<i32>().value(row)),
-        DataType::Date32 => Value::from(format_date(i64::from(column.as_primitive::<Date32Type>().value(row)))),
-        DataType::Timestamp(..) => Value::from(format_timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row))),
-        DataType::Decimal128(_, s) => Value::from(format_decimal(column.as_primitive::<Decimal128Type>().value(row), *s)),
+        DataType::Date32 => Value::from(format_date(i64::from(
+            column.as_primitive::<Date32Type>().value(row),
+        ))),
+        DataType::Timestamp(..) => Value::from(format_timestamp(
+            column.as_primitive::<TimestampMicrosecondType>().value(row),
+        )),
+        DataType::Decimal128(_, s) => Value::from(format_decimal(
+            column.as_primitive::<Decimal128Type>().value(row),
+            *s,
+        )),
         _ => Value::Null,
     }
 }
@@ -403,11 +527,19 @@ mod tests {
     use crate::db::table::Column;
 
     fn info() -> TableInfo {
-        let col = |name: &str, ty: DataType| Column { name: name.into(), sql_type: "x".into(), arrow: Some(ty), nullable: false };
+        let col = |name: &str, ty: DataType| Column {
+            name: name.into(),
+            sql_type: "x".into(),
+            arrow: Some(ty),
+            nullable: false,
+        };
         TableInfo {
             columns: vec![
                 col("id", DataType::Int64),
-                col("ts", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None)),
+                col(
+                    "ts",
+                    DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+                ),
                 col("name", DataType::Utf8),
             ],
             primary_key: vec!["id".into()],
@@ -430,14 +562,25 @@ mod tests {
     #[test]
     fn queries_resume_after_the_position() {
         // Proves each mode's query starts strictly after the stored position.
-        let mut plan = Incremental::new(Dialect::Postgres, &info(), &config(Mode::TimestampIncrementing)).unwrap();
-        plan.open(Some(serde_json::json!({"id": 7, "ts": "2024-01-01 00:00:00.000000"}))).unwrap();
+        let mut plan = Incremental::new(
+            Dialect::Postgres,
+            &info(),
+            &config(Mode::TimestampIncrementing),
+        )
+        .unwrap();
+        plan.open(Some(
+            serde_json::json!({"id": 7, "ts": "2024-01-01 00:00:00.000000"}),
+        ))
+        .unwrap();
         let sql = plan.next_query(0, 10);
         assert!(sql.contains("(\"ts\" > '2024-01-01 00:00:00.000000' OR (\"ts\" = '2024-01-01 00:00:00.000000' AND \"id\" > 7))"), "{sql}");
         assert!(sql.ends_with("ORDER BY \"ts\", \"id\" LIMIT 10"), "{sql}");
         let mut bulk = Incremental::new(Dialect::Mysql, &info(), &config(Mode::Bulk)).unwrap();
         bulk.open(Some(serde_json::json!({"pk": [41]}))).unwrap();
-        assert!(bulk.next_query(0, 5).contains("WHERE (`id`) > (41) ORDER BY `id` LIMIT 5"));
+        assert!(
+            bulk.next_query(0, 5)
+                .contains("WHERE (`id`) > (41) ORDER BY `id` LIMIT 5")
+        );
     }
 
     #[test]

@@ -105,9 +105,12 @@ impl<B: Backend> DbSink<B> {
     }
 
     fn plan(&self) -> Result<&WritePlan> {
-        self.plan
-            .as_ref()
-            .ok_or_else(|| Error::connector(&self.name, "the sink was used before open (a bug, please report)"))
+        self.plan.as_ref().ok_or_else(|| {
+            Error::connector(
+                &self.name,
+                "the sink was used before open (a bug, please report)",
+            )
+        })
     }
 
     async fn build_plan(&mut self, context: &SinkContext) -> Result<WritePlan> {
@@ -115,7 +118,11 @@ impl<B: Backend> DbSink<B> {
         let table = self.config.table.clone();
         let needs_key = self.config.mode == SinkMode::Upsert || self.config.deletes();
         if needs_key && context.key.is_empty() {
-            let why = if self.config.mode == SinkMode::Upsert { "mode = \"upsert\"" } else { "delete_on_tombstone = true" };
+            let why = if self.config.mode == SinkMode::Upsert {
+                "mode = \"upsert\""
+            } else {
+                "delete_on_tombstone = true"
+            };
             return Err(Error::config(format!(
                 "{} sink \"{}\": {why} needs key fields: set `key = [\"id\"]` on the sink, or read a topic whose schema entry names a key",
                 dialect.name(),
@@ -128,19 +135,31 @@ impl<B: Backend> DbSink<B> {
                 let ty = canonical_or_error(field.name(), field.data_type())?;
                 fields.push(Field::new(field.name(), ty, field.is_nullable()));
             }
-            let key = if self.config.mode == SinkMode::Upsert || self.config.deletes() { context.key.clone() } else { Vec::new() };
+            let key = if self.config.mode == SinkMode::Upsert || self.config.deletes() {
+                context.key.clone()
+            } else {
+                Vec::new()
+            };
             let sql = dialect.create_table(&table, &Schema::new(fields), &key)?;
             self.backend.execute(&sql).await?;
         }
         let info = self.backend.table_info(&table).await?;
         let problems = info.sink_problems(&table, &context.schema);
         if !problems.is_empty() {
-            return Err(Error::config(format!("{} sink \"{}\": {}", dialect.name(), self.name, problems.join("; "))));
+            return Err(Error::config(format!(
+                "{} sink \"{}\": {}",
+                dialect.name(),
+                self.name,
+                problems.join("; ")
+            )));
         }
         let mut columns = Vec::new();
         let mut types = Vec::new();
         for field in context.schema.fields() {
-            let ty = info.column(field.name()).and_then(|c| c.arrow.clone()).unwrap_or(DataType::Utf8);
+            let ty = info
+                .column(field.name())
+                .and_then(|c| c.arrow.clone())
+                .unwrap_or(DataType::Utf8);
             columns.push(field.name().clone());
             types.push(ty);
         }
@@ -153,12 +172,16 @@ impl<B: Backend> DbSink<B> {
             match field_of(k) {
                 Some(f) => key_fields.push(f),
                 None if needs_key => {
-                    return Err(Error::config(format!("key field `{k}` is not a column of the rows written to `{table}`")));
+                    return Err(Error::config(format!(
+                        "key field `{k}` is not a column of the rows written to `{table}`"
+                    )));
                 }
                 None => {}
             }
         }
-        let schema = Arc::new(Schema::new(columns.iter().filter_map(field_of).collect::<Vec<_>>()));
+        let schema = Arc::new(Schema::new(
+            columns.iter().filter_map(field_of).collect::<Vec<_>>(),
+        ));
         Ok(WritePlan {
             quoted: dialect.quote_table(&table),
             table,
@@ -199,7 +222,12 @@ impl<B: Backend> DbSink<B> {
         self.write_ahead().await?;
         if self.config.exactly_once
             && let Some(context) = &self.context
-            && let Some(sql) = self.backend.dialect().upsert_offsets(&self.config.table, &context.pipeline, &context.sink, offsets)
+            && let Some(sql) = self.backend.dialect().upsert_offsets(
+                &self.config.table,
+                &context.pipeline,
+                &context.sink,
+                offsets,
+            )
         {
             self.backend.execute(&sql).await?;
         }
@@ -213,10 +241,12 @@ impl<B: Backend> DbSink<B> {
 fn prepare(schema: &SchemaRef, rows: &RecordBatch) -> Result<RecordBatch> {
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let column = rows.column_by_name(field.name()).ok_or_else(|| Error::Data {
-            position: format!("column `{}`", field.name()),
-            reason: "missing from the rows handed to the sink".into(),
-        })?;
+        let column = rows
+            .column_by_name(field.name())
+            .ok_or_else(|| Error::Data {
+                position: format!("column `{}`", field.name()),
+                reason: "missing from the rows handed to the sink".into(),
+            })?;
         columns.push(cast_strict(field.name(), column, field.data_type())?);
     }
     Ok(RecordBatch::try_new_with_options(
@@ -230,7 +260,11 @@ fn prepare(schema: &SchemaRef, rows: &RecordBatch) -> Result<RecordBatch> {
 impl<B: Backend> Sink for DbSink<B> {
     async fn check(&mut self) -> Vec<String> {
         if let Err(e) = self.backend.connect().await {
-            return vec![format!("{} sink \"{}\": cannot connect: {e}", self.backend.dialect().name(), self.name)];
+            return vec![format!(
+                "{} sink \"{}\": cannot connect: {e}",
+                self.backend.dialect().name(),
+                self.name
+            )];
         }
         if self.config.create_table {
             return Vec::new();
@@ -244,7 +278,11 @@ impl<B: Backend> Sink for DbSink<B> {
                 self.config.table,
                 self.backend.address()
             )],
-            Err(e) => vec![format!("{} sink \"{}\": {e}", self.backend.dialect().name(), self.name)],
+            Err(e) => vec![format!(
+                "{} sink \"{}\": {e}",
+                self.backend.dialect().name(),
+                self.name
+            )],
         }
     }
 
@@ -264,10 +302,16 @@ impl<B: Backend> Sink for DbSink<B> {
             return Ok(None);
         }
         let dialect = self.backend.dialect();
-        self.backend.execute(&dialect.create_offsets_table(&self.config.table)).await?;
+        self.backend
+            .execute(&dialect.create_offsets_table(&self.config.table))
+            .await?;
         let offsets = self
             .backend
-            .read_offsets(&dialect.select_offsets(&self.config.table), &context.pipeline, &context.sink)
+            .read_offsets(
+                &dialect.select_offsets(&self.config.table),
+                &context.pipeline,
+                &context.sink,
+            )
             .await?;
         Ok((!offsets.is_empty()).then_some(offsets))
     }
@@ -292,7 +336,10 @@ impl<B: Backend> Sink for DbSink<B> {
         if self.poisoned {
             return Err(poisoned(&self.name));
         }
-        if self.buffer.ops().is_empty() && !self.buffer.spilled && (offsets.is_empty() || !self.config.exactly_once) {
+        if self.buffer.ops().is_empty()
+            && !self.buffer.spilled
+            && (offsets.is_empty() || !self.config.exactly_once)
+        {
             return Ok(true);
         }
         if !self.backend.connected() && !self.buffer.spilled {
@@ -316,7 +363,9 @@ impl<B: Backend> Sink for DbSink<B> {
                     self.buffer.reset();
                     return Err(Error::connector(
                         &self.name,
-                        format!("commit failed after rows were written ahead, and they were rolled back: {e}; reopen the sink to resume from the stored offsets"),
+                        format!(
+                            "commit failed after rows were written ahead, and they were rolled back: {e}; reopen the sink to resume from the stored offsets"
+                        ),
                     ));
                 }
                 // Nothing was lost: the buffer is kept, and a retried commit writes it again.
@@ -327,5 +376,8 @@ impl<B: Backend> Sink for DbSink<B> {
 }
 
 fn poisoned(name: &str) -> Error {
-    Error::connector(name, "an earlier commit failed after writing ahead; the sink must be reopened (the runtime resumes from the stored offsets)")
+    Error::connector(
+        name,
+        "an earlier commit failed after writing ahead; the sink must be reopened (the runtime resumes from the stored offsets)",
+    )
 }

@@ -32,7 +32,12 @@ pub struct DbSource<B: SourceBackend> {
 impl<B: SourceBackend> DbSource<B> {
     /// A source named `name` reading through `backend`.
     pub fn new(name: &str, config: DbSourceConfig, backend: B) -> DbSource<B> {
-        DbSource { name: name.to_string(), config, backend, plan: None }
+        DbSource {
+            name: name.to_string(),
+            config,
+            backend,
+            plan: None,
+        }
     }
 
     async fn planner(&mut self) -> Result<Incremental, Vec<String>> {
@@ -40,9 +45,17 @@ impl<B: SourceBackend> DbSource<B> {
         if let Err(e) = self.backend.connect().await {
             return Err(vec![format!("{what}: cannot connect: {e}")]);
         }
-        let info = self.backend.table_info(&self.config.table).await.map_err(|e| vec![format!("{what}: {e}")])?;
-        Incremental::new(self.backend.dialect(), &info, &self.config)
-            .map_err(|problems| problems.into_iter().map(|p| format!("{what}: {p}")).collect())
+        let info = self
+            .backend
+            .table_info(&self.config.table)
+            .await
+            .map_err(|e| vec![format!("{what}: {e}")])?;
+        Incremental::new(self.backend.dialect(), &info, &self.config).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|p| format!("{what}: {p}"))
+                .collect()
+        })
     }
 }
 
@@ -64,10 +77,9 @@ impl<B: SourceBackend> Source for DbSource<B> {
     }
 
     async fn poll(&mut self, max_rows: usize) -> Result<Poll> {
-        let plan = self
-            .plan
-            .as_mut()
-            .ok_or_else(|| Error::connector(&self.name, "polled before open (a bug, please report)"))?;
+        let plan = self.plan.as_mut().ok_or_else(|| {
+            Error::connector(&self.name, "polled before open (a bug, please report)")
+        })?;
         self.backend.connect().await?;
         plan.poll(&mut self.backend, max_rows).await
     }

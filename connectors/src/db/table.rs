@@ -57,7 +57,11 @@ impl TableInfo {
             problems.push(format!(
                 "table `{table}` has no column{} {}: add {} or drop the field{} with a transform",
                 if missing.len() > 1 { "s" } else { "" },
-                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+                missing
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 if missing.len() > 1 { "them" } else { "it" },
                 if missing.len() > 1 { "s" } else { "" },
             ));
@@ -110,8 +114,18 @@ mod tests {
         // Proves a sink check names all missing columns in one message and unmapped types.
         let table = TableInfo {
             columns: vec![
-                Column { name: "id".into(), sql_type: "bigint".into(), arrow: Some(DataType::Int64), nullable: false },
-                Column { name: "doc".into(), sql_type: "jsonb".into(), arrow: None, nullable: true },
+                Column {
+                    name: "id".into(),
+                    sql_type: "bigint".into(),
+                    arrow: Some(DataType::Int64),
+                    nullable: false,
+                },
+                Column {
+                    name: "doc".into(),
+                    sql_type: "jsonb".into(),
+                    arrow: None,
+                    nullable: true,
+                },
             ],
             primary_key: vec!["id".into()],
         };

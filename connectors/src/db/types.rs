@@ -150,7 +150,9 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
                 let sign = if zone.starts_with('-') { -1 } else { 1 };
                 let digits: String = zone.chars().skip(1).filter(|c| *c != ':').collect();
                 let hours = digits.get(..2)?.parse::<i64>().ok()?;
-                let minutes = digits.get(2..4).map_or(Some(0), |m| m.parse::<i64>().ok())?;
+                let minutes = digits
+                    .get(2..4)
+                    .map_or(Some(0), |m| m.parse::<i64>().ok())?;
                 sign * (hours * 3600 + minutes * 60)
             };
             (clock, offset)
@@ -167,12 +169,16 @@ pub fn parse_timestamp(text: &str) -> Option<i64> {
             Some((whole, frac)) => {
                 let digits: String = frac.chars().take(6).collect();
                 let scale = 10i64.pow(6 - digits.len() as u32);
-                (whole.parse::<i64>().ok()?, digits.parse::<i64>().ok()? * scale)
+                (
+                    whole.parse::<i64>().ok()?,
+                    digits.parse::<i64>().ok()? * scale,
+                )
             }
         },
     };
     Some(
-        days * MICROS_PER_DAY + (hours * 3600 + minutes * 60 + seconds - offset_secs) * 1_000_000
+        days * MICROS_PER_DAY
+            + (hours * 3600 + minutes * 60 + seconds - offset_secs) * 1_000_000
             + micros,
     )
 }
@@ -191,14 +197,17 @@ pub fn parse_decimal(text: &str, scale: i8) -> Option<i128> {
     }
     let scale = usize::try_from(scale).ok()?;
     let mut value: i128 = 0;
-    for c in whole.chars().chain(frac.chars().chain(std::iter::repeat('0')).take(scale)) {
+    for c in whole
+        .chars()
+        .chain(frac.chars().chain(std::iter::repeat('0')).take(scale))
+    {
         let d = c.to_digit(10)?;
         value = value.checked_mul(10)?.checked_add(i128::from(d))?;
     }
-    if let Some(next) = frac.chars().nth(scale) {
-        if next.to_digit(10)? >= 5 {
-            value = value.checked_add(1)?;
-        }
+    if let Some(next) = frac.chars().nth(scale)
+        && next.to_digit(10)? >= 5
+    {
+        value = value.checked_add(1)?;
     }
     Some(if negative { -value } else { value })
 }
@@ -258,7 +267,11 @@ mod tests {
     #[test]
     fn unmappable_types_name_the_column() {
         // Proves a list column is refused with its name in the message.
-        let ty = DataType::List(Arc::new(arrow::datatypes::Field::new("x", DataType::Int32, true)));
+        let ty = DataType::List(Arc::new(arrow::datatypes::Field::new(
+            "x",
+            DataType::Int32,
+            true,
+        )));
         let err = canonical_or_error("tags", &ty).unwrap_err().to_string();
         assert!(err.contains("`tags`"), "{err}");
     }

@@ -3,8 +3,8 @@
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, TimestampMicrosecondType,
 };
 
 /// A value to bind.
@@ -43,11 +43,15 @@ pub fn param(column: &dyn Array, row: usize) -> Param<'_> {
         DataType::Int64 => Param::Int(column.as_primitive::<Int64Type>().value(row)),
         DataType::Float32 => Param::Float(column.as_primitive::<Float32Type>().value(row)),
         DataType::Float64 => Param::Double(column.as_primitive::<Float64Type>().value(row)),
-        DataType::Decimal128(_, s) => Param::Decimal(column.as_primitive::<Decimal128Type>().value(row), *s),
+        DataType::Decimal128(_, s) => {
+            Param::Decimal(column.as_primitive::<Decimal128Type>().value(row), *s)
+        }
         DataType::Utf8 => Param::Text(column.as_string::<i32>().value(row)),
         DataType::Binary => Param::Bytes(column.as_binary::<i32>().value(row)),
         DataType::Date32 => Param::Date(i64::from(column.as_primitive::<Date32Type>().value(row))),
-        DataType::Timestamp(..) => Param::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row)),
+        DataType::Timestamp(..) => {
+            Param::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
         _ => Param::Null,
     }
 }

@@ -13,9 +13,9 @@ pub mod source;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 
+use crate::db::Dialect;
 use crate::db::config::address;
 use crate::db::table::{Column, TableInfo};
-use crate::db::Dialect;
 use crate::error::{Error, Result};
 
 pub use sink::MysqlSink;
@@ -26,9 +26,14 @@ pub const PLACEHOLDERS_MAX: usize = 65_535;
 
 /// Connects to `url`, UTC session.
 pub(crate) async fn connect(url: &str, name: &str) -> Result<Conn> {
-    let opts = Opts::from_url(url).map_err(|e| Error::config(format!("mysql url is not valid: {e}")))?;
-    let mut conn = Conn::new(opts).await.map_err(|e| Error::unavailable(format!("mysql {}", address(url)), e))?;
-    conn.query_drop("SET time_zone = '+00:00'").await.map_err(|e| classify(url, name, e))?;
+    let opts =
+        Opts::from_url(url).map_err(|e| Error::config(format!("mysql url is not valid: {e}")))?;
+    let mut conn = Conn::new(opts)
+        .await
+        .map_err(|e| Error::unavailable(format!("mysql {}", address(url)), e))?;
+    conn.query_drop("SET time_zone = '+00:00'")
+        .await
+        .map_err(|e| classify(url, name, e))?;
     Ok(conn)
 }
 
@@ -36,9 +41,10 @@ pub(crate) async fn connect(url: &str, name: &str) -> Result<Conn> {
 /// retrying; a rejected statement is not.
 pub(crate) fn classify(url: &str, name: &str, e: mysql_async::Error) -> Error {
     match e {
-        mysql_async::Error::Server(s) if ![1205, 1213, 1927].contains(&s.code) => {
-            Error::connector(name, format!("{} [error {}, SQLSTATE {}]", s.message, s.code, s.state))
-        }
+        mysql_async::Error::Server(s) if ![1205, 1213, 1927].contains(&s.code) => Error::connector(
+            name,
+            format!("{} [error {}, SQLSTATE {}]", s.message, s.code, s.state),
+        ),
         other => Error::unavailable(format!("mysql {}", address(url)), other),
     }
 }
@@ -79,5 +85,8 @@ pub(crate) async fn table_info(conn: &mut Conn, table: &str) -> mysql_async::Res
             (schema, name),
         )
         .await?;
-    Ok(TableInfo { columns, primary_key })
+    Ok(TableInfo {
+        columns,
+        primary_key,
+    })
 }

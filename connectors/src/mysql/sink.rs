@@ -27,7 +27,15 @@ const STATEMENT_ROWS_MAX: usize = 1000;
 pub fn build(settings: &Settings) -> Result<MysqlSink> {
     let config: DbSinkConfig = settings.parse()?;
     let url = require_url(settings, &config.url, &config.path, "mysql")?;
-    Ok(DbSink::new(&settings.name, config, MysqlBackend { url, name: settings.name.clone(), conn: None }))
+    Ok(DbSink::new(
+        &settings.name,
+        config,
+        MysqlBackend {
+            url,
+            name: settings.name.clone(),
+            conn: None,
+        },
+    ))
 }
 
 /// A MySQL connection for a sink.
@@ -55,14 +63,24 @@ pub(crate) fn value(p: Param<'_>) -> Value {
             let (y, m, day) = civil_from_days(t.div_euclid(MICROS_PER_DAY));
             let rest = t.rem_euclid(MICROS_PER_DAY);
             let secs = rest / 1_000_000;
-            Value::Date(y as u16, m as u8, day as u8, (secs / 3600) as u8, (secs / 60 % 60) as u8, (secs % 60) as u8, (rest % 1_000_000) as u32)
+            Value::Date(
+                y as u16,
+                m as u8,
+                day as u8,
+                (secs / 3600) as u8,
+                (secs / 60 % 60) as u8,
+                (secs % 60) as u8,
+                (rest % 1_000_000) as u32,
+            )
         }
     }
 }
 
 impl MysqlBackend {
     async fn run(&mut self, sql: &str, params: Vec<Value>) -> Result<()> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::unavailable(format!("mysql {}", address(&self.url)), "not connected"))?;
+        let conn = self.conn.as_mut().ok_or_else(|| {
+            Error::unavailable(format!("mysql {}", address(&self.url)), "not connected")
+        })?;
         let result = if params.is_empty() {
             conn.query_drop(sql).await
         } else {
@@ -126,14 +144,24 @@ impl Backend for MysqlBackend {
     }
 
     async fn table_info(&mut self, table: &str) -> Result<TableInfo> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::unavailable("mysql", "not connected"))?;
-        table_info(conn, table).await.map_err(|e| classify(&self.url, &self.name, e))
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::unavailable("mysql", "not connected"))?;
+        table_info(conn, table)
+            .await
+            .map_err(|e| classify(&self.url, &self.name, e))
     }
 
     async fn read_offsets(&mut self, select: &str, pipeline: &str, sink: &str) -> Result<Offsets> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::unavailable("mysql", "not connected"))?;
-        let rows: Vec<(String, i32, i64)> =
-            conn.exec(select, (pipeline, sink)).await.map_err(|e| classify(&self.url, &self.name, e))?;
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::unavailable("mysql", "not connected"))?;
+        let rows: Vec<(String, i32, i64)> = conn
+            .exec(select, (pipeline, sink))
+            .await
+            .map_err(|e| classify(&self.url, &self.name, e))?;
         Ok(rows.into_iter().map(|(t, p, n)| ((t, p), n)).collect())
     }
 
@@ -143,14 +171,26 @@ impl Backend for MysqlBackend {
 
     async fn write_rows(&mut self, plan: &WritePlan, rows: &RecordBatch) -> Result<()> {
         let d = Dialect::Mysql;
-        let head = format!("INSERT INTO {} ({}) VALUES ", plan.quoted, d.column_list(&plan.columns));
-        let tail = if plan.mode == SinkMode::Upsert { d.upsert_clause(&plan.key, &plan.columns) } else { String::new() };
+        let head = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            plan.quoted,
+            d.column_list(&plan.columns)
+        );
+        let tail = if plan.mode == SinkMode::Upsert {
+            d.upsert_clause(&plan.key, &plan.columns)
+        } else {
+            String::new()
+        };
         self.multi_row(&head, &tail, rows).await
     }
 
     async fn delete_rows(&mut self, plan: &WritePlan, keys: &RecordBatch) -> Result<()> {
         let d = Dialect::Mysql;
-        let head = format!("DELETE FROM {} WHERE ({}) IN (", plan.quoted, d.column_list(&plan.key));
+        let head = format!(
+            "DELETE FROM {} WHERE ({}) IN (",
+            plan.quoted,
+            d.column_list(&plan.key)
+        );
         self.multi_row(&head, ")", keys).await
     }
 }

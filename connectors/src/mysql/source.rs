@@ -9,13 +9,13 @@ use mysql_async::{Conn, Row, Value};
 
 use super::{breaks_connection, classify, connect, table_info};
 use crate::config::Settings;
+use crate::db::Dialect;
 use crate::db::cells::{Cell, RowsBuilder};
 use crate::db::config::{DbSourceConfig, require_url};
 use crate::db::incremental::Fetch;
 use crate::db::source::{DbSource, SourceBackend};
 use crate::db::table::TableInfo;
 use crate::db::types::{MICROS_PER_DAY, days_from_civil};
-use crate::db::Dialect;
 use crate::error::{Error, Result};
 
 /// The `type = "mysql"` source.
@@ -25,7 +25,15 @@ pub type MysqlSource = DbSource<MysqlReader>;
 pub fn build(settings: &Settings) -> Result<MysqlSource> {
     let config: DbSourceConfig = settings.parse()?;
     let url = require_url(settings, &config.url, &config.path, "mysql")?;
-    Ok(DbSource::new(&settings.name, config, MysqlReader { url, name: settings.name.clone(), conn: None }))
+    Ok(DbSource::new(
+        &settings.name,
+        config,
+        MysqlReader {
+            url,
+            name: settings.name.clone(),
+            conn: None,
+        },
+    ))
 }
 
 /// A MySQL connection for a source.
@@ -40,7 +48,9 @@ fn cell(value: &Value) -> Cell<'_> {
         Value::NULL => Cell::Null,
         Value::Bytes(b) => Cell::Bytes(b),
         Value::Int(v) => Cell::Int(*v),
-        Value::UInt(v) => i64::try_from(*v).map_or(Cell::Text("unsigned value past BIGINT"), Cell::Int),
+        Value::UInt(v) => {
+            i64::try_from(*v).map_or(Cell::Text("unsigned value past BIGINT"), Cell::Int)
+        }
         Value::Float(v) => Cell::Float(f64::from(*v)),
         Value::Double(v) => Cell::Float(*v),
         Value::Date(y, m, d, h, mi, s, us) => {
@@ -54,8 +64,15 @@ fn cell(value: &Value) -> Cell<'_> {
 
 #[async_trait]
 impl Fetch for MysqlReader {
-    async fn fetch(&mut self, sql: &str, schema: &SchemaRef) -> Result<(RecordBatch, Vec<(usize, String, String)>)> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::unavailable("mysql", "not connected"))?;
+    async fn fetch(
+        &mut self,
+        sql: &str,
+        schema: &SchemaRef,
+    ) -> Result<(RecordBatch, crate::db::cells::BadValues)> {
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::unavailable("mysql", "not connected"))?;
         let rows: Vec<Row> = match conn.exec(sql, ()).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -92,7 +109,12 @@ impl SourceBackend for MysqlReader {
     }
 
     async fn table_info(&mut self, table: &str) -> Result<TableInfo> {
-        let conn = self.conn.as_mut().ok_or_else(|| Error::unavailable("mysql", "not connected"))?;
-        table_info(conn, table).await.map_err(|e| classify(&self.url, &self.name, e))
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::unavailable("mysql", "not connected"))?;
+        table_info(conn, table)
+            .await
+            .map_err(|e| classify(&self.url, &self.name, e))
     }
 }

@@ -2,11 +2,14 @@
 
 use tokio_postgres::Client;
 
-use crate::db::table::{Column, TableInfo};
 use crate::db::Dialect;
+use crate::db::table::{Column, TableInfo};
 
 /// The columns and primary key of `table` (schema-qualified or on the search path).
-pub(crate) async fn table_info(client: &Client, table: &str) -> Result<TableInfo, tokio_postgres::Error> {
+pub(crate) async fn table_info(
+    client: &Client,
+    table: &str,
+) -> Result<TableInfo, tokio_postgres::Error> {
     let (schema, name) = match table.split_once('.') {
         Some((s, n)) => (Some(s), n),
         None => (None, table),
@@ -54,5 +57,8 @@ pub(crate) async fn table_info(client: &Client, table: &str) -> Result<TableInfo
             primary_key.push(row.try_get(0)?);
         }
     }
-    Ok(TableInfo { columns, primary_key })
+    Ok(TableInfo {
+        columns,
+        primary_key,
+    })
 }

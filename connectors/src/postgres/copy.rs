@@ -14,8 +14,8 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
-    TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
+    Int64Type, TimestampMicrosecondType,
 };
 use bytes::{BufMut, BytesMut};
 
@@ -65,9 +65,14 @@ impl<'a> Col<'a> {
             DataType::Utf8 => Col::Text(array.as_string()),
             DataType::Binary => Col::Bytes(array.as_binary()),
             DataType::Date32 => Col::Date(array.as_primitive()),
-            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => Col::Ts(array.as_primitive()),
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+                Col::Ts(array.as_primitive())
+            }
             other => {
-                return Err(Error::connector("postgres", format!("no COPY encoding for {other} (a bug: columns are cast first)")));
+                return Err(Error::connector(
+                    "postgres",
+                    format!("no COPY encoding for {other} (a bug: columns are cast first)"),
+                ));
             }
         })
     }
@@ -133,10 +138,18 @@ pub struct TupleWriter<'a> {
 impl<'a> TupleWriter<'a> {
     /// A writer over the columns of `rows` (canonical types).
     pub fn new(rows: &'a RecordBatch, seq_start: Option<i64>) -> Result<TupleWriter<'a>> {
-        let columns = rows.columns().iter().map(|c| Col::new(c.as_ref())).collect::<Result<Vec<_>>>()?;
+        let columns = rows
+            .columns()
+            .iter()
+            .map(|c| Col::new(c.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
         let field_count = i16::try_from(columns.len() + usize::from(seq_start.is_some()))
             .map_err(|_| Error::connector("postgres", "more than 32767 columns"))?;
-        Ok(TupleWriter { columns, field_count, seq_start })
+        Ok(TupleWriter {
+            columns,
+            field_count,
+            seq_start,
+        })
     }
 
     /// Appends row `row`.
@@ -205,7 +218,11 @@ pub fn put_numeric(buf: &mut BytesMut, value: i128, scale: i8) {
     buf.put_i32(8 + 2 * digits.len() as i32);
     buf.put_i16(digits.len() as i16);
     buf.put_i16(weight);
-    buf.put_u16(if negative && !digits.is_empty() { 0x4000 } else { 0 });
+    buf.put_u16(if negative && !digits.is_empty() {
+        0x4000
+    } else {
+        0
+    });
     buf.put_i16(scale as i16);
     for d in digits {
         buf.put_u16(*d);
@@ -215,7 +232,10 @@ pub fn put_numeric(buf: &mut BytesMut, value: i128, scale: i8) {
 /// The value of a binary numeric at its display scale, and that scale; `None` for NaN,
 /// infinities or values past 38 digits.
 pub fn read_numeric(raw: &[u8]) -> Option<(i128, i8)> {
-    let word = |i: usize| raw.get(i * 2..i * 2 + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let word = |i: usize| {
+        raw.get(i * 2..i * 2 + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
     let ndigits = word(0)? as usize;
     let weight = word(1)? as i16 as i32;
     let sign = word(2)?;
@@ -233,7 +253,10 @@ pub fn read_numeric(raw: &[u8]) -> Option<(i128, i8)> {
             value += d / 10i128.checked_pow((-exp) as u32)?;
         }
     }
-    Some((if sign == 0x4000 { -value } else { value }, i8::try_from(dscale).ok()?))
+    Some((
+        if sign == 0x4000 { -value } else { value },
+        i8::try_from(dscale).ok()?,
+    ))
 }
 
 /// Days since 1970-01-01 of a binary date.
@@ -267,7 +290,11 @@ mod tests {
             put_numeric(&mut buf, value, scale);
             let len = i32::from_be_bytes(buf[..4].try_into().unwrap()) as usize;
             assert_eq!(len + 4, buf.len());
-            assert_eq!(read_numeric(&buf[4..]), Some((value, scale)), "{value} scale {scale}");
+            assert_eq!(
+                read_numeric(&buf[4..]),
+                Some((value, scale)),
+                "{value} scale {scale}"
+            );
         }
     }
 }

@@ -61,7 +61,9 @@ pub(crate) fn classify(url: &str, connector: &str, e: tokio_postgres::Error) -> 
     if let Some(hint) = db.hint() {
         message.push_str(&format!("; hint: {hint}"));
     }
-    let retriable = ["08", "53", "57P"].iter().any(|p| code.starts_with(p)) || code == "40001" || code == "40P01";
+    let retriable = ["08", "53", "57P"].iter().any(|p| code.starts_with(p))
+        || code == "40001"
+        || code == "40P01";
     if retriable {
         Error::unavailable(format!("postgres {}", address(url)), message)
     } else {

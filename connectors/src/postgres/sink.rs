@@ -34,7 +34,11 @@ const STAGE: &str = "pg_temp.sluice_stage";
 pub fn build(settings: &Settings) -> Result<PostgresSink> {
     let config: DbSinkConfig = settings.parse()?;
     let url = require_url(settings, &config.url, &config.path, "postgres")?;
-    let backend = PostgresBackend { url, name: settings.name.clone(), client: None };
+    let backend = PostgresBackend {
+        url,
+        name: settings.name.clone(),
+        client: None,
+    };
     Ok(DbSink::new(&settings.name, config, backend))
 }
 
@@ -60,7 +64,10 @@ impl PostgresBackend {
     async fn copy(&self, target: &str, columns: &str, rows: &RecordBatch, seq: bool) -> Result<()> {
         let client = self.client()?;
         let sql = format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)");
-        let sink = client.copy_in::<_, Bytes>(sql.as_str()).await.map_err(|e| self.fail(e))?;
+        let sink = client
+            .copy_in::<_, Bytes>(sql.as_str())
+            .await
+            .map_err(|e| self.fail(e))?;
         futures::pin_mut!(sink);
         let writer = TupleWriter::new(rows, seq.then_some(0))?;
         let mut buf = BytesMut::with_capacity(COPY_CHUNK_BYTES + (64 << 10));
@@ -102,15 +109,24 @@ impl Backend for PostgresBackend {
     }
 
     async fn execute(&mut self, sql: &str) -> Result<()> {
-        self.client()?.batch_execute(sql).await.map_err(|e| self.fail(e))
+        self.client()?
+            .batch_execute(sql)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     async fn table_info(&mut self, table: &str) -> Result<TableInfo> {
-        catalog::table_info(self.client()?, table).await.map_err(|e| self.fail(e))
+        catalog::table_info(self.client()?, table)
+            .await
+            .map_err(|e| self.fail(e))
     }
 
     async fn read_offsets(&mut self, select: &str, pipeline: &str, sink: &str) -> Result<Offsets> {
-        let rows = self.client()?.query(select, &[&pipeline, &sink]).await.map_err(|e| self.fail(e))?;
+        let rows = self
+            .client()?
+            .query(select, &[&pipeline, &sink])
+            .await
+            .map_err(|e| self.fail(e))?;
         let mut offsets = Offsets::new();
         for row in rows {
             let topic: String = row.try_get(0).map_err(|e| self.fail(e))?;
@@ -141,7 +157,8 @@ impl Backend for PostgresBackend {
             return self.copy(&plan.quoted, &columns, rows, false).await;
         }
         self.execute(&format!("TRUNCATE {STAGE}")).await?;
-        self.copy(STAGE, &format!("{columns}, __sluice_seq"), rows, true).await?;
+        self.copy(STAGE, &format!("{columns}, __sluice_seq"), rows, true)
+            .await?;
         let key = d.column_list(&plan.key);
         let sql = format!(
             "INSERT INTO {} ({columns}) SELECT DISTINCT ON ({key}) {columns} FROM {STAGE} \
@@ -155,13 +172,18 @@ impl Backend for PostgresBackend {
     async fn delete_rows(&mut self, plan: &WritePlan, keys: &RecordBatch) -> Result<()> {
         let d = Dialect::Postgres;
         self.execute(&format!("TRUNCATE {STAGE}")).await?;
-        self.copy(STAGE, &d.column_list(&plan.key), keys, false).await?;
+        self.copy(STAGE, &d.column_list(&plan.key), keys, false)
+            .await?;
         let matches: Vec<String> = plan
             .key
             .iter()
             .map(|k| format!("t.{0} = s.{0}", d.quote(k)))
             .collect();
-        let sql = format!("DELETE FROM {} t USING {STAGE} s WHERE {}", plan.quoted, matches.join(" AND "));
+        let sql = format!(
+            "DELETE FROM {} t USING {STAGE} s WHERE {}",
+            plan.quoted,
+            matches.join(" AND ")
+        );
         self.execute(&sql).await
     }
 }

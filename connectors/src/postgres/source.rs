@@ -4,18 +4,18 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::Client;
+use tokio_postgres::types::{FromSql, Type};
 
 use super::copy::{read_date, read_numeric, read_timestamp};
 use super::{catalog, classify, connect};
 use crate::config::Settings;
+use crate::db::Dialect;
 use crate::db::cells::{Cell, RowsBuilder};
 use crate::db::config::{DbSourceConfig, require_url};
 use crate::db::incremental::Fetch;
 use crate::db::source::{DbSource, SourceBackend};
 use crate::db::table::TableInfo;
-use crate::db::Dialect;
 use crate::error::{Error, Result};
 
 /// The `type = "postgres"` source.
@@ -25,7 +25,11 @@ pub type PostgresSource = DbSource<PostgresReader>;
 pub fn build(settings: &Settings) -> Result<PostgresSource> {
     let config: DbSourceConfig = settings.parse()?;
     let url = require_url(settings, &config.url, &config.path, "postgres")?;
-    let reader = PostgresReader { url, name: settings.name.clone(), client: None };
+    let reader = PostgresReader {
+        url,
+        name: settings.name.clone(),
+        client: None,
+    };
     Ok(DbSource::new(&settings.name, config, reader))
 }
 
@@ -40,7 +44,10 @@ pub struct PostgresReader {
 struct Raw<'a>(&'a [u8]);
 
 impl<'a> FromSql<'a> for Raw<'a> {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Raw<'a>, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(
+        _: &Type,
+        raw: &'a [u8],
+    ) -> Result<Raw<'a>, Box<dyn std::error::Error + Sync + Send>> {
         Ok(Raw(raw))
     }
 
@@ -63,7 +70,10 @@ fn cell<'a>(ty: &Type, raw: &'a [u8]) -> Cell<'a> {
         Type::INT8 => be::<8>(raw).map_or(bad, |b| Cell::Int(i64::from_be_bytes(b))),
         Type::FLOAT4 => be::<4>(raw).map_or(bad, |b| Cell::Float(f64::from(f32::from_be_bytes(b)))),
         Type::FLOAT8 => be::<8>(raw).map_or(bad, |b| Cell::Float(f64::from_be_bytes(b))),
-        Type::NUMERIC => read_numeric(raw).map_or(Cell::Text("NaN, infinite or over 38 digits"), |(v, s)| Cell::Decimal(v, s)),
+        Type::NUMERIC => read_numeric(raw)
+            .map_or(Cell::Text("NaN, infinite or over 38 digits"), |(v, s)| {
+                Cell::Decimal(v, s)
+            }),
         Type::BYTEA => Cell::Bytes(raw),
         Type::DATE => read_date(raw).map_or(bad, Cell::Date),
         Type::TIMESTAMP | Type::TIMESTAMPTZ => read_timestamp(raw).map_or(bad, Cell::Timestamp),
@@ -74,13 +84,25 @@ fn cell<'a>(ty: &Type, raw: &'a [u8]) -> Cell<'a> {
 
 #[async_trait]
 impl Fetch for PostgresReader {
-    async fn fetch(&mut self, sql: &str, schema: &SchemaRef) -> Result<(RecordBatch, Vec<(usize, String, String)>)> {
-        let client = self.client.as_ref().ok_or_else(|| Error::unavailable("postgres", "not connected"))?;
-        let rows = client.query(sql, &[]).await.map_err(|e| classify(&self.url, &self.name, e))?;
+    async fn fetch(
+        &mut self,
+        sql: &str,
+        schema: &SchemaRef,
+    ) -> Result<(RecordBatch, crate::db::cells::BadValues)> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| Error::unavailable("postgres", "not connected"))?;
+        let rows = client
+            .query(sql, &[])
+            .await
+            .map_err(|e| classify(&self.url, &self.name, e))?;
         let mut builder = RowsBuilder::new(schema.clone(), rows.len())?;
         for row in &rows {
             for (i, column) in row.columns().iter().enumerate() {
-                let raw: Option<Raw<'_>> = row.try_get(i).map_err(|e| classify(&self.url, &self.name, e))?;
+                let raw: Option<Raw<'_>> = row
+                    .try_get(i)
+                    .map_err(|e| classify(&self.url, &self.name, e))?;
                 let value = raw.map_or(Cell::Null, |r| cell(column.type_(), r.0));
                 builder.push(i, &value);
             }
@@ -97,14 +119,19 @@ impl SourceBackend for PostgresReader {
     }
 
     async fn connect(&mut self) -> Result<()> {
-        if !self.client.as_ref().is_some_and(|c| !c.is_closed()) {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
             self.client = Some(connect(&self.url, &format!("sluice/{}", self.name)).await?);
         }
         Ok(())
     }
 
     async fn table_info(&mut self, table: &str) -> Result<TableInfo> {
-        let client = self.client.as_ref().ok_or_else(|| Error::unavailable("postgres", "not connected"))?;
-        catalog::table_info(client, table).await.map_err(|e| classify(&self.url, &self.name, e))
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| Error::unavailable("postgres", "not connected"))?;
+        catalog::table_info(client, table)
+            .await
+            .map_err(|e| classify(&self.url, &self.name, e))
     }
 }

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use crate::db::table::{Column, TableInfo};
 use crate::db::Dialect;
+use crate::db::table::{Column, TableInfo};
 use crate::error::{Error, Result};
 
 pub use sink::SqliteSink;
@@ -43,7 +43,11 @@ impl Db {
         .await
         .map_err(|e| Error::connector(name, e))?
         .map_err(|e| Error::unavailable(format!("sqlite {}", path.display()), e))?;
-        Ok(Db { path: path.to_path_buf(), name: name.to_string(), conn: Arc::new(Mutex::new(conn)) })
+        Ok(Db {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
     }
 
     /// Runs `f` on the connection in a blocking task.
@@ -55,9 +59,12 @@ impl Db {
         let conn = Arc::clone(&self.conn);
         let name = self.name.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| Error::connector(&name, "an earlier statement panicked holding the connection"))?;
+            let mut guard = conn.lock().map_err(|_| {
+                Error::connector(
+                    &name,
+                    "an earlier statement panicked holding the connection",
+                )
+            })?;
             f(&mut guard)
         })
         .await
@@ -73,7 +80,11 @@ impl Db {
 pub(crate) fn fail(name: &str, path: &Path, e: rusqlite::Error) -> Error {
     let busy = matches!(
         e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked | rusqlite::ErrorCode::DiskFull)
+        Some(
+            rusqlite::ErrorCode::DatabaseBusy
+                | rusqlite::ErrorCode::DatabaseLocked
+                | rusqlite::ErrorCode::DiskFull
+        )
     );
     if busy {
         Error::unavailable(format!("sqlite {}", path.display()), e)
@@ -88,7 +99,9 @@ pub(crate) fn table_info(conn: &Connection, table: &str) -> rusqlite::Result<Tab
         Some((s, n)) => (s, n),
         None => ("main", table),
     };
-    let mut stmt = conn.prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1, ?2) ORDER BY cid")?;
+    let mut stmt = conn.prepare(
+        "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1, ?2) ORDER BY cid",
+    )?;
     let mut columns = Vec::new();
     let mut key: Vec<(i64, String)> = Vec::new();
     let mut rows = stmt.query([name, schema])?;
@@ -108,11 +121,18 @@ pub(crate) fn table_info(conn: &Connection, table: &str) -> rusqlite::Result<Tab
         });
     }
     key.sort();
-    Ok(TableInfo { columns, primary_key: key.into_iter().map(|(_, k)| k).collect() })
+    Ok(TableInfo {
+        columns,
+        primary_key: key.into_iter().map(|(_, k)| k).collect(),
+    })
 }
 
 /// The `path` key, resolved against the pipeline file, or a problem.
-pub(crate) fn require_path(settings: &crate::Settings, url: &Option<String>, path: &Option<String>) -> Result<PathBuf> {
+pub(crate) fn require_path(
+    settings: &crate::Settings,
+    url: &Option<String>,
+    path: &Option<String>,
+) -> Result<PathBuf> {
     if url.is_some() {
         return Err(settings.error(Some("url"), "sqlite takes `path = \"file.db\"`, not `url`"));
     }

@@ -26,7 +26,15 @@ pub type SqliteSink = DbSink<SqliteBackend>;
 pub fn build(settings: &Settings) -> Result<SqliteSink> {
     let config: DbSinkConfig = settings.parse()?;
     let path = require_path(settings, &config.url, &config.path)?;
-    Ok(DbSink::new(&settings.name, config, SqliteBackend { path, name: settings.name.clone(), db: None }))
+    Ok(DbSink::new(
+        &settings.name,
+        config,
+        SqliteBackend {
+            path,
+            name: settings.name.clone(),
+            db: None,
+        },
+    ))
 }
 
 /// A SQLite database file for a sink.
@@ -38,7 +46,9 @@ pub struct SqliteBackend {
 
 impl SqliteBackend {
     fn db(&self) -> Result<Db> {
-        self.db.clone().ok_or_else(|| Error::unavailable(self.address(), "not open"))
+        self.db
+            .clone()
+            .ok_or_else(|| Error::unavailable(self.address(), "not open"))
     }
 
     /// Runs `sql` once per row of `rows`, binding the row's columns in order.
@@ -73,7 +83,8 @@ impl SqliteBackend {
                             ValueRef::Text(text.as_bytes())
                         }
                     };
-                    stmt.raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(value)).map_err(fail)?;
+                    stmt.raw_bind_parameter(i + 1, rusqlite::types::ToSqlOutput::Borrowed(value))
+                        .map_err(fail)?;
                 }
                 stmt.raw_execute().map_err(fail)?;
             }
@@ -108,22 +119,34 @@ impl Backend for SqliteBackend {
         let db = self.db()?;
         let sql = sql.to_string();
         let fail = db.clone();
-        db.run(move |conn| conn.execute_batch(&sql).map_err(|e| fail.fail(e))).await
+        db.run(move |conn| conn.execute_batch(&sql).map_err(|e| fail.fail(e)))
+            .await
     }
 
     async fn table_info(&mut self, table: &str) -> Result<TableInfo> {
         let db = self.db()?;
         let (table, fail) = (table.to_string(), db.clone());
-        db.run(move |conn| table_info(conn, &table).map_err(|e| fail.fail(e))).await
+        db.run(move |conn| table_info(conn, &table).map_err(|e| fail.fail(e)))
+            .await
     }
 
     async fn read_offsets(&mut self, select: &str, pipeline: &str, sink: &str) -> Result<Offsets> {
         let db = self.db()?;
-        let (select, pipeline, sink, fail) = (select.to_string(), pipeline.to_string(), sink.to_string(), db.clone());
+        let (select, pipeline, sink, fail) = (
+            select.to_string(),
+            pipeline.to_string(),
+            sink.to_string(),
+            db.clone(),
+        );
         db.run(move |conn| {
             let read = || -> rusqlite::Result<Offsets> {
                 let mut stmt = conn.prepare(&select)?;
-                let rows = stmt.query_map([&pipeline, &sink], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, i32>(1)?), r.get::<_, i64>(2)?)))?;
+                let rows = stmt.query_map([&pipeline, &sink], |r| {
+                    Ok((
+                        (r.get::<_, String>(0)?, r.get::<_, i32>(1)?),
+                        r.get::<_, i64>(2)?,
+                    ))
+                })?;
                 rows.collect()
             };
             read().map_err(|e| fail.fail(e))
@@ -138,15 +161,31 @@ impl Backend for SqliteBackend {
     async fn write_rows(&mut self, plan: &WritePlan, rows: &RecordBatch) -> Result<()> {
         let d = Dialect::Sqlite;
         let marks = vec!["?"; plan.columns.len()].join(", ");
-        let upsert = if plan.mode == SinkMode::Upsert { d.upsert_clause(&plan.key, &plan.columns) } else { String::new() };
-        let sql = format!("INSERT INTO {} ({}) VALUES ({marks}){upsert}", plan.quoted, d.column_list(&plan.columns));
+        let upsert = if plan.mode == SinkMode::Upsert {
+            d.upsert_clause(&plan.key, &plan.columns)
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({marks}){upsert}",
+            plan.quoted,
+            d.column_list(&plan.columns)
+        );
         self.per_row(sql, rows).await
     }
 
     async fn delete_rows(&mut self, plan: &WritePlan, keys: &RecordBatch) -> Result<()> {
         let d = Dialect::Sqlite;
-        let matches: Vec<String> = plan.key.iter().map(|k| format!("{} = ?", d.quote(k))).collect();
-        let sql = format!("DELETE FROM {} WHERE {}", plan.quoted, matches.join(" AND "));
+        let matches: Vec<String> = plan
+            .key
+            .iter()
+            .map(|k| format!("{} = ?", d.quote(k)))
+            .collect();
+        let sql = format!(
+            "DELETE FROM {} WHERE {}",
+            plan.quoted,
+            matches.join(" AND ")
+        );
         self.per_row(sql, keys).await
     }
 }

@@ -9,12 +9,12 @@ use rusqlite::types::ValueRef;
 
 use super::{Db, require_path, table_info};
 use crate::config::Settings;
+use crate::db::Dialect;
 use crate::db::cells::{Cell, RowsBuilder};
 use crate::db::config::DbSourceConfig;
 use crate::db::incremental::Fetch;
 use crate::db::source::{DbSource, SourceBackend};
 use crate::db::table::TableInfo;
-use crate::db::Dialect;
 use crate::error::{Error, Result};
 
 /// The `type = "sqlite"` source.
@@ -24,7 +24,15 @@ pub type SqliteSource = DbSource<SqliteReader>;
 pub fn build(settings: &Settings) -> Result<SqliteSource> {
     let config: DbSourceConfig = settings.parse()?;
     let path = require_path(settings, &config.url, &config.path)?;
-    Ok(DbSource::new(&settings.name, config, SqliteReader { path, name: settings.name.clone(), db: None }))
+    Ok(DbSource::new(
+        &settings.name,
+        config,
+        SqliteReader {
+            path,
+            name: settings.name.clone(),
+            db: None,
+        },
+    ))
 }
 
 /// A SQLite database file for a source.
@@ -36,13 +44,19 @@ pub struct SqliteReader {
 
 impl SqliteReader {
     fn db(&self) -> Result<Db> {
-        self.db.clone().ok_or_else(|| Error::unavailable(format!("sqlite {}", self.path.display()), "not open"))
+        self.db.clone().ok_or_else(|| {
+            Error::unavailable(format!("sqlite {}", self.path.display()), "not open")
+        })
     }
 }
 
 #[async_trait]
 impl Fetch for SqliteReader {
-    async fn fetch(&mut self, sql: &str, schema: &SchemaRef) -> Result<(RecordBatch, Vec<(usize, String, String)>)> {
+    async fn fetch(
+        &mut self,
+        sql: &str,
+        schema: &SchemaRef,
+    ) -> Result<(RecordBatch, crate::db::cells::BadValues)> {
         let db = self.db()?;
         let (sql, schema, fail) = (sql.to_string(), schema.clone(), db.clone());
         db.run(move |conn| {
@@ -57,7 +71,9 @@ impl Fetch for SqliteReader {
                             ValueRef::Null => Cell::Null,
                             ValueRef::Integer(v) => Cell::Int(v),
                             ValueRef::Real(v) => Cell::Float(v),
-                            ValueRef::Text(t) => std::str::from_utf8(t).map_or(Cell::Bytes(t), Cell::Text),
+                            ValueRef::Text(t) => {
+                                std::str::from_utf8(t).map_or(Cell::Bytes(t), Cell::Text)
+                            }
                             ValueRef::Blob(b) => Cell::Bytes(b),
                         };
                         builder.push(i, &cell);
@@ -82,7 +98,10 @@ impl SourceBackend for SqliteReader {
     async fn connect(&mut self) -> Result<()> {
         if self.db.is_none() {
             if !self.path.exists() {
-                return Err(Error::unavailable(format!("sqlite {}", self.path.display()), "the database file does not exist"));
+                return Err(Error::unavailable(
+                    format!("sqlite {}", self.path.display()),
+                    "the database file does not exist",
+                ));
             }
             self.db = Some(Db::open(&self.path, &self.name).await?);
         }
@@ -92,6 +111,7 @@ impl SourceBackend for SqliteReader {
     async fn table_info(&mut self, table: &str) -> Result<TableInfo> {
         let db = self.db()?;
         let (table, fail) = (table.to_string(), db.clone());
-        db.run(move |conn| table_info(conn, &table).map_err(|e| fail.fail(e))).await
+        db.run(move |conn| table_info(conn, &table).map_err(|e| fail.fail(e)))
+            .await
     }
 }

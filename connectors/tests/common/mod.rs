@@ -12,12 +12,20 @@ use std::time::Duration;
 
 /// PostgreSQL: `SLUICE_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`.
 pub fn postgres_url() -> Option<String> {
-    service("SLUICE_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test", "127.0.0.1:5432")
+    service(
+        "SLUICE_TEST_POSTGRES_URL",
+        "postgres://postgres@127.0.0.1:5432/test",
+        "127.0.0.1:5432",
+    )
 }
 
 /// MariaDB / MySQL: `SLUICE_TEST_MYSQL_URL`, default `mysql://root@127.0.0.1:3306/test`.
 pub fn mysql_url() -> Option<String> {
-    service("SLUICE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test", "127.0.0.1:3306")
+    service(
+        "SLUICE_TEST_MYSQL_URL",
+        "mysql://root@127.0.0.1:3306/test",
+        "127.0.0.1:3306",
+    )
 }
 
 fn service(var: &str, default: &str, default_addr: &str) -> Option<String> {
@@ -55,5 +63,10 @@ pub fn unique(prefix: &str) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    format!("{prefix}_{}_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), nanos % 10_000)
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        nanos % 10_000
+    )
 }
