@@ -65,8 +65,6 @@ pub struct Reject {
 }
 
 /// A poll's answer.
-// One Poll per batch of thousands of rows: boxing the batch would save nothing measurable.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 // A batch is the common answer; boxing it would cost an allocation per poll.
 #[allow(clippy::large_enum_variant)]

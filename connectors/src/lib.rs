@@ -25,15 +25,19 @@
 pub mod batch;
 pub mod config;
 pub mod convert;
+pub mod db;
 mod error;
 pub mod file;
+pub mod mysql;
 pub mod parquet;
 pub mod pgcdc;
+pub mod postgres;
 pub mod registry;
 pub mod runtime;
 pub mod schema;
 pub mod sink;
 pub mod source;
+pub mod sqlite;
 pub mod stdio;
 pub mod transform;
 

@@ -82,18 +82,21 @@ impl Extensions {
 }
 
 /// The source types.
-pub const SOURCE_KINDS: &[&str] = &["file", "parquet", "stdin", "postgres-cdc"];
+pub const SOURCE_KINDS: &[&str] =
+    &["file", "parquet", "stdin", "postgres", "postgres-cdc", "mysql", "sqlite"];
 /// The sink types.
-pub const SINK_KINDS: &[&str] = &["file", "parquet", "stdout"];
+pub const SINK_KINDS: &[&str] = &["file", "parquet", "stdout", "postgres", "mysql", "sqlite"];
 
 /// Builds the source a section describes (parsing its keys; nothing is opened yet).
-#[allow(clippy::match_single_binding)] // until the first built-in type is registered
 pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
     match settings.kind.as_str() {
         "file" => Ok(Box::new(crate::file::FileSource::new(settings)?)),
         "parquet" => Ok(Box::new(crate::parquet::ParquetSource::new(settings)?)),
         "stdin" => Ok(Box::new(crate::stdio::StdinSource::new(settings)?)),
         "postgres-cdc" => Ok(Box::new(crate::pgcdc::PostgresCdcSource::new(settings)?)),
+        "postgres" => Ok(Box::new(crate::postgres::source::build(settings)?)),
+        "sqlite" => Ok(Box::new(crate::sqlite::source::build(settings)?)),
+        "mysql" => Ok(Box::new(crate::mysql::source::build(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
@@ -105,12 +108,14 @@ pub fn source(settings: &Settings) -> Result<Box<dyn Source>> {
 }
 
 /// Builds the sink a section describes (parsing its keys; nothing is opened yet).
-#[allow(clippy::match_single_binding)] // until the first built-in type is registered
 pub fn sink(settings: &Settings) -> Result<Box<dyn Sink>> {
     match settings.kind.as_str() {
         "file" => Ok(Box::new(crate::file::FileSink::new(settings)?)),
         "parquet" => Ok(Box::new(crate::parquet::ParquetSink::new(settings)?)),
         "stdout" => Ok(Box::new(crate::stdio::StdoutSink::new(settings)?)),
+        "postgres" => Ok(Box::new(crate::postgres::sink::build(settings)?)),
+        "sqlite" => Ok(Box::new(crate::sqlite::sink::build(settings)?)),
+        "mysql" => Ok(Box::new(crate::mysql::sink::build(settings)?)),
         other => Err(settings.error(
             Some("type"),
             format!(
