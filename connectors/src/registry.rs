@@ -82,8 +82,15 @@ impl Extensions {
 }
 
 /// The source types.
-pub const SOURCE_KINDS: &[&str] =
-    &["file", "parquet", "stdin", "postgres", "postgres-cdc", "mysql", "sqlite"];
+pub const SOURCE_KINDS: &[&str] = &[
+    "file",
+    "parquet",
+    "stdin",
+    "postgres",
+    "postgres-cdc",
+    "mysql",
+    "sqlite",
+];
 /// The sink types.
 pub const SINK_KINDS: &[&str] = &["file", "parquet", "stdout", "postgres", "mysql", "sqlite"];
 

@@ -57,3 +57,61 @@ pub fn failed(out: &Output) -> String {
     );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// PostgreSQL for the connector tests: `SLUICE_TEST_POSTGRES_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test`. Unreachable: skip loudly, or fail when
+/// `SLUICE_REQUIRE_SERVICES=1` (set by .ci/run).
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("SLUICE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    if psql(&url, "SELECT 1").is_some() {
+        return Some(url);
+    }
+    let message = format!("PostgreSQL at {url} is unreachable (or psql is missing)");
+    if std::env::var("SLUICE_REQUIRE_SERVICES").as_deref() == Ok("1") {
+        panic!("{message}, and SLUICE_REQUIRE_SERVICES=1 requires it");
+    }
+    eprintln!("\n!!! SKIPPED: {message}; set SLUICE_REQUIRE_SERVICES=1 to fail instead\n");
+    None
+}
+
+/// Runs SQL through `psql` and returns its unaligned, tuples-only output (`None` if psql
+/// failed).
+pub fn psql(url: &str, sql: &str) -> Option<String> {
+    let out = Command::new("psql")
+        .args([
+            url,
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Runs a DuckDB query (the Python package, an independent reader) and returns its rows,
+/// one line each, columns separated by `|`.
+pub fn duckdb(dir: &Path, query: &str) -> String {
+    let script = format!(
+        "import duckdb\nfor row in duckdb.sql({query:?}).fetchall():\n    print('|'.join('' if v is None else str(v) for v in row))\n"
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "duckdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -98,14 +98,14 @@ impl Settings {
         Error::config(self.problem(key, message))
     }
 
-    /// A problem report at `key`'s line (or the section's): `FILE:LINE: kind "name": message`.
+    /// A problem report at `key`'s line (or the section's): `FILE:LINE: role "name": message`.
     pub fn problem(&self, key: Option<&str>, message: impl std::fmt::Display) -> String {
         let line = key
             .and_then(|k| self.line_of(k))
             .unwrap_or_else(|| self.line());
         format!(
             "{}:{line}: {} \"{}\": {message}",
-            self.text.path, self.kind, self.name
+            self.text.path, self.role, self.name
         )
     }
 

@@ -146,7 +146,11 @@ impl Pipeline {
                 problems.push(task.section.settings.problem(None, p));
             }
             for topic in task.section.common.topics.to_vec() {
-                let written_here = self.file.sources.iter().any(|s| s.common.topic == topic);
+                let written_here = self
+                    .file
+                    .sources
+                    .iter()
+                    .any(|s| s.common.topic == topic || s.common.topic.contains('{'));
                 if !written_here && self.log.partition_count(&topic).is_err() {
                     problems.push(task.section.settings.problem(
                         Some("topics"),

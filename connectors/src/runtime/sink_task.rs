@@ -80,12 +80,23 @@ impl SinkTask {
         let topics = self.section.common.topics.to_vec();
         let mut partitions = Vec::new();
         for topic in &topics {
-            let count = log.partition_count(topic).map_err(|_| {
-                Error::config(format!(
-                    "sink \"{}\": topic `{topic}` does not exist; create it (sluice topics create {topic}) or add the source that writes it",
-                    self.name()
-                ))
-            })?;
+            // A topic named by a source's template (`cdc.{stream}`) appears with the
+            // source's first batch: wait for it while sources run.
+            let count = loop {
+                match log.partition_count(topic) {
+                    Ok(count) => break count,
+                    Err(_) if drained.load(Ordering::Relaxed) => {
+                        return Err(Error::config(format!(
+                            "sink \"{}\": topic `{topic}` does not exist; create it (sluice topics create {topic}) or add the source that writes it",
+                            self.name()
+                        )));
+                    }
+                    Err(_) => tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = stop.changed() => return Ok(()),
+                    },
+                }
+            };
             partitions.extend((0..count).map(|p| TopicPartition::new(topic.clone(), p)));
         }
 
