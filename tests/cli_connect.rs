@@ -369,3 +369,154 @@ table = "x"
     );
     assert!(err.contains("bad.toml is not valid"), "{err}");
 }
+
+/// Copies `examples/pipelines` into `dir` (outputs land there, not in the repository).
+fn copy_examples(dir: &Path) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pipelines");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    for entry in std::fs::read_dir(&src)
+        .unwrap()
+        .chain(std::fs::read_dir(src.join("data")).unwrap())
+    {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let rel = path.strip_prefix(&src).unwrap();
+            std::fs::copy(&path, dir.join(rel)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn pipeline_examples_run_as_documented() {
+    // Proves: every file in examples/pipelines validates and runs as its header comment
+    // says, and its output reads back: Parquet by region (DuckDB), the upserted PostgreSQL
+    // table, the SQLite table fed from the topic, and CDC rows in their topic.
+    let Some(url) = postgres_url() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_examples(d);
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(args)
+            .current_dir(d)
+            .env("HOME", d)
+            .env("PG_URL", &url)
+            .env_remove("SLUICE_DATA_DIR");
+        cmd.output().unwrap()
+    };
+    for file in ["csv-to-parquet.toml", "jsonl-to-postgres-upsert.toml"] {
+        ok(&run(&["connect", "validate", file]));
+    }
+    // topic-to-sqlite reads the topic csv-to-parquet writes: until then it does not exist.
+    let err = failed(&run(&["connect", "validate", "topic-to-sqlite.toml"]));
+    assert!(err.contains("topic `orders` does not exist"), "{err}");
+
+    ok(&run(&[
+        "connect",
+        "run",
+        "csv-to-parquet.toml",
+        "--progress",
+        "none",
+    ]));
+    let by_region = duckdb(
+        d,
+        "SELECT region, count(*) FROM read_parquet('parquet/**/*.parquet', hive_partitioning = true) GROUP BY region ORDER BY region",
+    );
+    assert_eq!(by_region, "apac|17\neu|11\nus|12");
+
+    psql(
+        &url,
+        "DROP TABLE IF EXISTS example_customers; DELETE FROM sluice_connect_offsets WHERE pipeline = 'customers-to-postgres'",
+    );
+    ok(&run(&[
+        "connect",
+        "run",
+        "jsonl-to-postgres-upsert.toml",
+        "--progress",
+        "none",
+    ]));
+    let customers = psql(&url, "SELECT count(*), max(email) FILTER (WHERE id = 2), max(tier) FILTER (WHERE id = 2) FROM example_customers").unwrap();
+    assert_eq!(customers, "8|****.com|gold");
+    psql(
+        &url,
+        "DROP TABLE example_customers; DELETE FROM sluice_connect_offsets WHERE pipeline = 'customers-to-postgres'",
+    );
+
+    ok(&run(&["connect", "validate", "topic-to-sqlite.toml"]));
+    ok(&run(&[
+        "connect",
+        "run",
+        "topic-to-sqlite.toml",
+        "--once",
+        "--progress",
+        "none",
+    ]));
+    let out = Command::new("python3")
+        .args(["-c", "import sqlite3; print(sqlite3.connect('orders.db').execute('SELECT count(*), min(amount) >= 10 FROM orders').fetchone())"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let expected = duckdb(
+        d,
+        "SELECT count(*) FROM read_parquet('parquet/**/*.parquet', hive_partitioning = true) WHERE amount >= 10",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("({expected}, 1)")
+    );
+
+    psql(&url, "DROP TABLE IF EXISTS example_cdc_orders; CREATE TABLE example_cdc_orders (id BIGINT PRIMARY KEY, status TEXT); INSERT INTO example_cdc_orders VALUES (1, 'new')").unwrap();
+    ok(&run(&["connect", "validate", "postgres-cdc-to-topic.toml"]));
+    let cleanup = || {
+        psql(
+            &url,
+            "SELECT pg_drop_replication_slot('sluice_orders_cdc') WHERE EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sluice_orders_cdc')",
+        );
+        psql(
+            &url,
+            "DROP PUBLICATION IF EXISTS sluice_orders_cdc; DROP TABLE IF EXISTS example_cdc_orders",
+        );
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "connect",
+            "run",
+            "postgres-cdc-to-topic.toml",
+            "--progress",
+            "none",
+        ])
+        .current_dir(d)
+        .env("HOME", d)
+        .env("PG_URL", &url)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let records = || {
+        let positions = d.join("sluice-data");
+        positions.exists() && psql(&url, "SELECT confirmed_flush_lsn > '0/0' FROM pg_replication_slots WHERE slot_name = 'sluice_orders_cdc'").as_deref() == Some("t")
+    };
+    wait_for(60, "the CDC slot to advance", records);
+    psql(&url, "DELETE FROM example_cdc_orders WHERE id = 1").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe_kill(&child, "TERM");
+    assert!(child.wait().unwrap().success());
+    let topic = ok(&sluice(
+        d,
+        &[
+            "consume",
+            "cdc.public.example_cdc_orders",
+            "--from-beginning",
+            "--max-records",
+            "3",
+            "--timeout-ms",
+            "5000",
+            "--format",
+            "key-value",
+        ],
+    ));
+    cleanup();
+    assert!(
+        topic.contains("\"_op\":\"r\"") && topic.contains("\"_op\":\"d\""),
+        "{topic}"
+    );
+}

@@ -27,8 +27,8 @@ pub struct SourceBatch {
     pub stream: Option<String>,
     /// The rows, in source order.
     pub rows: RecordBatch,
-    /// Per row: `true` sends only the row's key, as a tombstone (a deleted row from change
-    /// data capture). `None`: no tombstones.
+    /// Per row: `true` follows the row with a tombstone (its key, no value): a deleted row
+    /// from change data capture, which upsert sinks then delete. `None`: no tombstones.
     pub tombstones: Option<BooleanArray>,
     /// The fields forming the record key when the pipeline file names none (a table's
     /// primary key). Empty: no key.

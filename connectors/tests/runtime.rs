@@ -489,8 +489,9 @@ async fn bad_records_fail_skip_or_go_to_the_dead_letter_topic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_reach_the_sink_as_deletes_in_order() {
-    // Proves: rows a source marks as tombstones are written as key-only records and reach
-    // the sink as Delete runs holding the key columns, in offset order with the upserts.
+    // Proves: a row a source marks as a tombstone is written as the row then a key-only
+    // record, and reaches the sink as an upsert then a Delete run holding the key columns,
+    // in offset order with the other upserts.
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path()).unwrap();
     let h = Harness::new(Plan {
@@ -500,8 +501,8 @@ async fn tombstones_reach_the_sink_as_deletes_in_order() {
     });
     h.run(&log, PIPELINE).await.unwrap();
     let records = topic_records(&log, "numbers");
-    assert_eq!(records[2], (Some(r#"{"id":2}"#.into()), None));
-    assert_eq!(h.sink.lock().committed, vec![0, 1, -2, -3, 4, 5]);
+    assert_eq!(records[3], (Some(r#"{"id":2}"#.into()), None));
+    assert_eq!(h.sink.lock().committed, vec![0, 1, 2, -2, 3, -3, 4, 5]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,10 @@
 //! `sluice quickstart`: the README's first command. Creates a topic in a local data
 //! directory, produces sample page views to it, consumes them back, reports, then runs a
 //! streaming job on them (page views per page per 1-minute window, the `pageviews`
-//! example's job) and prints its results; last, declares the topic as a SQL table and
-//! queries it, and says how to open the SQL shell and connect psql.
+//! example's job) and prints its results; then declares the topic as a SQL table and
+//! queries it; last, runs a small ETL pipeline (the bundled orders CSV into a topic and
+//! out to Parquet and SQLite, the `examples/pipelines` format) and says where the output
+//! is, how to open the SQL shell and how to connect psql.
 //!
 //! The sample views spread over [`SPAN_MS`] of event time starting at a minute boundary
 //! after every view already in the topic, so a rerun's windows are all new to the job
@@ -188,8 +190,9 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     }
     let job = run_job(&log, &dir, first_window, &expected);
     let sql = job.and_then(|()| run_sql(&log));
+    let pipeline = sql.and_then(|()| run_pipeline(&log, &dir));
     log.close()?;
-    sql?;
+    let pipeline_file = pipeline?;
     let flag = format!("--data-dir {}", dir.display());
     println!("Run the job yourself (examples/pageviews.rs; Ctrl-C stops it):");
     println!(
@@ -202,11 +205,110 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     println!(
         "or serve it and connect psql: cargo run --release -- serve {flag}   then   psql -h 127.0.0.1 -p 5433"
     );
+    println!("Run the pipeline again, or your own (docs/connectors.md, examples/pipelines/):");
+    println!(
+        "  cargo run --release -- connect run {} {flag}",
+        pipeline_file.display()
+    );
+    println!("  cargo run --release -- connect status {flag}");
     println!("Next:");
     println!("  cargo run --release -- topics describe {TOPIC} {flag}");
     println!("  cargo run --release -- consume {TOPIC} --from-beginning --max-records 5 {flag}");
     println!("  echo hello | cargo run --release -- produce {TOPIC} {flag}");
     Ok(())
+}
+
+/// The sample orders the quickstart's pipeline loads (also `examples/pipelines/data/`).
+const ORDERS_CSV: &str = include_str!("../../examples/pipelines/data/orders.csv");
+
+/// The quickstart's pipeline: the orders CSV into a topic, and out to Parquet files by
+/// region and to a SQLite table.
+const PIPELINE: &str = r#"# Written by `sluice quickstart`: orders.csv -> topic quickstart-orders -> Parquet and SQLite.
+[pipeline]
+name = "quickstart-orders"
+commit_interval_ms = 200
+
+[[source]]
+name = "orders-csv"
+type = "file"
+path = "orders.csv"
+format = "csv"
+topic = "quickstart-orders"
+key = ["order_id"]
+
+[[source.transform]]
+type = "cast"
+fields = { amount = "DECIMAL(12,2)" }
+
+[[sink]]
+name = "parquet"
+type = "parquet"
+topics = ["quickstart-orders"]
+path = "parquet"
+partition_by = ["region"]
+
+[[sink]]
+name = "sqlite"
+type = "sqlite"
+topics = ["quickstart-orders"]
+path = "orders.db"
+table = "orders"
+mode = "upsert"
+create_table = true
+"#;
+
+/// Writes the bundled CSV and the pipeline file under `<data dir>/quickstart-pipeline/`
+/// (once) and runs the pipeline to the end; returns the pipeline file's path.
+fn run_pipeline(log: &Log, dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    use sluice_connectors::PipelineFile;
+    use sluice_connectors::runtime::{Pipeline, RunOptions};
+
+    let folder = dir.join("quickstart-pipeline");
+    std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+    let csv = folder.join("orders.csv");
+    if !csv.exists() {
+        std::fs::write(&csv, ORDERS_CSV).with_context(|| format!("writing {}", csv.display()))?;
+    }
+    let file = folder.join("orders.toml");
+    std::fs::write(&file, PIPELINE).with_context(|| format!("writing {}", file.display()))?;
+    let parsed = PipelineFile::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let pipeline = Pipeline::new(parsed, log.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let stats = pipeline.stats();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the pipeline runtime")?;
+    let started = Instant::now();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    runtime
+        .block_on(pipeline.run(RunOptions { once: true }, stop_rx))
+        .map_err(|e| anyhow::anyhow!("the quickstart pipeline failed: {e}"))?;
+    println!(
+        "Pipeline {} (CSV -> topic -> Parquet and SQLite) in {:.3} s:",
+        file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    for s in stats {
+        let snap = s.snapshot();
+        println!(
+            "  {} {:<11} {} rows this run",
+            snap.role, snap.name, snap.records
+        );
+    }
+    println!(
+        "  Parquet by region: {}/region=*/",
+        folder.join("parquet").display()
+    );
+    println!(
+        "  SQLite table orders: {}",
+        folder.join("orders.db").display()
+    );
+    println!(
+        "  read them: duckdb -c \"SELECT region, sum(amount) FROM read_parquet('{}/**/*.parquet', hive_partitioning = true) GROUP BY region\"",
+        folder.join("parquet").display()
+    );
+    Ok(file)
 }
 
 /// The SQL table the quickstart declares on [`TOPIC`].

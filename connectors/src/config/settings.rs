@@ -100,6 +100,11 @@ impl Settings {
 
     /// A problem report at `key`'s line (or the section's): `FILE:LINE: role "name": message`.
     pub fn problem(&self, key: Option<&str>, message: impl std::fmt::Display) -> String {
+        let message = message.to_string();
+        // A connector's own check may already have placed its problem.
+        if message.starts_with(&format!("{}:", self.text.path)) {
+            return message;
+        }
         let line = key
             .and_then(|k| self.line_of(k))
             .unwrap_or_else(|| self.line());

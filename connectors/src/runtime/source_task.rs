@@ -222,11 +222,8 @@ impl SourceTask {
                 let tombstone = tombstones.as_ref().zip(origins.get(i)).is_some_and(
                     |(t, &o): (&BooleanArray, &u32)| t.is_valid(o as usize) && t.value(o as usize),
                 );
-                let mut record = ProducerRecord::to(topic.clone());
-                if !tombstone {
-                    bytes += value.len();
-                    record = record.value(value);
-                }
+                bytes += value.len();
+                let mut record = ProducerRecord::to(topic.clone()).value(value);
                 if let Some(keys) = &keys {
                     record = record.key(keys[i].clone());
                 }
@@ -235,7 +232,15 @@ impl SourceTask {
                 {
                     record = record.timestamp(times.value(i));
                 }
+                // A deleted row is the row, then its key alone (Debezium's delete event and
+                // tombstone): logs keep the change, upsert sinks delete, compaction drops it.
+                let tombstone_record = (tombstone && record.key.is_some()).then(|| {
+                    let mut t = record.clone();
+                    t.value = None;
+                    t
+                });
                 records.push(record);
+                records.extend(tombstone_record);
                 written += 1;
             }
         }
