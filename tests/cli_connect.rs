@@ -465,8 +465,8 @@ fn pipeline_examples_run_as_documented() {
         format!("({expected}, 1)")
     );
 
-    psql(&url, "DROP TABLE IF EXISTS example_cdc_orders; CREATE TABLE example_cdc_orders (id BIGINT PRIMARY KEY, status TEXT); INSERT INTO example_cdc_orders VALUES (1, 'new')").unwrap();
-    ok(&run(&["connect", "validate", "postgres-cdc-to-topic.toml"]));
+    // The example's slot and publication names are fixed: clear what an interrupted run
+    // may have left.
     let cleanup = || {
         psql(
             &url,
@@ -477,6 +477,9 @@ fn pipeline_examples_run_as_documented() {
             "DROP PUBLICATION IF EXISTS sluice_orders_cdc; DROP TABLE IF EXISTS example_cdc_orders",
         );
     };
+    cleanup();
+    psql(&url, "CREATE TABLE example_cdc_orders (id BIGINT PRIMARY KEY, status TEXT); INSERT INTO example_cdc_orders VALUES (1, 'new')").unwrap();
+    ok(&run(&["connect", "validate", "postgres-cdc-to-topic.toml"]));
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args([
             "connect",
