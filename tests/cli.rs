@@ -520,3 +520,68 @@ fn bench_sql_reports_json_and_agrees_with_duckdb() {
         );
     }
 }
+
+#[test]
+fn bench_connect_reports_json_and_checks_every_output() {
+    // Guards `sluice bench connect` end to end on a tiny run: both pipelines go through the
+    // real runtime, the report keeps its keys, and every output was checked against what
+    // the generator wrote (a wrong output fails the command, so success means it agreed).
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bench-data");
+    let duckdb = std::process::Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !duckdb {
+        assert!(
+            std::env::var_os("SLUICE_REQUIRE_SERVICES").is_none(),
+            "the DuckDB Python package is required: python3 -m pip install duckdb"
+        );
+        eprintln!("SKIPPING the DuckDB reference: python3 -m pip install duckdb to run it");
+    }
+    let out = ok(&sluice(
+        dir.path(),
+        &[
+            "bench",
+            "connect",
+            "--rows",
+            "3000",
+            "--runs",
+            "1",
+            "--reference",
+            if duckdb { "duckdb" } else { "none" },
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let report: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(report["rows"], 3000, "{report}");
+    assert_eq!(report["expected"]["distinct_ids"], 3000, "{report}");
+    let parquet = &report["parquet"];
+    assert!(parquet["sluice"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
+    if duckdb {
+        assert_eq!(parquet["outputs_checked"], true, "{report}");
+        assert!(parquet["duckdb"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(
+            parquet["duckdb_seconds_over_sluice_seconds"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(parquet["target_met"].is_boolean(), "{report}");
+    }
+    // Skipped only when PostgreSQL does not answer (and SLUICE_REQUIRE_SERVICES is unset:
+    // with it, the command fails instead).
+    let postgres = &report["postgres"];
+    if postgres["skipped"].is_null() {
+        assert_eq!(postgres["outputs_checked"], true, "{report}");
+        assert!(postgres["sluice"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(postgres["psql_copy"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(
+            postgres["sluice_rate_over_copy_rate"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+    } else {
+        assert!(postgres["skipped"].is_string(), "{report}");
+    }
+}

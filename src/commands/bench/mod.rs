@@ -5,10 +5,13 @@
 //! librdkafka, as a Kafka client sees it, and share the latency samples of `latency.rs`.
 //! `streams` runs sluice-streams jobs with the real runtime over records in the embedded log.
 //! `sql` runs a query through sluice-sql next to DuckDB on the same records.
+//! `connect` runs connector pipelines (CSV -> topic -> Parquet, topic -> PostgreSQL) next to
+//! DuckDB and psql's COPY on the same rows.
 //! `batch_consume` holds the benchmarks' `unsafe` for librdkafka's batch consume API;
 //! `streams` has one more, `getrusage` for the process's CPU time.
 
 mod batch_consume;
+mod connect;
 mod consume;
 mod latency;
 mod log;
@@ -38,6 +41,10 @@ pub enum BenchCommand {
     /// Scan + group-by over a JSON topic next to DuckDB on the same records as a JSON-lines
     /// file, and the same query over the last 1% of the topic by `_timestamp`.
     Sql(sql::SqlBenchArgs),
+    /// Connector pipelines through the real runtime: CSV -> topic -> Parquet next to
+    /// DuckDB's CSV-to-Parquet COPY, and topic -> PostgreSQL next to psql's `\copy` of the
+    /// same rows; every output is checked.
+    Connect(connect::ConnectBenchArgs),
 }
 
 /// Runs a benchmark.
@@ -48,5 +55,6 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Consume(args) => consume::run(&args),
         BenchCommand::Streams(args) => streams::run(&args),
         BenchCommand::Sql(args) => sql::run(&args),
+        BenchCommand::Connect(args) => connect::run(&args),
     }
 }
