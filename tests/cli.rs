@@ -560,12 +560,21 @@ fn bench_connect_reports_json_and_checks_every_output() {
     assert_eq!(report["rows"], 3000, "{report}");
     assert_eq!(report["expected"]["distinct_ids"], 3000, "{report}");
     let parquet = &report["parquet"];
-    assert!(parquet["sluice"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(
+        parquet["sluice"]["seconds"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
     if duckdb {
         assert_eq!(parquet["outputs_checked"], true, "{report}");
-        assert!(parquet["duckdb"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
         assert!(
-            parquet["duckdb_seconds_over_sluice_seconds"].as_f64().unwrap() > 0.0,
+            parquet["duckdb"]["seconds"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(
+            parquet["duckdb_seconds_over_sluice_seconds"]
+                .as_f64()
+                .unwrap()
+                > 0.0,
             "{report}"
         );
         assert!(parquet["target_met"].is_boolean(), "{report}");
@@ -575,8 +584,14 @@ fn bench_connect_reports_json_and_checks_every_output() {
     let postgres = &report["postgres"];
     if postgres["skipped"].is_null() {
         assert_eq!(postgres["outputs_checked"], true, "{report}");
-        assert!(postgres["sluice"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
-        assert!(postgres["psql_copy"]["seconds"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(
+            postgres["sluice"]["seconds"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(
+            postgres["psql_copy"]["seconds"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
         assert!(
             postgres["sluice_rate_over_copy_rate"].as_f64().unwrap() > 0.0,
             "{report}"

@@ -56,13 +56,7 @@ pub(super) fn run(
         0
     };
     let out_dir = scratch.phase_dir("duckdb-out")?;
-    let duckdb = match run_duckdb(
-        csv,
-        &out_dir,
-        duckdb_runs,
-        &args.compression,
-        &outputs,
-    ) {
+    let duckdb = match run_duckdb(csv, &out_dir, duckdb_runs, &args.compression, &outputs) {
         Ok(report) => Some(report),
         Err(e) if duckdb_runs == 0 && e.to_string().contains("No module named 'duckdb'") => None,
         Err(e) => return Err(e),
