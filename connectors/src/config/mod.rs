@@ -152,6 +152,12 @@ pub struct SourceCommon {
     /// Rows per poll (default 10 000).
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// How long one log transaction may stay open while the source has more to read, in
+    /// milliseconds (default 200): batches read back to back share a transaction, whose
+    /// records and the position after its last batch commit together. A source with
+    /// nothing new, or done, commits at once. 0: one transaction per batch.
+    #[serde(default = "default_transaction_interval_ms")]
+    pub transaction_interval_ms: u64,
     /// Bad-record policy (default: the pipeline's).
     #[serde(default)]
     pub on_error: Option<OnError>,
@@ -202,6 +208,9 @@ fn default_partitions() -> i32 {
 fn default_batch_rows() -> usize {
     10_000
 }
+fn default_transaction_interval_ms() -> u64 {
+    200
+}
 fn default_start() -> String {
     "earliest".into()
 }
@@ -217,6 +226,7 @@ const SOURCE_KEYS: &[&str] = &[
     "partitions",
     "timestamp",
     "batch_rows",
+    "transaction_interval_ms",
     "on_error",
     "transform",
 ];

@@ -33,31 +33,6 @@ pub(super) fn decode(schema: &SchemaRef, values: &[&[u8]]) -> Result<RecordBatch
     let mut decoder = ReaderBuilder::new(schema.clone())
         .with_batch_size(values.len().max(1))
         .build_decoder()?;
-    let mut buf = Vec::with_capacity(values.iter().map(|v| v.len() + 1).sum());
-    for value in values {
-        buf.extend_from_slice(value);
-        buf.push(b'\n');
-    }
-    let mut rest = &buf[..];
-    while !rest.is_empty() {
-        let read = decoder.decode(rest)?;
-        if read == 0 {
-            break;
-        }
-        rest = &rest[read..];
-    }
-    let batch = decoder
-        .flush()?
-        .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
-    if batch.num_rows() != values.len() {
-        return Err(Error::Data {
-            position: "json".into(),
-            reason: format!(
-                "{} values held {} JSON objects",
-                values.len(),
-                batch.num_rows()
-            ),
-        });
-    }
-    Ok(batch)
+    super::feed_lines(values, |bytes| decoder.decode(bytes))?;
+    super::one_row_each(schema, decoder.flush()?, values.len(), "json", "JSON objects")
 }

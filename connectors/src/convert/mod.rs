@@ -89,6 +89,33 @@ impl Converter {
         }
     }
 
+    /// The key side of rows of `schema` keyed by `key_fields` (`None` when there are
+    /// none): the key fields' indices in `schema` and a converter of rows projected to
+    /// them. `who` names the connector in the error (`source "orders"`).
+    pub fn for_key(
+        format: &str,
+        schema: &SchemaRef,
+        key_fields: &[String],
+        who: &str,
+    ) -> Result<Option<(Vec<usize>, Converter)>> {
+        if key_fields.is_empty() {
+            return Ok(None);
+        }
+        let indices = key_fields
+            .iter()
+            .map(|k| {
+                schema.index_of(k).map_err(|_| {
+                    Error::config(format!(
+                        "{who}: key field `{k}` is not among the rows' fields ({})",
+                        crate::schema::format_schema(schema)
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let key_schema = std::sync::Arc::new(schema.project(&indices)?);
+        Ok(Some((indices, Converter::new(format, key_schema)?)))
+    }
+
     /// Decodes values (all of them, or an error for the batch).
     pub fn decode(&self, values: &[&[u8]]) -> Result<RecordBatch> {
         match &self.format {
@@ -117,6 +144,47 @@ impl Converter {
             }
         }
     }
+}
+
+/// Feeds `values`, each followed by a newline, to a streaming arrow decoder (`decode`
+/// returns the bytes it took); the rows are then the decoder's to flush.
+fn feed_lines(
+    values: &[&[u8]],
+    mut decode: impl FnMut(&[u8]) -> std::result::Result<usize, arrow::error::ArrowError>,
+) -> Result<()> {
+    let mut buf = Vec::with_capacity(values.iter().map(|v| v.len() + 1).sum());
+    for value in values {
+        buf.extend_from_slice(value);
+        buf.push(b'\n');
+    }
+    let mut rest = &buf[..];
+    while !rest.is_empty() {
+        let read = decode(rest)?;
+        if read == 0 {
+            break;
+        }
+        rest = &rest[read..];
+    }
+    Ok(())
+}
+
+/// The rows a decoder flushed for `values`, failing unless each value gave exactly one;
+/// `unit` names what a value should hold ("JSON objects").
+fn one_row_each(
+    schema: &SchemaRef,
+    flushed: Option<RecordBatch>,
+    values: usize,
+    format: &str,
+    unit: &str,
+) -> Result<RecordBatch> {
+    let batch = flushed.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+    if batch.num_rows() != values {
+        return Err(Error::Data {
+            position: format.into(),
+            reason: format!("{values} values held {} {unit}", batch.num_rows()),
+        });
+    }
+    Ok(batch)
 }
 
 #[cfg(test)]

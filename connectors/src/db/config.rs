@@ -38,7 +38,8 @@ pub struct DbSinkConfig {
     /// Store offsets with the rows, in one transaction (default true).
     #[serde(default = "yes")]
     pub exactly_once: bool,
-    /// Rows held between commits before they are written ahead into an open transaction.
+    /// Rows held between commits before they are written ahead into the open transaction
+    /// (default 10 000: a batch or so, so the database works while the sink reads on).
     #[serde(default = "buffer_rows_max")]
     pub buffer_rows_max: usize,
 }
@@ -48,7 +49,7 @@ fn yes() -> bool {
 }
 
 fn buffer_rows_max() -> usize {
-    1_000_000
+    10_000
 }
 
 impl DbSinkConfig {

@@ -72,6 +72,10 @@ pub trait Backend: Send {
     async fn write_rows(&mut self, plan: &WritePlan, rows: &RecordBatch) -> Result<()>;
     /// Deletes the rows with these keys (prepared to `plan.key_schema`).
     async fn delete_rows(&mut self, plan: &WritePlan, keys: &RecordBatch) -> Result<()>;
+    /// Rolls the open transaction back, dropping whatever was written in it.
+    async fn rollback(&mut self) -> Result<()> {
+        self.execute("ROLLBACK").await
+    }
 }
 
 /// A database sink over a [`Backend`].
@@ -288,7 +292,7 @@ impl<B: Backend> Sink for DbSink<B> {
 
     async fn open(&mut self, context: &SinkContext) -> Result<Option<Offsets>> {
         if self.in_transaction && self.backend.connected() {
-            let _ = self.backend.execute("ROLLBACK").await;
+            let _ = self.backend.rollback().await;
         }
         self.in_transaction = false;
         self.poisoned = false;
@@ -355,7 +359,7 @@ impl<B: Backend> Sink for DbSink<B> {
             }
             Err(e) => {
                 if self.backend.connected() {
-                    let _ = self.backend.execute("ROLLBACK").await;
+                    let _ = self.backend.rollback().await;
                 }
                 self.in_transaction = false;
                 if self.buffer.spilled {

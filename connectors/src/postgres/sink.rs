@@ -5,12 +5,19 @@
 //! the row's place in its run, so that among rows with equal keys the last one wins
 //! (`DISTINCT ON (key) ... ORDER BY key, __sluice_seq DESC`): ON CONFLICT cannot update a
 //! row twice in one statement.
+//!
+//! Plain inserts stream: the first batch of a transaction opens a binary COPY into the
+//! table and later batches go on down the same COPY, so the server loads one batch while
+//! the sink decodes the next. The COPY is finished before any other statement (the
+//! commit's offsets and `COMMIT`, a delete, an upsert) and abandoned on rollback.
+
+use std::pin::Pin;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::SinkExt;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, CopyInSink};
 
 use super::copy::{TupleWriter, put_header, put_trailer};
 use super::{catalog, classify, connect};
@@ -38,6 +45,7 @@ pub fn build(settings: &Settings) -> Result<PostgresSink> {
         url,
         name: settings.name.clone(),
         client: None,
+        streaming: None,
     };
     Ok(DbSink::new(&settings.name, config, backend))
 }
@@ -47,6 +55,15 @@ pub struct PostgresBackend {
     url: String,
     name: String,
     client: Option<Client>,
+    /// The COPY plain inserts are streaming into, left open between batches.
+    streaming: Option<Streaming>,
+}
+
+/// An open binary COPY (its header sent).
+struct Streaming {
+    /// The table it loads, quoted.
+    target: String,
+    sink: Pin<Box<CopyInSink<Bytes>>>,
 }
 
 impl PostgresBackend {
@@ -60,18 +77,30 @@ impl PostgresBackend {
         classify(&self.url, &self.name, e)
     }
 
-    /// Streams `rows` into `target (columns)` with binary COPY.
-    async fn copy(&self, target: &str, columns: &str, rows: &RecordBatch, seq: bool) -> Result<()> {
-        let client = self.client()?;
+    /// Opens a binary COPY into `target (columns)` and sends its header.
+    async fn open_copy(&self, target: &str, columns: &str) -> Result<Pin<Box<CopyInSink<Bytes>>>> {
         let sql = format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)");
-        let sink = client
+        let sink = self
+            .client()?
             .copy_in::<_, Bytes>(sql.as_str())
             .await
             .map_err(|e| self.fail(e))?;
-        futures::pin_mut!(sink);
+        let mut sink = Box::pin(sink);
+        let mut header = BytesMut::with_capacity(32);
+        put_header(&mut header);
+        sink.send(header.freeze()).await.map_err(|e| self.fail(e))?;
+        Ok(sink)
+    }
+
+    /// Sends `rows` down an open COPY, a chunk at a time.
+    async fn send_rows(
+        &self,
+        sink: &mut Pin<Box<CopyInSink<Bytes>>>,
+        rows: &RecordBatch,
+        seq: bool,
+    ) -> Result<()> {
         let writer = TupleWriter::new(rows, seq.then_some(0))?;
         let mut buf = BytesMut::with_capacity(COPY_CHUNK_BYTES + (64 << 10));
-        put_header(&mut buf);
         for row in 0..rows.num_rows() {
             writer.put_row(row, &mut buf);
             if buf.len() >= COPY_CHUNK_BYTES {
@@ -80,10 +109,41 @@ impl PostgresBackend {
                 buf.reserve(COPY_CHUNK_BYTES + (64 << 10));
             }
         }
-        put_trailer(&mut buf);
-        sink.send(buf.freeze()).await.map_err(|e| self.fail(e))?;
-        sink.finish().await.map_err(|e| self.fail(e))?;
+        if !buf.is_empty() {
+            sink.send(buf.freeze()).await.map_err(|e| self.fail(e))?;
+        }
         Ok(())
+    }
+
+    /// Sends the trailer of a COPY and waits for the server to take it all.
+    async fn close_copy(&self, mut sink: Pin<Box<CopyInSink<Bytes>>>) -> Result<()> {
+        let mut trailer = BytesMut::with_capacity(2);
+        put_trailer(&mut trailer);
+        sink.send(trailer.freeze()).await.map_err(|e| self.fail(e))?;
+        sink.as_mut().finish().await.map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    /// Finishes the streaming COPY, if one is open, so another statement can run.
+    async fn finish_streaming(&mut self) -> Result<()> {
+        match self.streaming.take() {
+            Some(open) => self.close_copy(open.sink).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Loads `rows` into `target (columns)` with one binary COPY of its own.
+    async fn copy(
+        &mut self,
+        target: &str,
+        columns: &str,
+        rows: &RecordBatch,
+        seq: bool,
+    ) -> Result<()> {
+        self.finish_streaming().await?;
+        let mut sink = self.open_copy(target, columns).await?;
+        self.send_rows(&mut sink, rows, seq).await?;
+        self.close_copy(sink).await
     }
 }
 
@@ -99,6 +159,7 @@ impl Backend for PostgresBackend {
 
     async fn connect(&mut self) -> Result<()> {
         if !self.connected() {
+            self.streaming = None;
             self.client = Some(connect(&self.url, &format!("sluice/{}", self.name)).await?);
         }
         Ok(())
@@ -109,19 +170,28 @@ impl Backend for PostgresBackend {
     }
 
     async fn execute(&mut self, sql: &str) -> Result<()> {
+        self.finish_streaming().await?;
         self.client()?
             .batch_execute(sql)
             .await
             .map_err(|e| self.fail(e))
     }
 
+    async fn rollback(&mut self) -> Result<()> {
+        // Dropping an unfinished COPY fails it on the server, which is what is wanted.
+        self.streaming = None;
+        self.execute("ROLLBACK").await
+    }
+
     async fn table_info(&mut self, table: &str) -> Result<TableInfo> {
+        self.finish_streaming().await?;
         catalog::table_info(self.client()?, table)
             .await
             .map_err(|e| self.fail(e))
     }
 
     async fn read_offsets(&mut self, select: &str, pipeline: &str, sink: &str) -> Result<Offsets> {
+        self.finish_streaming().await?;
         let rows = self
             .client()?
             .query(select, &[&pipeline, &sink])
@@ -154,7 +224,23 @@ impl Backend for PostgresBackend {
         let d = Dialect::Postgres;
         let columns = d.column_list(&plan.columns);
         if plan.mode == SinkMode::Insert {
-            return self.copy(&plan.quoted, &columns, rows, false).await;
+            if self
+                .streaming
+                .as_ref()
+                .is_some_and(|open| open.target != plan.quoted)
+            {
+                self.finish_streaming().await?;
+            }
+            let mut open = match self.streaming.take() {
+                Some(open) => open,
+                None => Streaming {
+                    target: plan.quoted.clone(),
+                    sink: self.open_copy(&plan.quoted, &columns).await?,
+                },
+            };
+            self.send_rows(&mut open.sink, rows, false).await?;
+            self.streaming = Some(open);
+            return Ok(());
         }
         self.execute(&format!("TRUNCATE {STAGE}")).await?;
         self.copy(STAGE, &format!("{columns}, __sluice_seq"), rows, true)

@@ -28,7 +28,7 @@ use crate::batch::{Offsets, Reject, SinkBatch, SinkOp};
 use crate::config::{OnError, SinkSection};
 use crate::convert::Converter;
 use crate::error::{Error, Result};
-use crate::schema::{format_schema, parse_schema};
+use crate::schema::parse_schema;
 use crate::sink::{Sink, SinkContext};
 use crate::transform::Chain;
 
@@ -337,23 +337,8 @@ impl SinkTask {
         key_fields: &[String],
     ) -> Result<Decoding> {
         let value = Converter::new(format, schema.clone())?;
-        let key = if key_fields.is_empty() {
-            None
-        } else {
-            let indices = key_fields
-                .iter()
-                .map(|k| {
-                    schema.index_of(k).map_err(|_| {
-                        Error::config(format!(
-                            "sink \"{}\": key field `{k}` is not a column ({})",
-                            self.name(),
-                            format_schema(schema)
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            Some(Converter::new(format, Arc::new(schema.project(&indices)?))?)
-        };
+        let who = format!("sink \"{}\"", self.name());
+        let key = Converter::for_key(format, schema, key_fields, &who)?.map(|(_, key)| key);
         Ok(Decoding { value, key })
     }
 

@@ -2,12 +2,18 @@
 //! new position in one log transaction, so after a crash the source resumes exactly where
 //! the log's records end (exactly-once into the topic).
 //!
-//! Backpressure: the source is polled again only when its last batch is committed in the
-//! log. Outside failures are retried with backoff from the last committed position.
+//! Batches read back to back share one transaction for up to `transaction_interval_ms`
+//! (each batch's records are appended as it comes; the position after the last one goes
+//! in at the commit), so a bulk load pays for a transaction's fsyncs a few times a second,
+//! not once per batch. A source with nothing new, or done, commits at once.
+//!
+//! Backpressure: the source is polled again only when its last batch is in the log.
+//! Outside failures abort the open transaction and are retried with backoff from the last
+//! committed position.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::array::{Array, BooleanArray, RecordBatch, TimestampMillisecondArray};
 use arrow::compute::cast;
@@ -19,7 +25,7 @@ use super::dead_letter;
 use super::retry::{self, Backoff};
 use super::stats::{ConnectorStats, State};
 use super::store::{POSITIONS_TOPIC, StoredPosition, position_key, read_positions};
-use crate::batch::{Poll, Reject, SourceBatch};
+use crate::batch::{Poll, Position, Reject, SourceBatch};
 use crate::config::{OnError, SourceSection};
 use crate::convert::Converter;
 use crate::error::{Error, Result};
@@ -58,6 +64,31 @@ struct Writer {
     topics_ready: HashSet<String>,
     encoders: HashMap<String, Encoders>,
     records_total: u64,
+    /// The transaction batches were sent in, not yet committed.
+    open: Option<OpenTxn>,
+}
+
+impl Writer {
+    /// Aborts the open transaction: nothing of it counts, and the source replays it from
+    /// the last committed position. Schema entries are written again before new records.
+    fn abort(&mut self) {
+        if self.open.take().is_some() {
+            let _ = self.producer.abort_transaction();
+        }
+        for enc in self.encoders.values_mut() {
+            enc.columns.clear();
+        }
+    }
+}
+
+/// A log transaction holding the records of one or more batches.
+struct OpenTxn {
+    started: Instant,
+    /// The source's position after the last batch sent.
+    position: Position,
+    /// Rows and value bytes sent in it.
+    written: usize,
+    bytes: usize,
 }
 
 impl SourceTask {
@@ -85,7 +116,9 @@ impl SourceTask {
             topics_ready: HashSet::new(),
             encoders: HashMap::new(),
             records_total: stored.map_or(0, |s| s.records),
+            open: None,
         };
+        let interval = Duration::from_millis(self.section.common.transaction_interval_ms);
         let mut backoff = Backoff::new(self.retry_timeout);
         'open: loop {
             if *stop.borrow() {
@@ -98,49 +131,101 @@ impl SourceTask {
             self.stats.set(State::Running);
             loop {
                 if *stop.borrow() {
-                    return Ok(());
+                    // Every batch sent is whole: keep them.
+                    return self.commit(&mut writer, &key, &mut position).await;
                 }
                 let poll = tokio::select! {
-                    poll = self.source.poll(self.section.common.batch_rows) => poll,
-                    _ = stop.changed() => return Ok(()),
+                    poll = self.source.poll(self.section.common.batch_rows) => Some(poll),
+                    _ = stop.changed() => None,
                 };
-                match poll {
+                let Some(poll) = poll else {
+                    return self.commit(&mut writer, &key, &mut position).await;
+                };
+                let idle = match poll {
                     Err(e) => {
+                        writer.abort();
                         retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
                         continue 'open;
                     }
-                    Ok(Poll::Idle) => {
-                        tokio::select! {
-                            _ = tokio::time::sleep(IDLE_WAIT) => {}
-                            _ = stop.changed() => return Ok(()),
-                        }
-                    }
+                    Ok(Poll::Idle) => true,
                     Ok(Poll::Done) => {
+                        if let Err(e) = self.commit(&mut writer, &key, &mut position).await {
+                            retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                            continue 'open;
+                        }
                         self.stats.set(State::Done);
                         return Ok(());
                     }
                     Ok(Poll::Batch(batch)) => {
-                        let next = batch.position.clone();
-                        let result =
-                            tokio::task::block_in_place(|| self.write(&mut writer, batch, &key));
-                        if let Err(e) = result {
+                        let sent = tokio::task::block_in_place(|| self.send(&mut writer, batch));
+                        if let Err(e) = sent {
+                            writer.abort();
                             retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
                             continue 'open;
                         }
-                        backoff.reset();
-                        position = Some(next.clone());
-                        if let Err(e) = self.source.committed(&next).await {
-                            retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
-                            continue 'open;
-                        }
+                        false
                     }
+                };
+                let due = writer
+                    .open
+                    .as_ref()
+                    .is_some_and(|t| idle || t.started.elapsed() >= interval);
+                if due && let Err(e) = self.commit(&mut writer, &key, &mut position).await {
+                    retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                    continue 'open;
+                }
+                if idle {
+                    tokio::select! {
+                        _ = tokio::time::sleep(IDLE_WAIT) => {}
+                        // Nothing is open after an idle poll: nothing to commit.
+                        _ = stop.changed() => return Ok(()),
+                    }
+                } else {
+                    backoff.reset();
                 }
             }
         }
     }
 
-    /// Writes one batch and the position after it in one transaction.
-    fn write(&self, w: &mut Writer, batch: SourceBatch, key: &str) -> Result<()> {
+    /// Commits the open transaction (if any) with the position after its last batch, and
+    /// tells the source. On failure nothing of it counts: the source is reopened at the old
+    /// position.
+    async fn commit(
+        &mut self,
+        w: &mut Writer,
+        key: &str,
+        position: &mut Option<Position>,
+    ) -> Result<()> {
+        let Some(txn) = w.open.take() else {
+            return Ok(());
+        };
+        let stored = StoredPosition {
+            position: txn.position.clone(),
+            updated_ms: sluice_core::now_ms(),
+            records: w.records_total + txn.written as u64,
+        };
+        let value = serde_json::to_vec(&stored).map_err(|e| Error::config(e.to_string()))?;
+        let record = ProducerRecord::to(POSITIONS_TOPIC)
+            .key(key.to_string())
+            .value(value);
+        let committed = tokio::task::block_in_place(|| {
+            w.producer
+                .send_all(vec![record])
+                .and_then(|_| w.producer.commit_transaction())
+        });
+        if let Err(e) = committed {
+            w.open = Some(txn);
+            w.abort();
+            return Err(log_error(e));
+        }
+        w.records_total += txn.written as u64;
+        self.stats.add(txn.written, txn.bytes);
+        *position = Some(txn.position.clone());
+        self.source.committed(&txn.position).await
+    }
+
+    /// Sends one batch's records in the open transaction (begun if there is none).
+    fn send(&self, w: &mut Writer, batch: SourceBatch) -> Result<()> {
         let SourceBatch {
             stream,
             rows,
@@ -248,33 +333,19 @@ impl SourceTask {
             self.ready(w, &self.dead_letter_topic)?;
             records.push(record);
         }
-        let stored = StoredPosition {
-            position: position.clone(),
-            updated_ms: sluice_core::now_ms(),
-            records: w.records_total + written as u64,
-        };
-        records.push(
-            ProducerRecord::to(POSITIONS_TOPIC)
-                .key(key.to_string())
-                .value(serde_json::to_vec(&stored).map_err(|e| Error::config(e.to_string()))?),
-        );
-
-        w.producer.begin_transaction()?;
-        let sent = w
-            .producer
-            .send_all(records)
-            .and_then(|_| w.producer.commit_transaction());
-        if let Err(e) = sent {
-            // Nothing of the batch counts: the source replays it from the old position.
-            let _ = w.producer.abort_transaction();
-            for (_, enc) in w.encoders.iter_mut() {
-                enc.columns.clear();
-            }
-            return Err(log_error(e));
+        if w.open.is_none() {
+            w.producer.begin_transaction()?;
         }
-        w.records_total += written as u64;
-        self.stats.add(written, bytes);
-        Ok(())
+        let open = w.open.get_or_insert_with(|| OpenTxn {
+            started: Instant::now(),
+            position: position.clone(),
+            written: 0,
+            bytes: 0,
+        });
+        open.position = position;
+        open.written += written;
+        open.bytes += bytes;
+        w.producer.send_all(records).map_err(log_error)
     }
 
     /// Creates a topic the source writes to if it is missing.
@@ -307,23 +378,8 @@ impl SourceTask {
         }
         let format = &self.section.common.value_format;
         let value = Converter::new(format, schema.clone())?;
-        let key = if key_fields.is_empty() {
-            None
-        } else {
-            let indices = key_fields
-                .iter()
-                .map(|k| {
-                    schema.index_of(k).map_err(|_| {
-                        Error::config(format!(
-                            "source \"{}\": key field `{k}` is not among the rows' fields ({columns})",
-                            self.name()
-                        ))
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let key_schema = Arc::new(schema.project(&indices)?);
-            Some((indices, Converter::new(format, key_schema)?))
-        };
+        let who = format!("source \"{}\"", self.name());
+        let key = Converter::for_key(format, schema, key_fields, &who)?;
         w.encoders.insert(
             topic.to_string(),
             Encoders {

@@ -102,7 +102,7 @@ impl Partition {
         let mut bytes = crate::record::encode_marker(producer_id, epoch, commit, crate::now_ms())?;
         let info = self.append_batches(&mut bytes, Some((producer_id, epoch, commit)))?;
         if matches!(self.config().durability, Durability::Interval(_)) {
-            self.flush()?;
+            self.sync()?;
         }
         Ok(info.base_offset)
     }
