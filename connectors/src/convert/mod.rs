@@ -19,6 +19,7 @@ mod raw;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
@@ -80,13 +81,14 @@ impl Converter {
     }
 
     /// One record value per row.
-    pub fn encode(&self, rows: &RecordBatch) -> Result<Vec<Vec<u8>>> {
-        match &self.format {
-            Format::Json => json::encode(rows),
+    pub fn encode(&self, rows: &RecordBatch) -> Result<Vec<Bytes>> {
+        let owned = match &self.format {
+            Format::Json => return json::encode(rows),
             Format::Csv => csv::encode(rows),
             Format::Avro(schema) => avro::encode(schema, rows),
             Format::Raw => raw::encode(rows),
-        }
+        };
+        Ok(owned?.into_iter().map(Bytes::from).collect())
     }
 
     /// The key side of rows of `schema` keyed by `key_fields` (`None` when there are
@@ -251,7 +253,7 @@ mod tests {
             let converter = Converter::new(format, rows.schema()).unwrap();
             let values = converter.encode(&rows).unwrap();
             assert_eq!(values.len(), 3, "{format}");
-            let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+            let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
             let back = converter.decode(&refs).unwrap();
             assert_eq!(back, rows, "{format}");
         }
@@ -267,8 +269,8 @@ mod tests {
         .unwrap();
         let converter = Converter::new("raw", schema).unwrap();
         let values = converter.encode(&rows).unwrap();
-        assert_eq!(values, vec![b"x".to_vec(), b"".to_vec()]);
-        let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        assert_eq!(values, vec![Bytes::from_static(b"x"), Bytes::new()]);
+        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
         assert_eq!(converter.decode(&refs).unwrap(), rows);
         assert!(Converter::new("raw", parse_schema("a INT, b INT").unwrap()).is_err());
     }

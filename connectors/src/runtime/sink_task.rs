@@ -34,6 +34,9 @@ use crate::transform::Chain;
 
 /// How long one poll of the topics waits for records.
 const POLL_WAIT: Duration = Duration::from_millis(100);
+/// How often a sink looks again for a topic or a schema entry a source has yet to write
+/// (both are cheap, in-memory lookups; a pipeline's sinks start with its sources).
+const WAIT_FOR_SOURCE: Duration = Duration::from_millis(20);
 /// Records inferred from when the schema is neither declared nor in a schema entry.
 const INFER_RECORDS: usize = 1_000;
 
@@ -92,7 +95,7 @@ impl SinkTask {
                         )));
                     }
                     Err(_) => tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = tokio::time::sleep(WAIT_FOR_SOURCE) => {}
                         _ = stop.changed() => return Ok(()),
                     },
                 }
@@ -111,7 +114,7 @@ impl SinkTask {
                 return Ok(());
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = tokio::time::sleep(WAIT_FOR_SOURCE) => {}
                 _ = stop.changed() => return Ok(()),
             }
         };
