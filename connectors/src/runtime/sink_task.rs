@@ -354,11 +354,18 @@ impl SinkTask {
         records: Vec<ConsumerRecord>,
     ) -> Result<Vec<SinkBatch>> {
         let mut by_topic: BTreeMap<String, Vec<ConsumerRecord>> = BTreeMap::new();
-        for record in records {
-            by_topic
-                .entry(record.topic.clone())
-                .or_default()
-                .push(record);
+        let one_topic = records.first().map(|r| r.topic.clone());
+        if let Some(topic) = one_topic
+            && records.iter().all(|r| r.topic == topic)
+        {
+            by_topic.insert(topic, records);
+        } else {
+            for record in records {
+                by_topic
+                    .entry(record.topic.clone())
+                    .or_default()
+                    .push(record);
+            }
         }
         let mut batches = Vec::new();
         let mut bad: Vec<(Reject, Option<Vec<u8>>)> = Vec::new();
