@@ -3,6 +3,9 @@
 //! Parquet reader: CSV -> topic -> PostgreSQL upsert; PostgreSQL change data capture ->
 //! topic -> Parquet; a sink killed mid-run and restarted; validate and status.
 
+// Helpers here unwrap too: a panic in a test's setup is its failure report (STYLE.md).
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -300,9 +300,9 @@ fn write_time(buf: &mut BytesMut, secs_of_day: i64, nanos: u32) {
         return;
     }
     buf.put_u8(b'.');
-    if nanos % 1_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000) {
         put_digits(buf, nanos / 1_000_000, 3);
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         put_digits(buf, nanos / 1_000, 6);
     } else {
         put_digits(buf, nanos, 9);
@@ -314,7 +314,13 @@ pub(super) fn decode(schema: &SchemaRef, values: &[&[u8]]) -> Result<RecordBatch
         .with_batch_size(values.len().max(1))
         .build_decoder()?;
     super::feed_lines(values, |bytes| decoder.decode(bytes))?;
-    super::one_row_each(schema, decoder.flush()?, values.len(), "json", "JSON objects")
+    super::one_row_each(
+        schema,
+        decoder.flush()?,
+        values.len(),
+        "json",
+        "JSON objects",
+    )
 }
 
 #[cfg(test)]
@@ -388,9 +394,21 @@ mod tests {
             Field::new("ls", DataType::LargeUtf8, true),
             Field::new("d", DataType::Date32, true),
             Field::new("ts_s", DataType::Timestamp(TimeUnit::Second, None), true),
-            Field::new("ts_ms", DataType::Timestamp(TimeUnit::Millisecond, None), true),
-            Field::new("ts_us", DataType::Timestamp(TimeUnit::Microsecond, None), true),
-            Field::new("ts_ns", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+            Field::new(
+                "ts_ms",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+            Field::new(
+                "ts_us",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new(
+                "ts_ns",
+                DataType::Timestamp(TimeUnit::Nanosecond, None),
+                true,
+            ),
         ];
         let columns: Vec<ArrayRef> = vec![
             Arc::new(BooleanArray::from(vec![

@@ -119,7 +119,9 @@ impl PostgresBackend {
     async fn close_copy(&self, mut sink: Pin<Box<CopyInSink<Bytes>>>) -> Result<()> {
         let mut trailer = BytesMut::with_capacity(2);
         put_trailer(&mut trailer);
-        sink.send(trailer.freeze()).await.map_err(|e| self.fail(e))?;
+        sink.send(trailer.freeze())
+            .await
+            .map_err(|e| self.fail(e))?;
         sink.as_mut().finish().await.map_err(|e| self.fail(e))?;
         Ok(())
     }
