@@ -13,7 +13,7 @@ use arrow::array::{Array, BooleanArray, Int64Array, RecordBatch, StringArray};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use sluice_connectors::registry::Extensions;
-use sluice_connectors::runtime::{Pipeline, RunOptions, read_positions};
+use sluice_connectors::runtime::{POSITIONS_TOPIC, Pipeline, RunOptions, read_positions};
 use sluice_connectors::schema::parse_schema;
 use sluice_connectors::{
     Error, Offsets, PipelineFile, Poll, Position, Reject, Result, Settings, Sink, SinkBatch,
@@ -253,6 +253,8 @@ name = "src"
 type = "mem"
 topic = "numbers"
 batch_rows = 7
+# A transaction per batch, so tests can name the batches a failure keeps.
+transaction_interval_ms = 0
 
 [[sink]]
 name = "dst"
@@ -369,6 +371,58 @@ async fn a_failed_source_leaves_exactly_its_committed_batches() {
         again.opened_at.lock()[0],
         Some(serde_json::json!({ "next": 21 }))
     );
+    let ids: Vec<String> = topic_records(&log, "numbers")
+        .into_iter()
+        .map(|(k, _)| k.unwrap())
+        .collect();
+    let expected: Vec<String> = (0..40).map(|i| format!("{{\"id\":{i}}}")).collect();
+    assert_eq!(ids, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_read_back_to_back_share_one_transaction() {
+    // Proves: within transaction_interval_ms a source's batches go in one transaction with
+    // one position (a bulk load does not pay a commit per batch), and a failure aborts the
+    // whole open transaction: the rerun starts from the last committed position and every
+    // row ends up in the topic once.
+    let shared = PIPELINE.replace(
+        "transaction_interval_ms = 0",
+        "transaction_interval_ms = 60000",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let h = Harness::new(Plan {
+        rows: 40,
+        ..Default::default()
+    });
+    h.run(&log, &shared).await.unwrap();
+    assert_eq!(topic_records(&log, "numbers").len(), 40);
+    assert_eq!(
+        topic_records(&log, POSITIONS_TOPIC).len(),
+        1,
+        "six batches, one commit"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let failing = Harness::new(Plan {
+        rows: 40,
+        fatal_on: Some(4),
+        ..Default::default()
+    });
+    let err = failing.run(&log, &shared).await.unwrap_err().to_string();
+    assert!(err.contains("injected failure"), "{err}");
+    assert_eq!(
+        topic_records(&log, "numbers").len(),
+        0,
+        "nothing was committed"
+    );
+    let again = Harness::new(Plan {
+        rows: 40,
+        ..Default::default()
+    });
+    again.run(&log, &shared).await.unwrap();
+    assert_eq!(again.opened_at.lock()[0], None);
     let ids: Vec<String> = topic_records(&log, "numbers")
         .into_iter()
         .map(|(k, _)| k.unwrap())
