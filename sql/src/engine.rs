@@ -32,7 +32,7 @@ pub struct StatementOutput {
 }
 
 impl StatementOutput {
-    fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self {
             schema: Arc::new(Schema::empty()),
             batches: Vec::new(),
@@ -70,6 +70,7 @@ impl SqlEngine {
         // `SELECT * FROM 'file.parquet'` reads a file without CREATE EXTERNAL TABLE, as
         // datafusion-cli allows.
         let ctx = SessionContext::new_with_config(config).enable_url_table();
+        crate::session::register_functions(&ctx);
         let catalog = Catalog::open(&log)?;
         let engine = Self { log, ctx, catalog };
         for def in engine.catalog.tables() {
@@ -112,6 +113,10 @@ impl SqlEngine {
 
     /// Runs one parsed statement.
     pub async fn execute_statement(&self, statement: DfStatement) -> Result<StatementOutput> {
+        // Transaction control, client session settings (see `session`).
+        if let Some(output) = crate::session::answer(&statement) {
+            return Ok(output);
+        }
         let statement = match statement {
             DfStatement::Statement(boxed) => match *boxed {
                 SqlStatement::CreateTable(create) if ddl::is_topic_table(&create) => {
@@ -165,6 +170,9 @@ impl SqlEngine {
         &self,
         statement: &DfStatement,
     ) -> Result<Option<datafusion::logical_expr::LogicalPlan>> {
+        if crate::session::answer(statement).is_some() {
+            return Ok(None);
+        }
         if let DfStatement::Statement(boxed) = statement {
             match boxed.as_ref() {
                 SqlStatement::CreateTable(create) if ddl::is_topic_table(create) => {

@@ -12,6 +12,7 @@
 //! - [`catalog`]: table definitions, their DDL, and the durable catalog topic.
 //! - [`provider`]: the DataFusion `TableProvider` of a topic table: scan, pushdown, INSERT.
 //! - [`pg`]: the PostgreSQL wire endpoint over an engine.
+//! - [`session`]: what PostgreSQL clients send besides queries (BEGIN, SET, SHOW).
 //! - `format`: record values (json, csv, raw) to Arrow and back.
 //! - `read`: read_committed reading of a partition's offset range.
 //!
@@ -42,6 +43,7 @@ mod format;
 pub mod pg;
 pub mod provider;
 mod read;
+pub mod session;
 
 /// The DataFusion (and through it, Arrow) this crate is built on, so users get the same
 /// versions.

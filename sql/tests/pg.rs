@@ -178,6 +178,41 @@ async fn psql_style_queries_over_the_wire() {
         .expect("DDL through the extended protocol");
     assert_eq!(created, 0);
 
+    // What drivers and BI tools send besides queries: a transaction around statements
+    // (accepted; each statement takes effect as it runs), session settings, SHOW.
+    let mut client = client;
+    let tx = client.transaction().await.expect("BEGIN");
+    let row = tx
+        .query_one("SELECT count(*) AS n FROM orders", &[])
+        .await
+        .expect("query in a transaction");
+    assert_eq!(row.get::<_, i64>("n"), 3);
+    tx.commit().await.expect("COMMIT");
+    let answered = client
+        .simple_query(
+            "SET extra_float_digits = 3; SET application_name = 'test';              SHOW server_version; SHOW TRANSACTION ISOLATION LEVEL;              SELECT current_database(), current_schema(); ROLLBACK",
+        )
+        .await
+        .expect("session statements");
+    assert_eq!(
+        rows(&answered),
+        [
+            vec![Some("15.0".to_string())],
+            vec![Some("read committed".to_string())],
+            vec![Some("datafusion".to_string()), Some("public".to_string())],
+        ]
+    );
+    let shown = client
+        .query_one("SHOW search_path", &[])
+        .await
+        .expect("SHOW through the extended protocol");
+    assert_eq!(shown.get::<_, String>(0), "public");
+    let unknown = client
+        .simple_query("SET no_such_setting = 1")
+        .await
+        .expect_err("an unknown setting is an error");
+    assert!(unknown.as_db_error().is_some(), "{unknown}");
+
     drop(client);
     let _ = connection.await;
     let _ = stop.send(());

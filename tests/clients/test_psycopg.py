@@ -5,7 +5,9 @@
 Creates a topic table, inserts rows with bound parameters (the extended query protocol,
 as psycopg sends them), reads them back with a parameterised query, checks that a bad
 statement comes back as a PostgreSQL error with a SQLSTATE, and that the connection
-still works after it. Prints `psycopg: passed=N failed=N` last; exits non-zero on failure.
+still works after it; then psycopg's default transactional connection (BEGIN before the
+first statement) and what a BI tool sends on connect and to list tables and columns (SET
+extra_float_digits, SHOW server_version, current_schema(), information_schema). Prints `psycopg: passed=N failed=N` last; exits non-zero on failure.
 """
 
 import argparse
@@ -65,10 +67,40 @@ def main():
         # The connection is still usable.
         assert conn.execute("SELECT count(*) FROM py_orders").fetchone() == (3,)
 
+    def default_transactional_connection():
+        # psycopg's default: BEGIN before the first statement, COMMIT / ROLLBACK after.
+        with psycopg.connect(host=host, port=int(port), user="sluice", dbname="sluice") as tx:
+            assert tx.execute("SELECT count(*) FROM py_orders").fetchone() == (3,)
+            tx.commit()
+            assert tx.execute("SELECT min(id) FROM py_orders").fetchone() == (0,)
+            tx.rollback()
+
+    def bi_style_introspection():
+        # What a BI tool asks on connect and when it lists tables and columns.
+        conn.execute("SET extra_float_digits = 3")
+        conn.execute("SET application_name = 'sluice-ci'")
+        assert conn.execute("SHOW server_version").fetchone()[0].startswith("15")
+        assert conn.execute("SHOW TRANSACTION ISOLATION LEVEL").fetchone() == ("read committed",)
+        assert conn.execute("SELECT current_schema()").fetchone() == ("public",)
+        assert conn.execute("SELECT current_database()").fetchone()[0]
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() ORDER BY table_name"
+        ).fetchall()
+        assert ("py_orders",) in tables, tables
+        columns = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = %s ORDER BY ordinal_position",
+            ("py_orders",),
+        ).fetchall()
+        assert [c[0] for c in columns[:3]] == ["id", "customer", "amount"], columns
+
     check("CREATE TABLE and INSERT with bound parameters", create_and_insert)
     check("a parameterised aggregate returns typed rows", query_with_parameters)
     check("metadata columns", metadata_columns)
     check("a bad statement is a PostgreSQL error and the connection survives", errors_are_postgres_errors)
+    check("a default (transactional) connection: BEGIN, COMMIT, ROLLBACK", default_transactional_connection)
+    check("BI-style session settings and information_schema introspection", bi_style_introspection)
     conn.close()
     print(f"psycopg: passed={passed} failed={failed}")
     return 0 if failed == 0 else 1

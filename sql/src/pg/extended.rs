@@ -75,7 +75,11 @@ impl QueryParser for Parser {
             .await
             .map_err(pg_error)?;
         let (params, schema) = match &plan {
-            None => (Vec::new(), Arc::new(Schema::empty())),
+            // A SHOW of a session setting answers rows the engine makes itself.
+            None => match crate::session::answer(&statement) {
+                Some(output) => (Vec::new(), Arc::new(output.schema.as_ref().clone())),
+                None => (Vec::new(), Arc::new(Schema::empty())),
+            },
             Some(plan) => (
                 param_types(plan)?,
                 Arc::new(plan.schema().as_arrow().clone()),
