@@ -26,7 +26,7 @@ const POW10: [f64; 23] = [
 /// ten is correctly rounded: the value serde_json gives with or without `float_roundtrip`.
 const EXACT_SIGNIFICAND_MAX: u64 = 1 << 53;
 /// Digits that always fit a `u64` (no overflow handling to mirror).
-const DIGITS_MAX: u32 = 18;
+const DIGITS_MAX: usize = 18;
 
 /// serde_json's reading of one number.
 enum Number {
@@ -47,8 +47,13 @@ pub(super) fn read(
     fields: &mut [Field],
     text: &mut String,
 ) -> Option<()> {
+    // Validated once, whole: cheaper than string by string, and every string below is
+    // then a `&str` slice of it. (A record with invalid UTF-8 only where serde_json does not
+    // look, in a skipped string, is left to serde_json.)
+    let value = std::str::from_utf8(value).ok()?;
     let mut c = Cursor {
-        bytes: value,
+        text: value,
+        bytes: value.as_bytes(),
         at: 0,
     };
     // The column after the last one matched: keys usually come in the same order.
@@ -62,11 +67,7 @@ pub(super) fn read(
         loop {
             c.eat(b'"')?;
             let key = c.string()?;
-            let column = column_of(columns, key, hint);
-            if column.is_none() {
-                // serde_json validates every key, even one no column takes.
-                std::str::from_utf8(key).ok()?;
-            }
+            let column = column_of(columns, key.as_bytes(), hint);
             c.skip_whitespace();
             c.eat(b':')?;
             c.skip_whitespace();
@@ -113,8 +114,23 @@ fn column_of(columns: &[ColumnDef], key: &[u8], hint: usize) -> Option<usize> {
     columns.iter().position(|c| c.name.as_bytes() == key)
 }
 
-/// A position in a record's bytes.
+/// Bytes a string's fast scan stops at: its closing quote, an escape, a control character.
+const STRING_STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stops[b] = true;
+        b += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
+
+/// A position in a record's text.
 struct Cursor<'a> {
+    text: &'a str,
+    /// `text`'s bytes.
     bytes: &'a [u8],
     at: usize,
 }
@@ -135,18 +151,39 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// The bytes of a string whose opening quote was read, up to its closing quote (eaten);
-    /// `None` at an escape or a control character (serde_json decides those).
-    fn string(&mut self) -> Option<&'a [u8]> {
-        let rest = self.bytes.get(self.at..)?;
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if *rest.get(len)? != b'"' {
+    /// A string whose opening quote was read, up to its closing quote (eaten); `None` at
+    /// an escape or a control character (serde_json decides those).
+    fn string(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let mut end = start;
+        while let Some(&b) = self.bytes.get(end) {
+            if STRING_STOPS[usize::from(b)] {
+                break;
+            }
+            end += 1;
+        }
+        if *self.bytes.get(end)? != b'"' {
             return None;
         }
-        self.at += len + 1;
-        rest.get(..len)
+        self.at = end + 1;
+        // Quotes are ASCII, so both ends are character boundaries.
+        self.text.get(start..end)
+    }
+
+    /// Digits at the cursor, added to `significand`; how many. The significand is only
+    /// meaningful while the number has at most [`DIGITS_MAX`] digits.
+    fn digits(&mut self, significand: &mut u64) -> usize {
+        let start = self.at;
+        while let Some(&d) = self.bytes.get(self.at) {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            *significand = significand
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(d - b'0'));
+            self.at += 1;
+        }
+        self.at - start
     }
 
     /// `word` (a literal: `true`, `false`, `null`) at the cursor.
@@ -160,43 +197,28 @@ impl<'a> Cursor<'a> {
     fn number(&mut self) -> Option<Number> {
         let negative = self.eat(b'-').is_some();
         let mut significand = 0u64;
-        let mut digits = 0u32;
-        let mut digit = |c: &mut Self| -> Option<bool> {
-            match c.peek() {
-                Some(d @ b'0'..=b'9') => {
-                    digits += 1;
-                    if digits > DIGITS_MAX {
-                        return None;
-                    }
-                    significand = significand * 10 + u64::from(d - b'0');
-                    c.at += 1;
-                    Some(true)
-                }
-                _ => Some(false),
-            }
-        };
-        match self.peek()? {
+        let mut digits = match self.peek()? {
             b'0' => {
                 self.at += 1;
                 // One leading zero only.
                 if matches!(self.peek(), Some(b'0'..=b'9')) {
                     return None;
                 }
+                1
             }
-            b'1'..=b'9' => while digit(self)? {},
+            b'1'..=b'9' => self.digits(&mut significand),
             _ => return None,
-        }
+        };
         let mut fraction_digits = 0usize;
         if self.peek() == Some(b'.') {
             self.at += 1;
-            while digit(self)? {
-                fraction_digits += 1;
-            }
+            fraction_digits = self.digits(&mut significand);
             if fraction_digits == 0 {
                 return None;
             }
+            digits += fraction_digits;
         }
-        if matches!(self.peek(), Some(b'e' | b'E')) {
+        if digits > DIGITS_MAX || matches!(self.peek(), Some(b'e' | b'E')) {
             return None;
         }
         Some(match (fraction_digits, negative) {
@@ -219,8 +241,7 @@ impl<'a> Cursor<'a> {
         let field = match self.peek()? {
             b'"' => {
                 self.at += 1;
-                let s = std::str::from_utf8(self.string()?).ok()?;
-                seed.visit_str::<VisitError>(s)
+                seed.visit_str::<VisitError>(self.string()?)
             }
             b'-' | b'0'..=b'9' => match self.number()? {
                 Number::U64(v) => seed.visit_u64::<VisitError>(v),
@@ -380,7 +401,8 @@ mod tests {
         ];
         assert!(agrees(plain[0], &checked));
         assert!(agrees(plain[1], &checked));
-        // Invalid UTF-8 in a key no column takes: serde_json refuses it, so must the fast path.
+        // Invalid UTF-8 in a key no column takes: serde_json refuses it; the fast path
+        // leaves any record with invalid UTF-8 to serde_json.
         let columns = columns();
         let mut fields = vec![Field::NULL; columns.len()];
         let mut text = String::new();
