@@ -74,13 +74,20 @@ impl RangeReader {
                         .any(|a| a.covers(header.producer_id(), header.base_offset()));
                 if !header.attributes().control() && !aborted_batch {
                     let bytes = records.slice(start..start + header.batch_bytes());
-                    let decoded = decode_batch(bytes)
+                    let mut decoded = decode_batch(bytes)
                         .map_err(|reason| self.corrupt(header.base_offset(), reason))?;
-                    out.extend(
-                        decoded
-                            .into_iter()
-                            .filter(|r| r.offset >= self.next && r.offset < self.end),
-                    );
+                    let (next, end) = (self.next, self.end);
+                    let in_range = |r: &Record| r.offset >= next && r.offset < end;
+                    // Most batches lie wholly in the range: moved in one copy, not filtered
+                    // record by record.
+                    if !decoded.iter().all(in_range) {
+                        decoded.retain(in_range);
+                    }
+                    if out.is_empty() {
+                        out = decoded;
+                    } else {
+                        out.append(&mut decoded);
+                    }
                 }
                 after = after.max(batch_next);
             }

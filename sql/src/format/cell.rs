@@ -1,11 +1,14 @@
-//! One field's value on its way between a record and an Arrow column: parsed from JSON or
-//! text into the column's type ([`Cell::from_json`], [`Cell::from_text`]), or read from an
-//! Arrow scalar and written back out ([`Cell::from_scalar`], [`Cell::to_json`],
-//! [`Cell::to_text`]).
+//! One field's value on its way between a record and an Arrow column: parsed from text
+//! into the column's type ([`Cell::from_text`]; JSON values go through `json.rs`, which
+//! uses the helpers here), or read from an Arrow scalar and written back out
+//! ([`Cell::from_scalar`], [`Cell::to_json`], [`Cell::to_text`]). A decoded record is a
+//! row of [`Field`]s, one per declared column.
 //!
 //! Conversions are strict where a silent change would lose data: an integer column takes
-//! JSON integers in range (not 1.5, not "1"), a float column any JSON number. A VARCHAR
-//! column takes any JSON value (non-strings as their JSON text), as Flink and Spark do.
+//! integers in range (not 1.5, not "1"), a float column any number. A VARCHAR column takes
+//! any JSON value (non-strings as their JSON text), as Flink and Spark do.
+
+use std::ops::Range;
 
 use datafusion::arrow::compute::kernels::cast_utils::{Parser, string_to_timestamp_nanos};
 use datafusion::arrow::datatypes::Date32Type;
@@ -33,6 +36,39 @@ pub(crate) enum Cell {
     TimestampMs(i64),
 }
 
+/// One declared column's share of a decoded record, kept until the whole record is judged
+/// (so a record is appended to every column or to none).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Field {
+    /// A value of the column's type, or NULL.
+    Cell(Cell),
+    /// VARCHAR or BYTEA text at this range of the decoder's text buffer: a JSON string is
+    /// copied once, there, instead of into a `String` of its own.
+    Text(Range<usize>),
+    /// A valid, non-NULL value of a column the query does not read, checked only so that
+    /// `on_error` judges the record the same whatever the query selects.
+    Checked,
+    /// The field does not convert to the column's type: why.
+    Bad(String),
+}
+
+impl Field {
+    pub(crate) const NULL: Field = Field::Cell(Cell::Null);
+
+    pub(crate) fn is_null(&self) -> bool {
+        matches!(self, Field::Cell(Cell::Null))
+    }
+}
+
+impl From<Result<Cell, String>> for Field {
+    fn from(converted: Result<Cell, String>) -> Self {
+        match converted {
+            Ok(cell) => Field::Cell(cell),
+            Err(reason) => Field::Bad(reason),
+        }
+    }
+}
+
 /// At most this many characters of an offending value go into an error message.
 const SHOWN_CHARS: usize = 40;
 
@@ -44,11 +80,11 @@ fn shown(text: &str) -> String {
     s
 }
 
-fn mismatch(ty: ColumnType, found: &str) -> String {
+pub(crate) fn mismatch(ty: ColumnType, found: &str) -> String {
     format!("expected {}, found {}", ty.sql_name(), shown(found))
 }
 
-fn parse_timestamp_ms(text: &str) -> Option<i64> {
+pub(crate) fn parse_timestamp_ms(text: &str) -> Option<i64> {
     let text = text.trim();
     if let Ok(ms) = text.parse::<i64>() {
         return Some(ms);
@@ -58,7 +94,7 @@ fn parse_timestamp_ms(text: &str) -> Option<i64> {
         .map(|ns| ns.div_euclid(1_000_000))
 }
 
-fn int_cell(ty: ColumnType, v: i64) -> Option<Cell> {
+pub(crate) fn int_cell(ty: ColumnType, v: i64) -> Option<Cell> {
     Some(match ty {
         ColumnType::TinyInt => Cell::I8(i8::try_from(v).ok()?),
         ColumnType::SmallInt => Cell::I16(i16::try_from(v).ok()?),
@@ -68,31 +104,6 @@ fn int_cell(ty: ColumnType, v: i64) -> Option<Cell> {
 }
 
 impl Cell {
-    /// A JSON field as a value of `ty`; `Err` says what was found instead.
-    pub(crate) fn from_json(ty: ColumnType, value: &serde_json::Value) -> Result<Cell, String> {
-        use serde_json::Value as J;
-        if value.is_null() {
-            return Ok(Cell::Null);
-        }
-        let converted = match (ty, value) {
-            (ColumnType::Boolean, J::Bool(b)) => Some(Cell::Bool(*b)),
-            (
-                ColumnType::TinyInt | ColumnType::SmallInt | ColumnType::Int | ColumnType::BigInt,
-                J::Number(n),
-            ) => n.as_i64().and_then(|v| int_cell(ty, v)),
-            (ColumnType::Real, J::Number(n)) => n.as_f64().map(|v| Cell::F32(v as f32)),
-            (ColumnType::Double, J::Number(n)) => n.as_f64().map(Cell::F64),
-            (ColumnType::Varchar, J::String(s)) => Some(Cell::Text(s.clone())),
-            (ColumnType::Varchar, other) => Some(Cell::Text(other.to_string())),
-            (ColumnType::Bytea, J::String(s)) => Some(Cell::Bytes(s.as_bytes().to_vec())),
-            (ColumnType::Date, J::String(s)) => Date32Type::parse(s.trim()).map(Cell::Date),
-            (ColumnType::Timestamp, J::String(s)) => parse_timestamp_ms(s).map(Cell::TimestampMs),
-            (ColumnType::Timestamp, J::Number(n)) => n.as_i64().map(Cell::TimestampMs),
-            _ => None,
-        };
-        converted.ok_or_else(|| mismatch(ty, &value.to_string()))
-    }
-
     /// A text field (CSV) as a value of `ty`. Text is trimmed for every type but VARCHAR.
     pub(crate) fn from_text(ty: ColumnType, text: &str) -> Result<Cell, String> {
         let trimmed = text.trim();
@@ -186,44 +197,15 @@ impl Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    // Guards the strict conversions: a value that would change when converted is a
-    // mismatch, not a silently different number.
-    #[test]
-    fn json_conversions_are_strict_where_data_would_change() {
-        assert_eq!(
-            Cell::from_json(ColumnType::BigInt, &json!(7)),
-            Ok(Cell::I64(7))
-        );
-        assert!(Cell::from_json(ColumnType::BigInt, &json!(1.5)).is_err());
-        assert!(Cell::from_json(ColumnType::BigInt, &json!("7")).is_err());
-        assert!(Cell::from_json(ColumnType::TinyInt, &json!(300)).is_err());
-        assert_eq!(
-            Cell::from_json(ColumnType::Double, &json!(2)),
-            Ok(Cell::F64(2.0))
-        );
-        assert_eq!(
-            Cell::from_json(ColumnType::Varchar, &json!({"a": 1})),
-            Ok(Cell::Text("{\"a\":1}".into()))
-        );
-        assert_eq!(
-            Cell::from_json(ColumnType::Int, &json!(null)),
-            Ok(Cell::Null)
-        );
-        let err = Cell::from_json(ColumnType::Double, &json!("abc")).unwrap_err();
-        assert_eq!(err, "expected DOUBLE, found \"abc\"");
-    }
 
     // Timestamps are read from ISO text or epoch milliseconds and written as ISO text
     // that reads back to the same instant.
     #[test]
     fn timestamps_round_trip_through_text() {
-        let cell =
-            Cell::from_json(ColumnType::Timestamp, &json!("2024-03-01T12:00:00.250Z")).unwrap();
+        let cell = Cell::from_text(ColumnType::Timestamp, "2024-03-01T12:00:00.250Z").unwrap();
         assert_eq!(cell, Cell::TimestampMs(1_709_294_400_250));
         assert_eq!(
-            Cell::from_json(ColumnType::Timestamp, &json!(1_709_294_400_250_i64)).unwrap(),
+            Cell::from_text(ColumnType::Timestamp, "1709294400250").unwrap(),
             cell
         );
         let text = cell.to_text().unwrap();

@@ -1,8 +1,14 @@
 //! Records to Arrow: [`RowsBuilder`] decodes each record's value by the table's format into
 //! the declared columns, fills the metadata columns, applies `on_error`, and hands out
-//! `RecordBatch`es of the table's schema.
+//! `RecordBatch`es of the scan's projection of the table's schema.
 //!
-//! Invariant: a record is added to all columns or to none (its cells are converted first,
+//! Only the projected columns are built. A declared column the query does not read is
+//! still converted (without keeping its text) when `on_error` is `fail` or `skip`, so
+//! whether a record fails or is skipped never depends on the columns a query selects
+//! (`count(*)` counts the same rows as `SELECT *`); with `null`, where every record gives a
+//! row, it is skipped unparsed.
+//!
+//! Invariant: a record is added to all columns or to none (its fields are converted first,
 //! then appended), so a skipped or failed record never leaves a column one row longer.
 
 use std::sync::Arc;
@@ -13,12 +19,13 @@ use datafusion::arrow::array::{
     TimestampMillisecondBuilder,
 };
 use datafusion::arrow::buffer::OffsetBuffer;
-use datafusion::arrow::datatypes::{Field, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::datatypes::{Field as ArrowField, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use sluice_core::record::Record;
 
-use super::cell::Cell;
-use super::{csv, json};
+use super::cell::{Cell, Field};
+use super::csv;
+use super::json::{self, Want};
 use crate::catalog::table::header_fields;
 use crate::catalog::{ColumnType, Format, KeyFormat, OnError, TableDef};
 use crate::{Error, Result};
@@ -55,21 +62,35 @@ impl ColumnBuilder {
         }
     }
 
-    /// Appends a cell. Cells come from `Cell::from_*` for this column's type, so a cell of
-    /// another type is a bug here; it is appended as NULL rather than panicking.
-    fn append(&mut self, cell: Cell) {
+    /// Appends a field; `text` is the buffer its [`Field::Text`] range points into.
+    /// Fields come from conversions for this column's type, so one of another type is a
+    /// bug here; it is appended as NULL rather than panicking.
+    fn append(&mut self, field: &Field, text: &str) {
+        let cell = match field {
+            Field::Cell(cell) => cell,
+            Field::Text(range) => {
+                let text = text.get(range.clone());
+                match (self, text) {
+                    (Self::Text(b), Some(v)) => b.append_value(v),
+                    (Self::Bytes(b), Some(v)) => b.append_value(v),
+                    (builder, _) => builder.append_null(),
+                }
+                return;
+            }
+            Field::Checked | Field::Bad(_) => return self.append_null(),
+        };
         match (self, cell) {
-            (Self::Bool(b), Cell::Bool(v)) => b.append_value(v),
-            (Self::I8(b), Cell::I8(v)) => b.append_value(v),
-            (Self::I16(b), Cell::I16(v)) => b.append_value(v),
-            (Self::I32(b), Cell::I32(v)) => b.append_value(v),
-            (Self::I64(b), Cell::I64(v)) => b.append_value(v),
-            (Self::F32(b), Cell::F32(v)) => b.append_value(v),
-            (Self::F64(b), Cell::F64(v)) => b.append_value(v),
+            (Self::Bool(b), Cell::Bool(v)) => b.append_value(*v),
+            (Self::I8(b), Cell::I8(v)) => b.append_value(*v),
+            (Self::I16(b), Cell::I16(v)) => b.append_value(*v),
+            (Self::I32(b), Cell::I32(v)) => b.append_value(*v),
+            (Self::I64(b), Cell::I64(v)) => b.append_value(*v),
+            (Self::F32(b), Cell::F32(v)) => b.append_value(*v),
+            (Self::F64(b), Cell::F64(v)) => b.append_value(*v),
             (Self::Text(b), Cell::Text(v)) => b.append_value(v),
             (Self::Bytes(b), Cell::Bytes(v)) => b.append_value(v),
-            (Self::Date(b), Cell::Date(v)) => b.append_value(v),
-            (Self::Timestamp(b), Cell::TimestampMs(v)) => b.append_value(v),
+            (Self::Date(b), Cell::Date(v)) => b.append_value(*v),
+            (Self::Timestamp(b), Cell::TimestampMs(v)) => b.append_value(*v),
             (builder, _) => builder.append_null(),
         }
     }
@@ -113,6 +134,24 @@ enum KeyBuilder {
     Bytes(BinaryBuilder),
 }
 
+/// The `_headers` column's builders: a list of `{key, value}` structs per row.
+struct HeadersBuilder {
+    keys: StringBuilder,
+    values: BinaryBuilder,
+    /// Headers of each row since the last finish.
+    counts: Vec<usize>,
+}
+
+/// Builders of the metadata columns the query reads (`None`: not read).
+#[derive(Default)]
+struct MetadataBuilders {
+    key: Option<KeyBuilder>,
+    partition: Option<Int32Builder>,
+    offset: Option<Int64Builder>,
+    timestamp: Option<TimestampMillisecondBuilder>,
+    headers: Option<HeadersBuilder>,
+}
+
 /// Why a record's value did not give a row.
 enum Mismatch {
     /// The value as a whole could not be parsed (every declared column is affected).
@@ -121,30 +160,35 @@ enum Mismatch {
     Field(usize, String),
 }
 
-/// Decodes records of one partition of one table into batches of its schema.
+/// Decodes records of one partition of one table into batches of a projection of its
+/// schema.
 pub(crate) struct RowsBuilder {
     table: Arc<TableDef>,
     /// The parsed schema of an `avro` table.
     avro: Option<apache_avro::Schema>,
+    /// The projected schema of the batches handed out.
     schema: SchemaRef,
-    columns: Vec<ColumnBuilder>,
-    /// The current record's converted cells, reused between records.
-    cells: Vec<Cell>,
-    /// A `json` record's field per declared column, reused between records.
-    json_fields: Vec<Option<serde_json::Value>>,
-    key: KeyBuilder,
-    partition: Int32Builder,
-    offset: Int64Builder,
-    timestamp: TimestampMillisecondBuilder,
-    header_keys: StringBuilder,
-    header_values: BinaryBuilder,
-    header_counts: Vec<usize>,
+    /// Indices into the table's full schema (declared columns, then metadata), in the
+    /// order of `schema`.
+    projection: Vec<usize>,
+    /// What the scan needs of each declared column.
+    wants: Vec<Want>,
+    /// A builder per declared column the query reads (`None`: not read).
+    columns: Vec<Option<ColumnBuilder>>,
+    metadata: MetadataBuilders,
+    /// Nothing to decode: no declared column is read and `on_error = 'null'` keeps every
+    /// record, so a record's value cannot change the answer.
+    values_unused: bool,
+    /// The current record's field per declared column, reused between records.
+    fields: Vec<Field>,
+    /// Text of the current record's [`Field::Text`]s, reused between records.
+    text: String,
     rows: usize,
 }
 
 impl RowsBuilder {
-    /// A builder for `table`'s full schema.
-    pub(crate) fn new(table: Arc<TableDef>) -> Result<Self> {
+    /// A builder of `projection` (indices into the table's full schema; `None`: all of it).
+    pub(crate) fn new(table: Arc<TableDef>, projection: Option<&[usize]>) -> Result<Self> {
         let avro = match (&table.format, &table.schema) {
             (Format::Avro, Some(text)) => Some(super::avro::parse_schema(text).map_err(
                 |reason| Error::InvalidTable {
@@ -154,28 +198,55 @@ impl RowsBuilder {
             )?),
             _ => None,
         };
-        let key = match table.key_format {
-            KeyFormat::String => KeyBuilder::Text(StringBuilder::new()),
-            KeyFormat::Bytes => KeyBuilder::Bytes(BinaryBuilder::new()),
+        let full = table.schema();
+        let projection: Vec<usize> = match projection {
+            Some(p) => p.to_vec(),
+            None => (0..full.fields().len()).collect(),
+        };
+        let schema = Arc::new(
+            full.project(&projection)
+                .map_err(|e| Error::from(datafusion::error::DataFusionError::from(e)))?,
+        );
+        let declared = table.columns.len();
+        let read = |i: usize| projection.contains(&i);
+        let wants = (0..declared)
+            .map(|i| match (read(i), table.on_error) {
+                (true, _) => Want::Value,
+                (false, OnError::Null) => Want::Skip,
+                (false, OnError::Fail | OnError::Skip) => Want::Check,
+            })
+            .collect::<Vec<_>>();
+        let columns = table
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| read(i).then(|| ColumnBuilder::new(c.ty)))
+            .collect();
+        let metadata = MetadataBuilders {
+            key: read(declared).then(|| match table.key_format {
+                KeyFormat::String => KeyBuilder::Text(StringBuilder::new()),
+                KeyFormat::Bytes => KeyBuilder::Bytes(BinaryBuilder::new()),
+            }),
+            partition: read(declared + 1).then(Int32Builder::new),
+            offset: read(declared + 2).then(Int64Builder::new),
+            timestamp: read(declared + 3).then(TimestampMillisecondBuilder::new),
+            headers: read(declared + 4).then(|| HeadersBuilder {
+                keys: StringBuilder::new(),
+                values: BinaryBuilder::new(),
+                counts: Vec::new(),
+            }),
         };
         Ok(Self {
             avro,
-            schema: table.schema(),
-            columns: table
-                .columns
-                .iter()
-                .map(|c| ColumnBuilder::new(c.ty))
-                .collect(),
-            cells: Vec::with_capacity(table.columns.len()),
-            json_fields: Vec::new(),
+            schema,
+            projection,
+            values_unused: wants.iter().all(|w| *w == Want::Skip),
+            wants,
+            columns,
+            metadata,
+            fields: Vec::with_capacity(declared),
+            text: String::new(),
             table,
-            key,
-            partition: Int32Builder::new(),
-            offset: Int64Builder::new(),
-            timestamp: TimestampMillisecondBuilder::new(),
-            header_keys: StringBuilder::new(),
-            header_values: BinaryBuilder::new(),
-            header_counts: Vec::new(),
             rows: 0,
         })
     }
@@ -188,7 +259,6 @@ impl RowsBuilder {
     /// Adds one record as a row, or skips it, or fails, as the table's `on_error` says.
     /// Returns whether a row was added.
     pub(crate) fn push(&mut self, partition: i32, record: &Record) -> Result<bool> {
-        self.cells.clear();
         let on_error = self.table.on_error;
         match self.convert(record.value.as_deref()) {
             Ok(()) => {}
@@ -212,72 +282,58 @@ impl RowsBuilder {
                 }
                 OnError::Null => match mismatch {
                     Mismatch::Record(_) => {
-                        self.cells.clear();
-                        self.cells.resize(self.table.columns.len(), Cell::Null);
+                        self.fields.clear();
+                        self.fields.resize(self.table.columns.len(), Field::NULL);
                     }
-                    // `convert` keeps going past bad fields in null mode: they are NULL.
+                    // `judge` turned the bad fields into NULLs in null mode.
                     Mismatch::Field(..) => {}
                 },
             },
         }
-        for (builder, cell) in self.columns.iter_mut().zip(self.cells.drain(..)) {
-            builder.append(cell);
+        for (builder, field) in self.columns.iter_mut().zip(&self.fields) {
+            if let Some(builder) = builder {
+                builder.append(field, &self.text);
+            }
         }
         self.push_metadata(partition, record);
         self.rows += 1;
         Ok(true)
     }
 
-    /// Converts the value into `self.cells` (one per declared column). In `null` mode a
-    /// field that does not convert becomes NULL and the first such mismatch is returned
-    /// after every cell is filled; otherwise the first mismatch returns at once.
+    /// Converts the value into `self.fields` (one per declared column), then judges them.
     fn convert(&mut self, value: Option<&[u8]>) -> Result<(), Mismatch> {
-        let table = Arc::clone(&self.table);
-        let keep_going = table.on_error == OnError::Null;
-        let Some(value) = value else {
-            // A tombstone: no value, so every declared column is NULL.
-            self.cells.resize(table.columns.len(), Cell::Null);
-            return self.check_not_null();
+        // Borrowed, not an `Arc` clone: every scan thread shares this `Arc`, and an atomic
+        // count on one cache line per record cost more than decoding a field.
+        let table = &*self.table;
+        let Some(value) = value.filter(|_| !self.values_unused) else {
+            // A tombstone (no value: every declared column is NULL), or a value nothing
+            // needs.
+            self.fields.clear();
+            self.fields.resize(table.columns.len(), Field::NULL);
+            return self.judge();
         };
-        let mut first: Option<Mismatch> = None;
-        let mut put =
-            |cells: &mut Vec<Cell>, i: usize, converted: Result<Cell, String>| match converted {
-                Ok(cell) => {
-                    cells.push(cell);
-                    true
-                }
-                Err(reason) => {
-                    cells.push(Cell::Null);
-                    first.get_or_insert(Mismatch::Field(i, reason));
-                    keep_going
-                }
-            };
+        if table.format != Format::Json {
+            // The JSON reader resets the fields itself; the others push one per column.
+            self.fields.clear();
+        }
+        let wanted = |i: usize| self.wants.get(i).is_some_and(|w| *w != Want::Skip);
         match table.format {
             Format::Json => {
-                let mut fields = std::mem::take(&mut self.json_fields);
-                let read = json::read_object(value, &table.columns, &mut fields);
-                let read = read.map_err(|e| match e {
+                json::read_object(
+                    value,
+                    &table.columns,
+                    &self.wants,
+                    &mut self.fields,
+                    &mut self.text,
+                )
+                .map_err(|e| match e {
                     json::NotAnObject::NotJson(e) => {
                         Mismatch::Record(format!("value is not JSON: {e}"))
                     }
                     json::NotAnObject::NotObject => {
                         Mismatch::Record("value is not a JSON object".into())
                     }
-                });
-                if let Err(e) = read {
-                    self.json_fields = fields;
-                    return Err(e);
-                }
-                for (i, (column, field)) in table.columns.iter().zip(&fields).enumerate() {
-                    let converted = match field {
-                        None => Ok(Cell::Null),
-                        Some(field) => Cell::from_json(column.ty, field),
-                    };
-                    if !put(&mut self.cells, i, converted) {
-                        break;
-                    }
-                }
-                self.json_fields = fields;
+                })?;
             }
             Format::Csv => {
                 let text = std::str::from_utf8(value)
@@ -292,14 +348,12 @@ impl RowsBuilder {
                     )));
                 }
                 for (i, (column, field)) in table.columns.iter().zip(&fields).enumerate() {
-                    let converted = if field.text.is_empty() && !field.quoted {
-                        Ok(Cell::Null)
-                    } else {
-                        Cell::from_text(column.ty, &field.text)
-                    };
-                    if !put(&mut self.cells, i, converted) {
-                        break;
-                    }
+                    self.fields
+                        .push(if !wanted(i) || (field.text.is_empty() && !field.quoted) {
+                            Field::NULL
+                        } else {
+                            Cell::from_text(column.ty, &field.text).into()
+                        });
                 }
             }
             Format::Avro => {
@@ -309,13 +363,11 @@ impl RowsBuilder {
                     .ok_or_else(|| Mismatch::Record("the table has no Avro schema".into()))?;
                 let fields = super::avro::decode(schema, value).map_err(Mismatch::Record)?;
                 for (i, column) in table.columns.iter().enumerate() {
-                    let converted = match fields.iter().find(|(name, _)| *name == column.name) {
-                        None => Ok(Cell::Null),
-                        Some((_, field)) => super::avro::cell(column.ty, field),
-                    };
-                    if !put(&mut self.cells, i, converted) {
-                        break;
-                    }
+                    let field = fields.iter().find(|(name, _)| *name == column.name);
+                    self.fields.push(match field {
+                        Some((_, field)) if wanted(i) => super::avro::cell(column.ty, field).into(),
+                        _ => Field::NULL,
+                    });
                 }
             }
             Format::Raw => {
@@ -325,18 +377,36 @@ impl RowsBuilder {
                         .map(|s| Cell::Text(s.to_string()))
                         .map_err(|_| "expected VARCHAR, found bytes that are not UTF-8".into()),
                 };
-                put(&mut self.cells, 0, converted);
+                self.fields.push(converted.into());
             }
         }
-        match first {
-            Some(mismatch) => Err(mismatch),
-            None => self.check_not_null(),
-        }
+        self.judge()
     }
 
-    fn check_not_null(&self) -> Result<(), Mismatch> {
-        for (i, (column, cell)) in self.table.columns.iter().zip(&self.cells).enumerate() {
-            if !column.nullable && *cell == Cell::Null {
+    /// The record's verdict from its fields: the first field (in column order) that did
+    /// not convert, else the first NULL in a NOT NULL column. In `null` mode every bad
+    /// field is made NULL first (the record is kept whatever the verdict).
+    fn judge(&mut self) -> Result<(), Mismatch> {
+        let keep_going = self.table.on_error == OnError::Null;
+        let mut first = None;
+        for (i, field) in self.fields.iter_mut().enumerate() {
+            if let Field::Bad(_) = field {
+                let Field::Bad(reason) = std::mem::replace(field, Field::NULL) else {
+                    continue;
+                };
+                first.get_or_insert(Mismatch::Field(i, reason));
+                if !keep_going {
+                    break;
+                }
+            }
+        }
+        if let Some(mismatch) = first {
+            return Err(mismatch);
+        }
+        for (i, (column, field)) in self.table.columns.iter().zip(&self.fields).enumerate() {
+            // A skipped column reads as NULL without having been looked at.
+            let skipped = self.wants.get(i) == Some(&Want::Skip);
+            if !column.nullable && !skipped && field.is_null() {
                 return Err(Mismatch::Field(i, "NULL in a NOT NULL column".into()));
             }
         }
@@ -344,48 +414,91 @@ impl RowsBuilder {
     }
 
     fn push_metadata(&mut self, partition: i32, record: &Record) {
-        match (&mut self.key, &record.key) {
-            (KeyBuilder::Text(b), Some(k)) => b.append_value(String::from_utf8_lossy(k)),
-            (KeyBuilder::Text(b), None) => b.append_null(),
-            (KeyBuilder::Bytes(b), Some(k)) => b.append_value(k),
-            (KeyBuilder::Bytes(b), None) => b.append_null(),
+        let m = &mut self.metadata;
+        match (&mut m.key, &record.key) {
+            (None, _) => {}
+            (Some(KeyBuilder::Text(b)), Some(k)) => b.append_value(String::from_utf8_lossy(k)),
+            (Some(KeyBuilder::Text(b)), None) => b.append_null(),
+            (Some(KeyBuilder::Bytes(b)), Some(k)) => b.append_value(k),
+            (Some(KeyBuilder::Bytes(b)), None) => b.append_null(),
         }
-        self.partition.append_value(partition);
-        self.offset.append_value(record.offset);
-        self.timestamp.append_value(record.timestamp);
-        for header in &record.headers {
-            self.header_keys.append_value(&header.key);
-            self.header_values.append_option(header.value.as_deref());
+        if let Some(b) = &mut m.partition {
+            b.append_value(partition);
         }
-        self.header_counts.push(record.headers.len());
+        if let Some(b) = &mut m.offset {
+            b.append_value(record.offset);
+        }
+        if let Some(b) = &mut m.timestamp {
+            b.append_value(record.timestamp);
+        }
+        if let Some(h) = &mut m.headers {
+            for header in &record.headers {
+                h.keys.append_value(&header.key);
+                h.values.append_option(header.value.as_deref());
+            }
+            h.counts.push(record.headers.len());
+        }
     }
 
-    /// The rows added so far as a batch of the table's schema; the builder starts over.
+    /// The rows added so far as a batch of the projected schema; the builder starts over.
     pub(crate) fn finish(&mut self) -> Result<RecordBatch> {
-        let mut arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|c| c.finish()).collect();
-        arrays.push(match &mut self.key {
-            KeyBuilder::Text(b) => Arc::new(b.finish()),
-            KeyBuilder::Bytes(b) => Arc::new(b.finish()),
+        let df = datafusion::error::DataFusionError::from;
+        // Every column of the full schema, `None` where the query does not read it.
+        let mut full: Vec<Option<ArrayRef>> = self
+            .columns
+            .iter_mut()
+            .map(|c| c.as_mut().map(ColumnBuilder::finish))
+            .collect();
+        let m = &mut self.metadata;
+        full.push(m.key.as_mut().map(|key| -> ArrayRef {
+            match key {
+                KeyBuilder::Text(b) => Arc::new(b.finish()),
+                KeyBuilder::Bytes(b) => Arc::new(b.finish()),
+            }
+        }));
+        full.push(
+            m.partition
+                .as_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        full.push(m.offset.as_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        full.push(
+            m.timestamp
+                .as_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        full.push(match &mut m.headers {
+            None => None,
+            Some(h) => {
+                let headers = StructArray::try_new(
+                    header_fields(),
+                    vec![Arc::new(h.keys.finish()), Arc::new(h.values.finish())],
+                    None,
+                )
+                .map_err(df)?;
+                let offsets = OffsetBuffer::from_lengths(h.counts.drain(..));
+                let item = Arc::new(ArrowField::new("item", headers.data_type().clone(), true));
+                let list =
+                    ListArray::try_new(item, offsets, Arc::new(headers), None).map_err(df)?;
+                Some(Arc::new(list) as ArrayRef)
+            }
         });
-        arrays.push(Arc::new(self.partition.finish()));
-        arrays.push(Arc::new(self.offset.finish()));
-        arrays.push(Arc::new(self.timestamp.finish()));
-        let headers = StructArray::try_new(
-            header_fields(),
-            vec![
-                Arc::new(self.header_keys.finish()),
-                Arc::new(self.header_values.finish()),
-            ],
-            None,
-        )
-        .map_err(datafusion::error::DataFusionError::from)?;
-        let offsets = OffsetBuffer::from_lengths(self.header_counts.drain(..));
-        let item = Arc::new(Field::new("item", headers.data_type().clone(), true));
-        let list = ListArray::try_new(item, offsets, Arc::new(headers), None)
-            .map_err(datafusion::error::DataFusionError::from)?;
-        arrays.push(Arc::new(list));
+        let arrays = self
+            .projection
+            .iter()
+            .map(|&i| {
+                full.get(i).cloned().flatten().ok_or_else(|| {
+                    Error::from(datafusion::error::DataFusionError::Internal(format!(
+                        "column {i} of table {} was projected but not built",
+                        self.table.name
+                    )))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // The row count says how many rows a batch of no columns (`count(*)`) has.
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
         self.rows = 0;
-        RecordBatch::try_new(Arc::clone(&self.schema), arrays)
-            .map_err(|e| datafusion::error::DataFusionError::from(e).into())
+        RecordBatch::try_new_with_options(Arc::clone(&self.schema), arrays, &options)
+            .map_err(|e| df(e).into())
     }
 }

@@ -180,14 +180,13 @@ impl ExecutionPlan for TopicScanExec {
         builder.spawn_blocking(move || {
             let id = range.partition.id();
             let mut reader = RangeReader::new(range.partition, range.start, range.end);
-            let mut rows = RowsBuilder::new(table).map_err(DataFusionError::from)?;
+            // Only the projected columns are built (see `RowsBuilder` for what on_error
+            // still checks of the others).
+            let mut rows =
+                RowsBuilder::new(table, projection.as_deref()).map_err(DataFusionError::from)?;
             let mut total = 0usize;
             let send = |rows: &mut RowsBuilder| -> Result<bool> {
                 let batch = rows.finish()?;
-                let batch = match &projection {
-                    Some(p) => batch.project(p)?,
-                    None => batch,
-                };
                 // A send fails only when the query no longer wants rows.
                 Ok(tx.blocking_send(Ok(batch)).is_ok())
             };

@@ -4,7 +4,7 @@
 //!
 //! What the clock covers (the method is written up in `docs/benchmarks.md`):
 //! - not the preload: the topic is filled once by appending pre-encoded batches straight
-//!   to the log, and the same records are written to a JSON-lines file;
+//!   to the log, and the same records are written to a JSON-lines file, both fsynced;
 //! - Sluice: `SqlEngine::execute` of the query, planning included, every row collected;
 //! - DuckDB (Python package, run as a child `python3`): `execute(...).fetchall()` of the
 //!   same query over `read_json` with the columns declared (no schema inference, as the
@@ -227,6 +227,9 @@ fn preload(log: &Log, args: &SqlBenchArgs, json_path: &Path) -> anyhow::Result<i
         }
     }
     file.flush()?;
+    // Both copies on disk before any clock starts: otherwise the JSON file's writeback
+    // (about 1 GB at 10 M records) runs during the first engine's runs, Sluice's.
+    file.get_ref().sync_all()?;
     log.flush()?;
     Ok(base_ms)
 }
@@ -314,6 +317,9 @@ import json, sys, time
 import duckdb
 path, runs = sys.argv[1], int(sys.argv[2])
 con = duckdb.connect()
+# A query past two seconds (a loaded machine) would draw a progress bar on stdout, which
+# carries the JSON report.
+con.execute("SET enable_progress_bar = false")
 columns = "{'id': 'BIGINT', 'user': 'VARCHAR', 'page': 'VARCHAR', 'amount': 'DOUBLE', 'ts': 'BIGINT'}"
 source = "read_json('" + path.replace("'", "''") + "', format = 'newline_delimited', columns = " + columns + ")"
 query = "SELECT page, count(*) AS views, sum(amount) AS amount FROM " + source + " GROUP BY page ORDER BY page"

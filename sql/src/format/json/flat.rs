@@ -1,0 +1,468 @@
+//! The fast path of [`read_object`](super::read_object): a tokenizer for the shape nearly
+//! every record has, a flat object whose values are strings without escapes, plain numbers,
+//! booleans and nulls. serde_json's generic parser spent most of the scan's time on these
+//! (a per-byte state machine, a visitor call per key, UTF-8 validation of every key).
+//!
+//! Invariant: the fast path reads a record exactly as serde_json does, or not at all. It
+//! hands each value to the same [`FieldOf`] visitor with the call serde_json would make
+//! (`visit_u64` for a non-negative integer, `visit_i64` for a negative one, `visit_f64`
+//! for `-0` and decimals, computed as serde_json computes them), so conversions cannot
+//! differ. Whatever it is not sure of (an escape, a control character, a nested value, an
+//! exponent, more than 18 digits, invalid UTF-8, any syntax error) makes it return `None`
+//! having decided nothing, and the caller reads the record again with serde_json, which
+//! also writes the error messages.
+
+use serde::de::Visitor;
+
+use super::field::FieldOf;
+use super::{ColumnDef, Field, Want};
+
+/// Powers of ten exactly representable as `f64`, as serde_json's own table has them.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+/// Below this, a decimal's digits are an exact `f64`, so one division by an exact power of
+/// ten is correctly rounded: the value serde_json gives with or without `float_roundtrip`.
+const EXACT_SIGNIFICAND_MAX: u64 = 1 << 53;
+/// Digits that always fit a `u64` (no overflow handling to mirror).
+const DIGITS_MAX: usize = 18;
+
+/// serde_json's reading of one number.
+enum Number {
+    U64(u64),
+    I64(i64),
+    F64(f64),
+}
+
+/// The error type the visitor is called with; it never returns one.
+type VisitError = serde_json::Error;
+
+/// Reads `value` into `fields` (already one NULL per column) and `text`; `None`: not read,
+/// and `fields` and `text` must be reset before another reader fills them.
+pub(super) fn read(
+    value: &[u8],
+    columns: &[ColumnDef],
+    wants: &[Want],
+    fields: &mut [Field],
+    text: &mut String,
+) -> Option<()> {
+    // Validated once, whole: cheaper than string by string, and every string below is
+    // then a `&str` slice of it. (A record with invalid UTF-8 only where serde_json does not
+    // look, in a skipped string, is left to serde_json.)
+    let value = std::str::from_utf8(value).ok()?;
+    let mut c = Cursor {
+        text: value,
+        bytes: value.as_bytes(),
+        at: 0,
+    };
+    // The column after the last one matched: keys usually come in the same order.
+    let mut hint = 0;
+    c.skip_whitespace();
+    c.eat(b'{')?;
+    c.skip_whitespace();
+    if c.peek()? == b'}' {
+        c.at += 1;
+    } else {
+        loop {
+            c.eat(b'"')?;
+            let key = c.string()?;
+            let column = column_of(columns, key.as_bytes(), hint);
+            c.skip_whitespace();
+            c.eat(b':')?;
+            c.skip_whitespace();
+            let target = column.and_then(|i| {
+                hint = i + 1;
+                let want = *wants.get(i)?;
+                let ty = columns.get(i)?.ty;
+                (want != Want::Skip).then_some((i, want, ty))
+            });
+            match target {
+                Some((i, want, ty)) => {
+                    let seed = FieldOf {
+                        ty,
+                        keep: want == Want::Value,
+                        text,
+                    };
+                    *fields.get_mut(i)? = c.value(seed)?;
+                }
+                None => c.skip_value()?,
+            }
+            c.skip_whitespace();
+            match c.peek()? {
+                b',' => {
+                    c.at += 1;
+                    c.skip_whitespace();
+                }
+                b'}' => {
+                    c.at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    c.skip_whitespace();
+    (c.at == value.len()).then_some(())
+}
+
+/// The column named `key`, trying `hint` first.
+fn column_of(columns: &[ColumnDef], key: &[u8], hint: usize) -> Option<usize> {
+    if columns.get(hint).is_some_and(|c| c.name.as_bytes() == key) {
+        return Some(hint);
+    }
+    columns.iter().position(|c| c.name.as_bytes() == key)
+}
+
+/// Bytes a string's fast scan stops at: its closing quote, an escape, a control character.
+const STRING_STOPS: [bool; 256] = {
+    let mut stops = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        stops[b] = true;
+        b += 1;
+    }
+    stops[b'"' as usize] = true;
+    stops[b'\\' as usize] = true;
+    stops
+};
+
+/// A position in a record's text.
+struct Cursor<'a> {
+    text: &'a str,
+    /// `text`'s bytes.
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    /// JSON's whitespace, as serde_json skips it.
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    /// A string whose opening quote was read, up to its closing quote (eaten); `None` at
+    /// an escape or a control character (serde_json decides those).
+    fn string(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        let mut end = start;
+        while let Some(&b) = self.bytes.get(end) {
+            if STRING_STOPS[usize::from(b)] {
+                break;
+            }
+            end += 1;
+        }
+        if *self.bytes.get(end)? != b'"' {
+            return None;
+        }
+        self.at = end + 1;
+        // Quotes are ASCII, so both ends are character boundaries.
+        self.text.get(start..end)
+    }
+
+    /// Digits at the cursor, added to `significand`; how many. The significand is only
+    /// meaningful while the number has at most [`DIGITS_MAX`] digits.
+    fn digits(&mut self, significand: &mut u64) -> usize {
+        let start = self.at;
+        while let Some(&d) = self.bytes.get(self.at) {
+            if !d.is_ascii_digit() {
+                break;
+            }
+            *significand = significand
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(d - b'0'));
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// `word` (a literal: `true`, `false`, `null`) at the cursor.
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.bytes.get(self.at..end)? == word).then(|| self.at = end)
+    }
+
+    /// A number as serde_json reads it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`, at most
+    /// [`DIGITS_MAX`] digits, no exponent (else `None`).
+    fn number(&mut self) -> Option<Number> {
+        let negative = self.eat(b'-').is_some();
+        let mut significand = 0u64;
+        let mut digits = match self.peek()? {
+            b'0' => {
+                self.at += 1;
+                // One leading zero only.
+                if matches!(self.peek(), Some(b'0'..=b'9')) {
+                    return None;
+                }
+                1
+            }
+            b'1'..=b'9' => self.digits(&mut significand),
+            _ => return None,
+        };
+        let mut fraction_digits = 0usize;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            fraction_digits = self.digits(&mut significand);
+            if fraction_digits == 0 {
+                return None;
+            }
+            digits += fraction_digits;
+        }
+        if digits > DIGITS_MAX || matches!(self.peek(), Some(b'e' | b'E')) {
+            return None;
+        }
+        Some(match (fraction_digits, negative) {
+            (0, false) => Number::U64(significand),
+            // serde_json reads `-0` as a float.
+            (0, true) if significand == 0 => Number::F64(-0.0),
+            (0, true) => Number::I64(-i64::try_from(significand).ok()?),
+            _ => {
+                if significand > EXACT_SIGNIFICAND_MAX {
+                    return None;
+                }
+                let f = significand as f64 / POW10.get(fraction_digits)?;
+                Number::F64(if negative { -f } else { f })
+            }
+        })
+    }
+
+    /// A value for a column: the field `seed` makes of it.
+    fn value(&mut self, seed: FieldOf) -> Option<Field> {
+        let field = match self.peek()? {
+            b'"' => {
+                self.at += 1;
+                seed.visit_str::<VisitError>(self.string()?)
+            }
+            b'-' | b'0'..=b'9' => match self.number()? {
+                Number::U64(v) => seed.visit_u64::<VisitError>(v),
+                Number::I64(v) => seed.visit_i64::<VisitError>(v),
+                Number::F64(v) => seed.visit_f64::<VisitError>(v),
+            },
+            b't' => {
+                self.literal(b"true")?;
+                seed.visit_bool::<VisitError>(true)
+            }
+            b'f' => {
+                self.literal(b"false")?;
+                seed.visit_bool::<VisitError>(false)
+            }
+            b'n' => {
+                self.literal(b"null")?;
+                seed.visit_unit::<VisitError>()
+            }
+            _ => return None,
+        };
+        field.ok()
+    }
+
+    /// A value no column takes, skipped (strings unvalidated, as serde_json skips them).
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.at += 1;
+                self.string().map(drop)
+            }
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ColumnType;
+    use crate::format::json::{NotAnObject, read_object_with_serde};
+
+    fn columns() -> Vec<ColumnDef> {
+        [
+            ("i", ColumnType::BigInt),
+            ("s", ColumnType::Varchar),
+            ("d", ColumnType::Double),
+            ("r", ColumnType::Real),
+            ("b", ColumnType::Boolean),
+            ("t", ColumnType::Timestamp),
+            ("n", ColumnType::SmallInt),
+            ("v", ColumnType::Varchar),
+        ]
+        .iter()
+        .map(|(n, ty)| ColumnDef {
+            name: n.to_string(),
+            ty: *ty,
+            nullable: true,
+        })
+        .collect()
+    }
+
+    /// The fields (text resolved) a reader gives, or `None` when it gives up / fails.
+    fn resolve(fields: Vec<Field>, text: &str) -> Vec<Field> {
+        fields
+            .into_iter()
+            .map(|f| match f {
+                Field::Text(r) => Field::Cell(crate::format::cell::Cell::Text(
+                    text.get(r).unwrap().to_string(),
+                )),
+                other => other,
+            })
+            .collect()
+    }
+
+    fn fast(value: &str, wants: &[Want]) -> Option<Vec<Field>> {
+        let columns = columns();
+        let mut fields = vec![Field::NULL; columns.len()];
+        let mut text = String::new();
+        read(value.as_bytes(), &columns, wants, &mut fields, &mut text)?;
+        Some(resolve(fields, &text))
+    }
+
+    fn serde(value: &str, wants: &[Want]) -> Result<Vec<Field>, String> {
+        let columns = columns();
+        let mut fields = Vec::new();
+        let mut text = String::new();
+        read_object_with_serde(value.as_bytes(), &columns, wants, &mut fields, &mut text).map_err(
+            |e| match e {
+                NotAnObject::NotJson(e) => e,
+                NotAnObject::NotObject => "not an object".into(),
+            },
+        )?;
+        Ok(resolve(fields, &text))
+    }
+
+    /// Asserts the fast path either gives up on `value` or agrees with serde_json.
+    fn agrees(value: &str, wants: &[Want]) -> bool {
+        let Some(got) = fast(value, wants) else {
+            return false;
+        };
+        assert_eq!(Ok(got), serde(value, wants), "fast path on {value}");
+        true
+    }
+
+    // Guards the fast path's invariant on hand-picked edge cases: every record it reads
+    // reads the same through serde_json, and it gives up on what it must leave to it.
+    #[test]
+    fn reads_as_serde_json_or_gives_up() {
+        let all = [Want::Value; 8];
+        let plain = [
+            r#"{"i":1,"s":"a","d":2.5,"r":0.1,"b":true,"t":17,"n":-3,"v":null}"#,
+            r#" { "i" : -0 , "d" : -0.0 , "s" : 12 , "v" : false } "#,
+            r#"{"i":1.5,"n":70000,"b":1,"t":"2024-03-01T12:00:00Z","s":"é","x":"\u0001"}"#,
+            r#"{"i":18446744073709551,"d":123456789012345678,"r":0.000000000000000000001}"#,
+            r#"{"i":"1","i":2,"other":null,"more":[1],"s":-12.50}"#,
+            r#"{}"#,
+            r#"{"d":9007199254740993.5}"#,
+        ];
+        let given_up = [
+            r#"{"s":"a\"b"}"#,
+            r#"{"s":{"a":1}}"#,
+            r#"{"d":1e5}"#,
+            r#"{"i":1234567890123456789}"#,
+            r#"{"i":01}"#,
+            r#"{"i":1.}"#,
+            r#"{"i":1,}"#,
+            r#"{"i":1} x"#,
+            r#"{"i":tru}"#,
+            "{\"s\":\"a\tb\"}",
+            r#"[1]"#,
+            r#"{"i":1"#,
+            "",
+        ];
+        for value in plain {
+            // Some of these still give up (an escape, an array); those must not be read.
+            agrees(value, &all);
+        }
+        assert!(agrees(plain[0], &all));
+        assert!(agrees(plain[1], &all));
+        assert!(agrees(plain[5], &all));
+        for value in given_up {
+            assert!(fast(value, &all).is_none(), "read {value}");
+        }
+        let checked = [
+            Want::Check,
+            Want::Check,
+            Want::Value,
+            Want::Skip,
+            Want::Check,
+            Want::Skip,
+            Want::Value,
+            Want::Check,
+        ];
+        assert!(agrees(plain[0], &checked));
+        assert!(agrees(plain[1], &checked));
+        // Invalid UTF-8 in a key no column takes: serde_json refuses it; the fast path
+        // leaves any record with invalid UTF-8 to serde_json.
+        let columns = columns();
+        let mut fields = vec![Field::NULL; columns.len()];
+        let mut text = String::new();
+        let bad_key = b"{\"\xff\":1}";
+        assert!(read(bad_key, &columns, &all, &mut fields, &mut text).is_none());
+    }
+
+    // Guards the invariant on many generated records: numbers of every length and sign,
+    // strings, literals, whitespace, unknown and repeated keys.
+    #[test]
+    fn agrees_with_serde_json_on_generated_records() {
+        let names = ["i", "s", "d", "r", "b", "t", "n", "v", "zz"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut read_count = 0;
+        for _ in 0..20_000 {
+            let mut value = String::from("{");
+            for k in 0..(next() % 6) {
+                if k > 0 {
+                    value.push(',');
+                }
+                let name = names[(next() % names.len() as u64) as usize];
+                let ws = if next() % 5 == 0 { " " } else { "" };
+                value.push_str(&format!("{ws}\"{name}\"{ws}:{ws}"));
+                let digits = 1 + next() % 20;
+                let mut number: String = (0..digits)
+                    .map(|_| char::from(b'0' + (next() % 10) as u8))
+                    .collect();
+                if next() % 3 == 0 {
+                    number.insert(0, '-');
+                }
+                match next() % 8 {
+                    0 => value.push_str(&number),
+                    1 => value.push_str(&format!("{number}.{}", next() % 1000)),
+                    2 => value.push_str(&format!("\"{number}\"")),
+                    3 => value.push_str(["true", "false", "null"][(next() % 3) as usize]),
+                    4 => value.push_str("\"2024-03-01\""),
+                    5 => value.push_str(&format!(
+                        "0.{:0>width$}",
+                        next() % 100,
+                        width = (next() % 20) as usize
+                    )),
+                    6 => value.push_str(&(next() as f64 / 7.0).to_string()),
+                    _ => value.push_str(&format!("\"x{}\"", next() % 100)),
+                }
+            }
+            value.push('}');
+            let wants: Vec<Want> = (0..8)
+                .map(|_| [Want::Value, Want::Check, Want::Skip][(next() % 3) as usize])
+                .collect();
+            if agrees(&value, &wants) {
+                read_count += 1;
+            }
+        }
+        // Most generated records are plain enough for the fast path.
+        assert!(read_count > 10_000, "fast path read only {read_count}");
+    }
+}
