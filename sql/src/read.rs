@@ -2,12 +2,13 @@
 //! them: below the last stable offset, without control batches or batches of aborted
 //! transactions. Used by table scans and by the catalog.
 //!
-//! Invariant: [`RangeReader::next_records`] only moves forward, and every call that returns
-//! records moves `next` past the last batch it read, so a scan always ends.
+//! Invariant: [`RangeReader::next_records`] and [`RangeReader::visit_next`] only move
+//! forward, and every call that returns records moves `next` past the last batch it read,
+//! so a scan always ends.
 
 use std::sync::Arc;
 
-use sluice_core::record::{BatchIter, Record, decode_batch};
+use sluice_core::record::{BatchIter, Record, RecordRef, decode_batch, visit_batch};
 use sluice_core::{Error as LogError, Partition};
 
 use crate::{Error, Result};
@@ -98,6 +99,84 @@ impl RangeReader {
             self.next = after;
             if !out.is_empty() {
                 return Ok(Some(out));
+            }
+        }
+    }
+
+    /// Hands the records of the next read to `visit`, in offset order and borrowed from the
+    /// log's bytes (no `Record` per record), until it returns `Ok(false)`; `Ok(false)` once
+    /// the range is done, `Ok(true)` while there may be more. A scan's way of reading.
+    pub(crate) fn visit_next(
+        &mut self,
+        mut visit: impl FnMut(&RecordRef<'_>) -> Result<bool>,
+    ) -> Result<bool> {
+        loop {
+            if self.next >= self.end {
+                return Ok(false);
+            }
+            let read = match self.partition.read(self.next, READ_BYTES) {
+                Ok(read) => read,
+                Err(LogError::OffsetOutOfRange {
+                    log_start_offset, ..
+                }) if log_start_offset > self.next => {
+                    self.next = log_start_offset;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (records, aborted) = self
+                .partition
+                .stable_part(read.records, self.next, self.lso);
+            if records.is_empty() {
+                return Ok(false);
+            }
+            let mut after = self.next;
+            let mut visited = false;
+            let (next, end) = (self.next, self.end);
+            for item in BatchIter::new(&records) {
+                let (start, header) = item.map_err(|e| self.corrupt(after, e.to_string()))?;
+                let batch_next = header.last_offset() + 1;
+                let aborted_batch = header.attributes().transactional()
+                    && aborted
+                        .iter()
+                        .any(|a| a.covers(header.producer_id(), header.base_offset()));
+                if !header.attributes().control() && !aborted_batch {
+                    let bytes = records.slice(start..start + header.batch_bytes());
+                    let mut failed = None;
+                    let mut stopped = false;
+                    visit_batch(bytes, |record| {
+                        if record.offset < next || record.offset >= end {
+                            return true;
+                        }
+                        visited = true;
+                        match visit(&record) {
+                            Ok(true) => true,
+                            Ok(false) => {
+                                stopped = true;
+                                false
+                            }
+                            Err(e) => {
+                                failed = Some(e);
+                                false
+                            }
+                        }
+                    })
+                    .map_err(|reason| self.corrupt(header.base_offset(), reason))?;
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                    if stopped {
+                        return Ok(false);
+                    }
+                }
+                after = after.max(batch_next);
+            }
+            if after <= self.next {
+                return Err(self.corrupt(self.next, "the log returned no whole batch".into()));
+            }
+            self.next = after;
+            if visited {
+                return Ok(true);
             }
         }
     }

@@ -22,11 +22,73 @@ const MIN_RECORD_BYTES: usize = 7;
 /// The smallest a header can be: two one-byte lengths.
 const MIN_HEADER_BYTES: usize = 2;
 
+/// A record borrowed from its batch's bytes, as [`visit_batch`] hands it out: no copy and
+/// no reference count per record (headers, which are rare, are owned).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRef<'a> {
+    /// Offset in its partition.
+    pub offset: i64,
+    /// Timestamp in milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// Key, if any.
+    pub key: Option<&'a [u8]>,
+    /// Value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Headers, in order.
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// This record borrowed, as [`visit_batch`] hands records out.
+    pub fn borrowed(&self) -> RecordRef<'_> {
+        RecordRef {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: self.headers.clone(),
+        }
+    }
+}
+
 /// Decodes every record of one batch (`bytes` holds that batch, possibly followed by more).
 ///
 /// Timestamps follow the batch's timestamp type: for log-append-time batches every record
 /// carries the batch's max timestamp, as Kafka clients report it.
 pub fn decode_batch(bytes: Bytes) -> Result<Vec<Record>, String> {
+    let mut records = Vec::new();
+    let out = &mut records;
+    visit_batch_section(bytes, |section, count| {
+        out.reserve_exact(count);
+        let section = section.clone();
+        move |record: RecordRef<'_>| {
+            out.push(Record {
+                offset: record.offset,
+                timestamp: record.timestamp,
+                key: record.key.map(|k| section.slice_ref(k)),
+                value: record.value.map(|v| section.slice_ref(v)),
+                headers: record.headers,
+            });
+            true
+        }
+    })?;
+    Ok(records)
+}
+
+/// Hands each record of one batch, in order, to `visit`, borrowed from the batch's bytes
+/// (decompressed first if need be); stops early when `visit` returns false. Decoding is
+/// [`decode_batch`]'s, with the same checks and timestamps, without a `Vec<Record>` or a
+/// reference count per record: for readers that turn records into something else at once,
+/// such as a SQL scan building columns.
+pub fn visit_batch(bytes: Bytes, visit: impl FnMut(RecordRef<'_>) -> bool) -> Result<(), String> {
+    visit_batch_section(bytes, |_, _| visit)
+}
+
+/// Decodes one batch, handing its records to the visitor `make(section, count)` returns.
+fn visit_batch_section<V: FnMut(RecordRef<'_>) -> bool>(
+    bytes: Bytes,
+    make: impl FnOnce(&Bytes, usize) -> V,
+) -> Result<(), String> {
     let header = BatchHeader::peek(&bytes).map_err(|e| e.to_string())?;
     let end = header.batch_bytes();
     if end > bytes.len() {
@@ -58,30 +120,32 @@ pub fn decode_batch(bytes: Bytes) -> Result<Vec<Record>, String> {
         .attributes()
         .log_append_time()
         .then(|| header.max_timestamp());
+    let mut visit = make(&section, count);
     let mut reader = Reader {
-        buf: section,
+        buf: &section,
         position: 0,
     };
-    let mut records = Vec::with_capacity(count);
     for i in 0..count {
-        let record = reader
+        let mut record = reader
             .record(header.base_offset(), header.base_timestamp())
             .map_err(|e| format!("record {i} of {count}: {e}"))?;
-        records.push(Record {
-            timestamp: log_append_time.unwrap_or(record.timestamp),
-            ..record
-        });
+        if let Some(t) = log_append_time {
+            record.timestamp = t;
+        }
+        if !visit(record) {
+            break;
+        }
     }
-    Ok(records)
+    Ok(())
 }
 
 /// A cursor over a records section; every read is bounds-checked.
-struct Reader {
-    buf: Bytes,
+struct Reader<'a> {
+    buf: &'a Bytes,
     position: usize,
 }
 
-impl Reader {
+impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.buf.len() - self.position
     }
@@ -116,7 +180,7 @@ impl Reader {
     }
 
     /// A length-prefixed byte string within `limit`; `None` for length -1.
-    fn bytes(&mut self, limit: usize, what: &str) -> Result<Option<Bytes>, String> {
+    fn bytes(&mut self, limit: usize, what: &str) -> Result<Option<&'a [u8]>, String> {
         let len = self.varint()?;
         if len == -1 {
             return Ok(None);
@@ -125,12 +189,15 @@ impl Reader {
         if len > limit.saturating_sub(self.position) {
             return Err(format!("{what} of {len} bytes runs past the record"));
         }
-        let out = self.buf.slice(self.position..self.position + len);
+        let buf: &'a [u8] = self.buf;
+        let out = buf
+            .get(self.position..self.position + len)
+            .ok_or("truncated record")?;
         self.position += len;
         Ok(Some(out))
     }
 
-    fn record(&mut self, base_offset: i64, base_timestamp: i64) -> Result<Record, String> {
+    fn record(&mut self, base_offset: i64, base_timestamp: i64) -> Result<RecordRef<'a>, String> {
         let length = self.varint()?;
         let length =
             usize::try_from(length).map_err(|_| format!("negative record length {length}"))?;
@@ -155,7 +222,9 @@ impl Reader {
             let key = self.bytes(end, "header key")?.ok_or("null header key")?;
             let key = String::from_utf8(key.to_vec())
                 .map_err(|_| "header key is not UTF-8".to_string())?;
-            let value = self.bytes(end, "header value")?;
+            let value = self
+                .bytes(end, "header value")?
+                .map(|v| self.buf.slice_ref(v));
             headers.push(Header { key, value });
         }
         if self.position != end {
@@ -164,7 +233,7 @@ impl Reader {
                 length as i64 + self.position as i64 - end as i64
             ));
         }
-        Ok(Record {
+        Ok(RecordRef {
             offset,
             timestamp,
             key,

@@ -21,7 +21,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{Field as ArrowField, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use sluice_core::record::Record;
+use sluice_core::record::RecordRef;
 
 use super::cell::{Cell, Field};
 use super::csv;
@@ -258,9 +258,9 @@ impl RowsBuilder {
 
     /// Adds one record as a row, or skips it, or fails, as the table's `on_error` says.
     /// Returns whether a row was added.
-    pub(crate) fn push(&mut self, partition: i32, record: &Record) -> Result<bool> {
+    pub(crate) fn push(&mut self, partition: i32, record: &RecordRef<'_>) -> Result<bool> {
         let on_error = self.table.on_error;
-        match self.convert(record.value.as_deref()) {
+        match self.convert(record.value) {
             Ok(()) => {}
             Err(mismatch) => match on_error {
                 OnError::Skip => return Ok(false),
@@ -413,9 +413,9 @@ impl RowsBuilder {
         Ok(())
     }
 
-    fn push_metadata(&mut self, partition: i32, record: &Record) {
+    fn push_metadata(&mut self, partition: i32, record: &RecordRef<'_>) {
         let m = &mut self.metadata;
-        match (&mut m.key, &record.key) {
+        match (&mut m.key, record.key) {
             (None, _) => {}
             (Some(KeyBuilder::Text(b)), Some(k)) => b.append_value(String::from_utf8_lossy(k)),
             (Some(KeyBuilder::Text(b)), None) => b.append_null(),

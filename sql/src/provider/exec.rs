@@ -190,17 +190,31 @@ impl ExecutionPlan for TopicScanExec {
                 // A send fails only when the query no longer wants rows.
                 Ok(tx.blocking_send(Ok(batch)).is_ok())
             };
-            'read: while let Some(records) = reader.next_records().map_err(DataFusionError::from)? {
-                for record in &records {
-                    if total >= limit {
-                        break 'read;
-                    }
-                    if rows.push(id, record).map_err(DataFusionError::from)? {
-                        total += 1;
-                    }
-                    if rows.rows() >= batch_rows && !send(&mut rows)? {
-                        return Ok(());
-                    }
+            // The query stopped wanting rows (a send failed): end without an error.
+            let mut unwanted = false;
+            loop {
+                let more = reader
+                    .visit_next(|record| {
+                        if total >= limit {
+                            return Ok(false);
+                        }
+                        if rows.push(id, record)? {
+                            total += 1;
+                        }
+                        if rows.rows() >= batch_rows
+                            && !send(&mut rows).map_err(crate::Error::from)?
+                        {
+                            unwanted = true;
+                            return Ok(false);
+                        }
+                        Ok(true)
+                    })
+                    .map_err(DataFusionError::from)?;
+                if unwanted {
+                    return Ok(());
+                }
+                if !more {
+                    break;
                 }
             }
             if rows.rows() > 0 {
