@@ -15,6 +15,7 @@
 mod avro;
 mod csv;
 mod json;
+mod json_flat;
 mod raw;
 
 use arrow::array::RecordBatch;
