@@ -71,6 +71,12 @@ impl SqlEngine {
         // datafusion-cli allows.
         let ctx = SessionContext::new_with_config(config).enable_url_table();
         crate::session::register_functions(&ctx);
+        let state = ctx.state();
+        let default_catalog = state.config().options().catalog.default_catalog.clone();
+        if let Some(catalog) = ctx.catalog(&default_catalog) {
+            let pg = crate::pg_catalog::PgCatalog::new(state.catalog_list(), &default_catalog);
+            catalog.register_schema(crate::pg_catalog::SCHEMA, Arc::new(pg))?;
+        }
         let catalog = Catalog::open(&log)?;
         let engine = Self { log, ctx, catalog };
         for def in engine.catalog.tables() {

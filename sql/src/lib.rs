@@ -13,6 +13,7 @@
 //! - [`provider`]: the DataFusion `TableProvider` of a topic table: scan, pushdown, INSERT.
 //! - [`pg`]: the PostgreSQL wire endpoint over an engine.
 //! - [`session`]: what PostgreSQL clients send besides queries (BEGIN, SET, SHOW).
+//! - `pg_catalog`: the system catalogs PostgreSQL tools list tables and columns through.
 //! - `format`: record values (json, csv, raw) to Arrow and back.
 //! - `read`: read_committed reading of a partition's offset range.
 //!
@@ -41,6 +42,7 @@ pub mod engine;
 mod error;
 mod format;
 pub mod pg;
+mod pg_catalog;
 pub mod provider;
 mod read;
 pub mod session;

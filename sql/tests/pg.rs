@@ -207,6 +207,45 @@ async fn psql_style_queries_over_the_wire() {
         .await
         .expect("SHOW through the extended protocol");
     assert_eq!(shown.get::<_, String>(0), "public");
+    // The system catalogs tools list tables and columns through.
+    let tables = client
+        .query(
+            "SELECT c.relname FROM pg_catalog.pg_class c \
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY c.relname",
+            &[],
+        )
+        .await
+        .expect("pg_class");
+    let names: Vec<String> = tables.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, ["orders", "other"]);
+    let columns = client
+        .query(
+            "SELECT a.attname, t.typname FROM pg_catalog.pg_attribute a \
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+             WHERE c.relname = 'orders' ORDER BY a.attnum LIMIT 3",
+            &[],
+        )
+        .await
+        .expect("pg_attribute");
+    let columns: Vec<(String, String)> = columns.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        columns,
+        [
+            ("id".to_string(), "int8".to_string()),
+            ("customer".to_string(), "varchar".to_string()),
+            ("amount".to_string(), "float8".to_string()),
+        ]
+    );
+    let listed = client
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .expect("pg_tables");
+    assert_eq!(listed.get::<_, i64>(0), 2);
     let unknown = client
         .simple_query("SET no_such_setting = 1")
         .await

@@ -7,7 +7,8 @@ as psycopg sends them), reads them back with a parameterised query, checks that 
 statement comes back as a PostgreSQL error with a SQLSTATE, and that the connection
 still works after it; then psycopg's default transactional connection (BEGIN before the
 first statement) and what a BI tool sends on connect and to list tables and columns (SET
-extra_float_digits, SHOW server_version, current_schema(), information_schema). Prints `psycopg: passed=N failed=N` last; exits non-zero on failure.
+extra_float_digits, SHOW server_version, current_schema(), information_schema and
+pg_catalog). Prints `psycopg: passed=N failed=N` last; exits non-zero on failure.
 """
 
 import argparse
@@ -94,6 +95,21 @@ def main():
             ("py_orders",),
         ).fetchall()
         assert [c[0] for c in columns[:3]] == ["id", "customer", "amount"], columns
+        # The same through the system catalogs, as tools that read pg_catalog do.
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname = %s ORDER BY c.relname",
+            ("public",),
+        ).fetchall()
+        assert ("public", "py_orders") in rows, rows
+        types = conn.execute(
+            "SELECT a.attname, t.typname FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+            "WHERE c.relname = 'py_orders' ORDER BY a.attnum"
+        ).fetchall()
+        assert types[:3] == [("id", "int8"), ("customer", "varchar"), ("amount", "float8")], types
 
     check("CREATE TABLE and INSERT with bound parameters", create_and_insert)
     check("a parameterised aggregate returns typed rows", query_with_parameters)

@@ -6,7 +6,7 @@
 //!
 //! Connections are capped ([`PG_CONNECTIONS_MAX`]); one over the cap is closed at once.
 
-mod encode;
+pub(crate) mod encode;
 mod extended;
 mod handler;
 
