@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use sluice_core::record::{BatchIter, Record, RecordRef, decode_batch, visit_batch};
 use sluice_core::{Error as LogError, Partition};
 
@@ -15,6 +16,14 @@ use crate::{Error, Result};
 
 /// How many bytes one read of the log asks for.
 const READ_BYTES: usize = 1 << 20;
+
+/// What a batch handler tells [`RangeReader::next_batches`].
+enum Visit {
+    /// Go on; `any`: the batch had records in the range.
+    Next { any: bool },
+    /// The reader wants nothing more.
+    Stop,
+}
 
 /// Reads `[start, end)` of one partition, a log read at a time.
 pub(crate) struct RangeReader {
@@ -42,9 +51,73 @@ impl RangeReader {
 
     /// The records of the next read, in offset order; `None` once the range is done.
     pub(crate) fn next_records(&mut self) -> Result<Option<Vec<Record>>> {
+        let mut out: Vec<Record> = Vec::new();
+        let (next, end) = (self.next, self.end);
+        let more = self.next_batches(|reader, base_offset, bytes| {
+            let mut decoded =
+                decode_batch(bytes).map_err(|reason| reader.corrupt(base_offset, reason))?;
+            let in_range = |r: &Record| r.offset >= next && r.offset < end;
+            // Most batches lie wholly in the range: moved in one copy, not filtered
+            // record by record.
+            if !decoded.iter().all(in_range) {
+                decoded.retain(in_range);
+            }
+            let any = !decoded.is_empty();
+            out.append(&mut decoded);
+            Ok(Visit::Next { any })
+        })?;
+        Ok(more.then_some(out))
+    }
+
+    /// Hands the records of the next read to `visit`, in offset order and borrowed from the
+    /// log's bytes (no `Record` per record), until it returns `Ok(false)`; `Ok(false)` once
+    /// the range is done, `Ok(true)` while there may be more. A scan's way of reading.
+    pub(crate) fn visit_next(
+        &mut self,
+        mut visit: impl FnMut(&RecordRef<'_>) -> Result<bool>,
+    ) -> Result<bool> {
+        let (next, end) = (self.next, self.end);
+        self.next_batches(|reader, base_offset, bytes| {
+            let mut failed = None;
+            let mut stopped = false;
+            let mut any = false;
+            visit_batch(bytes, |record| {
+                if record.offset < next || record.offset >= end {
+                    return true;
+                }
+                any = true;
+                match visit(&record) {
+                    Ok(true) => true,
+                    Ok(false) => {
+                        stopped = true;
+                        false
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            })
+            .map_err(|reason| reader.corrupt(base_offset, reason))?;
+            match failed {
+                Some(e) => Err(e),
+                None if stopped => Ok(Visit::Stop),
+                None => Ok(Visit::Next { any }),
+            }
+        })
+    }
+
+    /// Reads the log from `next` and hands `batch(self, base offset, bytes)` each data batch
+    /// of the read that a read_committed consumer would see (no control batches, none of an
+    /// aborted transaction), until a read yields records in the range. Returns `false` once
+    /// the range is done or `batch` said stop, `true` while there may be more.
+    fn next_batches(
+        &mut self,
+        mut batch: impl FnMut(&Self, i64, Bytes) -> Result<Visit>,
+    ) -> Result<bool> {
         loop {
             if self.next >= self.end {
-                return Ok(None);
+                return Ok(false);
             }
             let read = match self.partition.read(self.next, READ_BYTES) {
                 Ok(read) => read,
@@ -62,10 +135,10 @@ impl RangeReader {
                 .partition
                 .stable_part(read.records, self.next, self.lso);
             if records.is_empty() {
-                return Ok(None);
+                return Ok(false);
             }
-            let mut out = Vec::new();
             let mut after = self.next;
+            let mut any = false;
             for item in BatchIter::new(&records) {
                 let (start, header) = item.map_err(|e| self.corrupt(after, e.to_string()))?;
                 let batch_next = header.last_offset() + 1;
@@ -75,19 +148,9 @@ impl RangeReader {
                         .any(|a| a.covers(header.producer_id(), header.base_offset()));
                 if !header.attributes().control() && !aborted_batch {
                     let bytes = records.slice(start..start + header.batch_bytes());
-                    let mut decoded = decode_batch(bytes)
-                        .map_err(|reason| self.corrupt(header.base_offset(), reason))?;
-                    let (next, end) = (self.next, self.end);
-                    let in_range = |r: &Record| r.offset >= next && r.offset < end;
-                    // Most batches lie wholly in the range: moved in one copy, not filtered
-                    // record by record.
-                    if !decoded.iter().all(in_range) {
-                        decoded.retain(in_range);
-                    }
-                    if out.is_empty() {
-                        out = decoded;
-                    } else {
-                        out.append(&mut decoded);
+                    match batch(self, header.base_offset(), bytes)? {
+                        Visit::Stop => return Ok(false),
+                        Visit::Next { any: yes } => any |= yes,
                     }
                 }
                 after = after.max(batch_next);
@@ -97,85 +160,7 @@ impl RangeReader {
                 return Err(self.corrupt(self.next, "the log returned no whole batch".into()));
             }
             self.next = after;
-            if !out.is_empty() {
-                return Ok(Some(out));
-            }
-        }
-    }
-
-    /// Hands the records of the next read to `visit`, in offset order and borrowed from the
-    /// log's bytes (no `Record` per record), until it returns `Ok(false)`; `Ok(false)` once
-    /// the range is done, `Ok(true)` while there may be more. A scan's way of reading.
-    pub(crate) fn visit_next(
-        &mut self,
-        mut visit: impl FnMut(&RecordRef<'_>) -> Result<bool>,
-    ) -> Result<bool> {
-        loop {
-            if self.next >= self.end {
-                return Ok(false);
-            }
-            let read = match self.partition.read(self.next, READ_BYTES) {
-                Ok(read) => read,
-                Err(LogError::OffsetOutOfRange {
-                    log_start_offset, ..
-                }) if log_start_offset > self.next => {
-                    self.next = log_start_offset;
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let (records, aborted) = self
-                .partition
-                .stable_part(read.records, self.next, self.lso);
-            if records.is_empty() {
-                return Ok(false);
-            }
-            let mut after = self.next;
-            let mut visited = false;
-            let (next, end) = (self.next, self.end);
-            for item in BatchIter::new(&records) {
-                let (start, header) = item.map_err(|e| self.corrupt(after, e.to_string()))?;
-                let batch_next = header.last_offset() + 1;
-                let aborted_batch = header.attributes().transactional()
-                    && aborted
-                        .iter()
-                        .any(|a| a.covers(header.producer_id(), header.base_offset()));
-                if !header.attributes().control() && !aborted_batch {
-                    let bytes = records.slice(start..start + header.batch_bytes());
-                    let mut failed = None;
-                    let mut stopped = false;
-                    visit_batch(bytes, |record| {
-                        if record.offset < next || record.offset >= end {
-                            return true;
-                        }
-                        visited = true;
-                        match visit(&record) {
-                            Ok(true) => true,
-                            Ok(false) => {
-                                stopped = true;
-                                false
-                            }
-                            Err(e) => {
-                                failed = Some(e);
-                                false
-                            }
-                        }
-                    })
-                    .map_err(|reason| self.corrupt(header.base_offset(), reason))?;
-                    if let Some(e) = failed {
-                        return Err(e);
-                    }
-                    if stopped {
-                        return Ok(false);
-                    }
-                }
-                after = after.max(batch_next);
-            }
-            if after <= self.next {
-                return Err(self.corrupt(self.next, "the log returned no whole batch".into()));
-            }
-            self.next = after;
-            if visited {
+            if any {
                 return Ok(true);
             }
         }

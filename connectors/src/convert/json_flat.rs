@@ -157,8 +157,9 @@ impl<'a> Parser<'a> {
         text.parse().ok()
     }
 
-    /// A number in JSON's grammar, as a float.
-    fn float(&mut self) -> Option<f64> {
+    /// A number in JSON's grammar, as a float of type `F` (parsed from the text, so an
+    /// `f32` is rounded once).
+    fn float<F: std::str::FromStr>(&mut self) -> Option<F> {
         let text = self.number()?;
         json_number(text.as_bytes()).then(|| text.parse().ok())?
     }
@@ -276,13 +277,7 @@ impl Column {
             Column::I16(b) => b.append_value(i16::try_from(p.integer()?).ok()?),
             Column::I32(b) => b.append_value(i32::try_from(p.integer()?).ok()?),
             Column::I64(b) => b.append_value(p.integer()?),
-            Column::F32(b) => {
-                let text = p.number()?;
-                if !json_number(text.as_bytes()) {
-                    return None;
-                }
-                b.append_value(text.parse().ok()?);
-            }
+            Column::F32(b) => b.append_value(p.float()?),
             Column::F64(b) => b.append_value(p.float()?),
             Column::Text(b) => b.append_value(std::str::from_utf8(p.plain_string()?).ok()?),
             Column::Date(b) => {

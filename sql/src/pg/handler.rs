@@ -105,9 +105,7 @@ fn command_tag(statement: &DfStatement) -> String {
         DfStatement::CreateExternalTable(_) => "CREATE TABLE".into(),
         DfStatement::CopyTo(_) => "COPY".into(),
         DfStatement::Statement(s) => match s.as_ref() {
-            s if crate::session::command_tag(s).is_some() => {
-                crate::session::command_tag(s).unwrap_or("OK").into()
-            }
+            s if let Some(tag) = crate::session::command_tag(s) => tag.into(),
             SqlStatement::CreateTable(_) => "CREATE TABLE".into(),
             SqlStatement::CreateView { .. } => "CREATE VIEW".into(),
             SqlStatement::Drop { object_type, .. } => format!("DROP {object_type}"),
