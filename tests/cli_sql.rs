@@ -189,3 +189,71 @@ fn serve_answers_sql_over_the_postgres_wire() {
     });
     drop(child);
 }
+
+// `sluice sql --bootstrap` runs the same statements against a broker: the table it
+// creates, and the rows it inserts, are in the served data directory, where
+// `sluice sql --data-dir` finds them once the broker has stopped.
+#[test]
+fn sql_over_a_broker_with_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-metrics",
+            "--no-pg",
+        ])
+        .current_dir(d)
+        .env_remove("SLUICE_DATA_DIR")
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sluice serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let child = Kill(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                let _ = tx.send(addr.to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no broker ready line");
+
+    let sql = |statements: &str| {
+        ok(&sluice_with_stdin(
+            d,
+            &["sql", "--bootstrap", &addr, "-e", statements],
+            "",
+        ))
+    };
+    sql(
+        "CREATE TABLE t (n INT, tag VARCHAR) WITH (topic = 't', format = 'csv', partitions = 2);
+         INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'a')",
+    );
+    let query = "SELECT tag, sum(n) AS s FROM t GROUP BY tag ORDER BY tag";
+    let remote = sql(query);
+    assert!(remote.contains("| a   | 4 |"), "{remote}");
+    assert!(remote.contains("| b   | 2 |"), "{remote}");
+
+    // The topic was created on the broker, with its partitions.
+    let described = ok(&sluice_with_stdin(
+        d,
+        &["topics", "describe", "t", "--bootstrap", &addr],
+        "",
+    ));
+    assert!(described.contains("Partitions: 2"), "{described}");
+
+    drop(child);
+    let local = ok(&sluice_with_stdin(d, &["sql", "-e", query], ""));
+    assert_eq!(local, remote);
+}

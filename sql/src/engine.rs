@@ -1,4 +1,5 @@
-//! [`SqlEngine`]: a DataFusion session over a data directory's log. It parses each
+//! [`SqlEngine`]: a DataFusion session over the topics of a data directory's log or of a
+//! Kafka-compatible cluster (see [`Backend`]). It parses each
 //! statement with DataFusion's parser and handles the statements that concern topic tables
 //! itself — `CREATE TABLE ... WITH (topic = ...)`, `DROP TABLE` of a topic table, and
 //! `INSERT INTO topic_table` without a column list (which would otherwise have to list the
@@ -15,8 +16,9 @@ use datafusion::sql::sqlparser::ast::{
     Ident, ObjectName, ObjectType, Statement as SqlStatement, TableObject,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use sluice_core::{Log, NewTopic};
+use sluice_core::Log;
 
+use crate::backend::Backend;
 use crate::catalog::ddl::{self, table_name};
 use crate::catalog::{Catalog, TableDef};
 use crate::provider::TopicTable;
@@ -50,22 +52,37 @@ impl StatementOutput {
     }
 }
 
-/// SQL over the topics of one log: see the module docs.
+/// SQL over the topics of one log or cluster: see the module docs.
 pub struct SqlEngine {
-    log: Log,
+    backend: Backend,
     ctx: SessionContext,
     catalog: Catalog,
 }
 
 impl std::fmt::Debug for SqlEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlEngine").field("log", &self.log).finish()
+        f.debug_struct("SqlEngine")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
 impl SqlEngine {
-    /// An engine over `log`, with every topic table of its catalog registered.
+    /// An engine over the embedded `log`, with every topic table of its catalog
+    /// registered.
     pub fn open(log: Log) -> Result<Self> {
+        Self::with_backend(Backend::Log(log))
+    }
+
+    /// An engine over the topics of the Kafka-compatible cluster at `bootstrap`
+    /// (`HOST:PORT`, comma-separated for several): a `sluice serve` broker (whose catalog
+    /// is the one `sluice sql --data-dir` sees) or any Kafka.
+    pub fn connect(bootstrap: &str) -> Result<Self> {
+        Self::with_backend(Backend::kafka(bootstrap)?)
+    }
+
+    /// An engine over `backend`, with every topic table of its catalog registered.
+    pub fn with_backend(backend: Backend) -> Result<Self> {
         let config = SessionConfig::new().with_information_schema(true);
         // `SELECT * FROM 'file.parquet'` reads a file without CREATE EXTERNAL TABLE, as
         // datafusion-cli allows.
@@ -77,17 +94,29 @@ impl SqlEngine {
             let pg = crate::pg_catalog::PgCatalog::new(state.catalog_list(), &default_catalog);
             catalog.register_schema(crate::pg_catalog::SCHEMA, Arc::new(pg))?;
         }
-        let catalog = Catalog::open(&log)?;
-        let engine = Self { log, ctx, catalog };
+        let catalog = Catalog::open(&backend)?;
+        let engine = Self {
+            backend,
+            ctx,
+            catalog,
+        };
         for def in engine.catalog.tables() {
             engine.register(def)?;
         }
         Ok(engine)
     }
 
-    /// The log the engine reads and writes.
-    pub fn log(&self) -> &Log {
-        &self.log
+    /// Where the engine's topics live.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The embedded log the engine reads and writes, `None` on a cluster.
+    pub fn log(&self) -> Option<&Log> {
+        match &self.backend {
+            Backend::Log(log) => Some(log),
+            Backend::Kafka(_) => None,
+        }
     }
 
     /// The DataFusion session, for registering more tables or functions.
@@ -220,7 +249,7 @@ impl SqlEngine {
 
     fn register(&self, def: TableDef) -> Result<()> {
         let name = def.name.clone();
-        let table = TopicTable::new(def, self.log.clone());
+        let table = TopicTable::new(def, self.backend.clone());
         self.ctx.register_table(name.as_str(), Arc::new(table))?;
         Ok(())
     }
@@ -240,10 +269,8 @@ impl SqlEngine {
                 return Err(Error::TableExists(name));
             }
         }
-        if !self.log.list_topics().contains(&parsed.def.topic) {
-            self.log
-                .create_topic(NewTopic::new(parsed.def.topic.clone(), parsed.partitions))?;
-        }
+        self.backend
+            .ensure_topic(&parsed.def.topic, parsed.partitions, &[])?;
         self.catalog.put(parsed.def.clone())?;
         self.ctx.deregister_table(name.as_str())?;
         self.register(parsed.def)?;

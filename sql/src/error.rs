@@ -72,6 +72,18 @@ pub enum Error {
         /// What was sent and what was expected.
         reason: String,
     },
+    /// A Kafka-compatible cluster (`--bootstrap`) refused or failed a request.
+    #[error("{context}: {source}")]
+    Kafka {
+        /// What was being done.
+        context: String,
+        /// librdkafka's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A cluster that stopped answering: what was being done, and for how long.
+    #[error("{0}")]
+    Stalled(String),
     /// A log stored batch that cannot be decoded (the log's data is damaged).
     #[error("topic {topic}, partition {partition}, offset {offset}: unreadable batch: {reason}")]
     CorruptBatch {

@@ -4,11 +4,14 @@
 //! format = 'json')`; the definition is kept in the log itself, so every process that
 //! opens the data directory sees it. Queries are DataFusion's, reading the topic's
 //! partitions in parallel and pushing partition, offset and time ranges down to the log.
-//! `INSERT INTO` a topic table produces records. The user guide is `docs/sql.md`.
+//! `INSERT INTO` a topic table produces records. The topics may be those of an embedded log
+//! ([`SqlEngine::open`]) or of a Kafka-compatible cluster ([`SqlEngine::connect`]), where the
+//! catalog is the same topic. The user guide is `docs/sql.md`.
 //!
 //! # Layout
 //!
 //! - [`engine`]: [`SqlEngine`], the session: statement routing, topic-table DDL.
+//! - [`backend`]: where topics live: the embedded log, or a Kafka-compatible cluster.
 //! - [`catalog`]: table definitions, their DDL, and the durable catalog topic.
 //! - [`provider`]: the DataFusion `TableProvider` of a topic table: scan, pushdown, INSERT.
 //! - [`pg`]: the PostgreSQL wire endpoint over an engine.
@@ -37,6 +40,7 @@
 
 #![deny(clippy::unwrap_used)]
 
+pub mod backend;
 pub mod catalog;
 pub mod engine;
 mod error;
@@ -51,6 +55,7 @@ pub mod session;
 /// versions.
 pub use datafusion;
 
+pub use backend::Backend;
 pub use catalog::{CATALOG_TOPIC, Catalog, TableDef};
 pub use engine::{SqlEngine, StatementOutput};
 pub use error::{Error, Result};

@@ -1,15 +1,14 @@
 //! Reading one partition's records in an offset range as a read_committed consumer sees
 //! them: below the last stable offset, without control batches or batches of aborted
-//! transactions. Used by table scans and by the catalog.
+//! transactions. The embedded log's reader of `backend::PartitionReader`.
 //!
-//! Invariant: [`RangeReader::next_records`] and [`RangeReader::visit_next`] only move
-//! forward, and every call that returns records moves `next` past the last batch it read,
-//! so a scan always ends.
+//! Invariant: [`RangeReader::visit_next`] only moves forward, and every call that returns
+//! records moves `next` past the last batch it read, so a scan always ends.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sluice_core::record::{BatchIter, Record, RecordRef, decode_batch, visit_batch};
+use sluice_core::record::{BatchIter, RecordRef, visit_batch};
 use sluice_core::{Error as LogError, Partition};
 
 use crate::{Error, Result};
@@ -47,26 +46,6 @@ impl RangeReader {
             end: end.min(lso),
             lso,
         }
-    }
-
-    /// The records of the next read, in offset order; `None` once the range is done.
-    pub(crate) fn next_records(&mut self) -> Result<Option<Vec<Record>>> {
-        let mut out: Vec<Record> = Vec::new();
-        let (next, end) = (self.next, self.end);
-        let more = self.next_batches(|reader, base_offset, bytes| {
-            let mut decoded =
-                decode_batch(bytes).map_err(|reason| reader.corrupt(base_offset, reason))?;
-            let in_range = |r: &Record| r.offset >= next && r.offset < end;
-            // Most batches lie wholly in the range: moved in one copy, not filtered
-            // record by record.
-            if !decoded.iter().all(in_range) {
-                decoded.retain(in_range);
-            }
-            let any = !decoded.is_empty();
-            out.append(&mut decoded);
-            Ok(Visit::Next { any })
-        })?;
-        Ok(more.then_some(out))
     }
 
     /// Hands the records of the next read to `visit`, in offset order and borrowed from the

@@ -164,7 +164,7 @@ async fn catalog_survives_reopen() {
             )
             .await
             .unwrap();
-        engine.log().close().unwrap();
+        engine.log().unwrap().close().unwrap();
     }
     let engine = SqlEngine::open(Log::open(dir.path()).unwrap()).unwrap();
     let names: Vec<String> = engine

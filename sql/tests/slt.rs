@@ -61,6 +61,7 @@ impl SltDb {
         let partitions = words.next().map_or(Ok(1), str::parse).map_err(err)?;
         self.engine
             .log()
+            .expect("an embedded log")
             .create_topic(NewTopic::new(name, partitions))
             .map_err(err)
     }
@@ -69,6 +70,7 @@ impl SltDb {
         let producer = self
             .engine
             .log()
+            .expect("an embedded log")
             .producer(ProducerConfig::default())
             .map_err(err)?;
         for line in lines {

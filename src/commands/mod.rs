@@ -46,8 +46,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Serve the log over the Apache Kafka wire protocol.
     Serve(serve::ServeArgs),
-    /// Run SQL over the topics of a data directory: -e SQL, -f FILE, or an interactive
-    /// shell (see docs/sql.md).
+    /// Run SQL over the topics of a data directory (or of a broker with --bootstrap): -e
+    /// SQL, -f FILE, or an interactive shell (see docs/sql.md).
     Sql(sql::SqlArgs),
     /// ETL pipelines between topics, files, Parquet and databases, from pipeline files:
     /// validate, run, status (see docs/connectors.md).

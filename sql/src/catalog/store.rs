@@ -1,7 +1,8 @@
 //! The durable catalog: topic-table definitions kept in the log itself, on the compacted
 //! topic [`CATALOG_TOPIC`] (key = table name, value = the definition as JSON, a null value
 //! = dropped), fsynced on every change like `__consumer_offsets`. Any process that opens
-//! the same data directory reads the same tables back.
+//! the same data directory, or connects to a broker serving it, reads the same tables back;
+//! on another Kafka-compatible cluster the topic is created there.
 //!
 //! Invariant: the in-memory map is changed only after the change is durably in the topic,
 //! so a failed write never leaves a table visible that a restart would lose.
@@ -9,10 +10,11 @@
 use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
-use sluice_core::{Log, NewTopic, ProducerConfig, ProducerRecord};
+use sluice_core::ProducerRecord;
 
 use super::table::TableDef;
-use crate::read::RangeReader;
+use crate::backend::Backend;
+use crate::provider::pushdown::ScanBounds;
 use crate::{Error, Result};
 
 /// The internal topic holding the catalog.
@@ -21,35 +23,34 @@ pub const CATALOG_TOPIC: &str = "__sluice_catalog";
 /// Topic-table definitions, read from and written to [`CATALOG_TOPIC`].
 #[derive(Debug)]
 pub struct Catalog {
-    log: Log,
+    backend: Backend,
     tables: Mutex<BTreeMap<String, TableDef>>,
 }
 
 impl Catalog {
-    /// Opens the catalog of `log`, creating its topic on first use and reading every
+    /// Opens the catalog of `backend`, creating its topic on first use and reading every
     /// definition in it (the last entry per table wins).
-    pub fn open(log: &Log) -> Result<Self> {
-        log.ensure_topic(
-            NewTopic::new(CATALOG_TOPIC, 1)
-                .config("cleanup.policy", "compact")
-                .config("flush.messages", "1"),
+    pub fn open(backend: &Backend) -> Result<Self> {
+        backend.ensure_topic(
+            CATALOG_TOPIC,
+            1,
+            &[("cleanup.policy", "compact"), ("flush.messages", "1")],
         )?;
-        let partition = log.partition(CATALOG_TOPIC, 0)?;
-        let start = partition.log_start_offset();
-        let end = partition.log_end_offset();
-        let mut reader = RangeReader::new(partition, start, end);
         let mut tables = BTreeMap::new();
-        while let Some(records) = reader.next_records()? {
-            for record in records {
-                let Some(key) = record.key else { continue };
-                let name = String::from_utf8_lossy(&key).into_owned();
+        for range in backend.plan_ranges(CATALOG_TOPIC, &ScanBounds::default())? {
+            let mut reader = backend.reader(CATALOG_TOPIC, range)?;
+            while reader.visit_next(|record| {
+                let Some(key) = record.key else {
+                    return Ok(true);
+                };
+                let name = String::from_utf8_lossy(key).into_owned();
                 match record.value {
                     None => {
                         tables.remove(&name);
                     }
                     Some(value) => {
                         let def: TableDef =
-                            serde_json::from_slice(&value).map_err(|e| Error::CorruptCatalog {
+                            serde_json::from_slice(value).map_err(|e| Error::CorruptCatalog {
                                 topic: CATALOG_TOPIC.into(),
                                 offset: record.offset,
                                 reason: format!("definition of {name}: {e}"),
@@ -57,10 +58,11 @@ impl Catalog {
                         tables.insert(name, def);
                     }
                 }
-            }
+                Ok(true)
+            })? {}
         }
         Ok(Self {
-            log: log.clone(),
+            backend: backend.clone(),
             tables: Mutex::new(tables),
         })
     }
@@ -100,8 +102,8 @@ impl Catalog {
     }
 
     fn write(&self, record: ProducerRecord) -> Result<()> {
-        let producer = self.log.producer(ProducerConfig::default())?;
-        producer.send_and_wait(record.partition(0))?;
-        Ok(())
+        let writer = self.backend.writer()?;
+        writer.send_all(vec![record.partition(0)])?;
+        writer.flush()
     }
 }

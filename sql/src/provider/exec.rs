@@ -1,7 +1,7 @@
 //! `TopicScanExec`: the physical scan of a topic table. One output partition per topic
-//! partition read, each decoded on a blocking thread (log reads are synchronous `pread`s)
-//! and sent as Arrow batches through a bounded channel, so DataFusion reads partitions in
-//! parallel and a slow consumer holds the reader back.
+//! partition read, each decoded on a blocking thread (log reads are synchronous `pread`s;
+//! a cluster's are librdkafka polls) and sent as Arrow batches through a bounded channel,
+//! so DataFusion reads partitions in parallel and a slow consumer holds the reader back.
 //!
 //! The offset range of each partition is fixed when the plan is made (and printed by
 //! EXPLAIN): records appended after planning are not read.
@@ -20,30 +20,20 @@ use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
     PlanProperties, ReplaceChildrenOptions, SendableRecordBatchStream,
 };
-use sluice_core::Partition;
 
 use super::pushdown::ScanBounds;
+use crate::backend::{Backend, PartitionRange};
 use crate::catalog::TableDef;
 use crate::format::decode::RowsBuilder;
-use crate::read::RangeReader;
 
 /// Batches in flight per scanned partition.
 const CHANNEL_BATCHES: usize = 2;
-
-/// One topic partition's share of a scan.
-#[derive(Debug, Clone)]
-pub(crate) struct PartitionRange {
-    pub(crate) partition: Arc<Partition>,
-    /// First offset to read.
-    pub(crate) start: i64,
-    /// One past the last offset to read.
-    pub(crate) end: i64,
-}
 
 /// Scans a topic table: see the module docs.
 #[derive(Debug)]
 pub struct TopicScanExec {
     table: Arc<TableDef>,
+    backend: Backend,
     ranges: Vec<PartitionRange>,
     bounds: ScanBounds,
     projection: Option<Vec<usize>>,
@@ -56,6 +46,7 @@ pub struct TopicScanExec {
 impl TopicScanExec {
     pub(crate) fn new(
         table: Arc<TableDef>,
+        backend: Backend,
         ranges: Vec<PartitionRange>,
         bounds: ScanBounds,
         projection: Option<Vec<usize>>,
@@ -78,6 +69,7 @@ impl TopicScanExec {
         .with_scheduling_type(SchedulingType::Cooperative);
         Ok(Self {
             table,
+            backend,
             ranges,
             bounds,
             projection,
@@ -93,7 +85,7 @@ impl DisplayAs for TopicScanExec {
         let ranges: Vec<String> = self
             .ranges
             .iter()
-            .map(|r| format!("{}:[{}, {})", r.partition.id(), r.start, r.end))
+            .map(|r| format!("{}:[{}, {})", r.partition, r.start, r.end))
             .collect();
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => {
@@ -168,18 +160,21 @@ impl ExecutionPlan for TopicScanExec {
     ) -> Result<SendableRecordBatchStream> {
         let mut builder =
             RecordBatchReceiverStreamBuilder::new(Arc::clone(&self.schema), CHANNEL_BATCHES);
-        let Some(range) = self.ranges.get(partition).cloned() else {
+        let Some(range) = self.ranges.get(partition).copied() else {
             // The one empty output partition of a scan that reads no topic partition.
             return Ok(builder.build());
         };
         let tx = builder.tx();
         let table = Arc::clone(&self.table);
+        let backend = self.backend.clone();
         let projection = self.projection.clone();
         let limit = self.limit.unwrap_or(usize::MAX);
         let batch_rows = context.session_config().batch_size().max(1);
         builder.spawn_blocking(move || {
-            let id = range.partition.id();
-            let mut reader = RangeReader::new(range.partition, range.start, range.end);
+            let id = range.partition;
+            let mut reader = backend
+                .reader(&table.topic, range)
+                .map_err(DataFusionError::from)?;
             // Only the projected columns are built (see `RowsBuilder` for what on_error
             // still checks of the others).
             let mut rows =

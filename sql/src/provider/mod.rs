@@ -1,6 +1,7 @@
 //! Topic tables as DataFusion tables: [`TopicTable`] is the `TableProvider` (schema, scan
 //! with pushdown, INSERT), [`exec`] the scan's execution plan, [`pushdown`] the filters it
-//! uses, [`sink`] the INSERT side.
+//! uses, [`sink`] the INSERT side. Each reads and writes through a [`Backend`]: the
+//! embedded log or a Kafka-compatible cluster.
 
 pub mod exec;
 pub(crate) mod pushdown;
@@ -17,28 +18,28 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use sluice_core::Log;
 
+use crate::backend::Backend;
 use crate::catalog::TableDef;
-use exec::{PartitionRange, TopicScanExec};
+use exec::TopicScanExec;
 use pushdown::ScanBounds;
 use sink::TopicSink;
 
-/// A topic table on the embedded log.
+/// A topic table.
 #[derive(Debug)]
 pub struct TopicTable {
     table: Arc<TableDef>,
-    log: Log,
+    backend: Backend,
     schema: SchemaRef,
 }
 
 impl TopicTable {
-    /// The table `def` over the topics of `log`.
-    pub fn new(def: TableDef, log: Log) -> Self {
+    /// The table `def` over the topics of `backend`.
+    pub fn new(def: TableDef, backend: Backend) -> Self {
         let schema = def.schema();
         Self {
             table: Arc::new(def),
-            log,
+            backend,
             schema,
         }
     }
@@ -46,40 +47,6 @@ impl TopicTable {
     /// The table's definition.
     pub fn definition(&self) -> &TableDef {
         &self.table
-    }
-
-    /// Each partition's offset range to read under `bounds`, from the log as it is now.
-    fn plan_ranges(&self, bounds: &ScanBounds) -> crate::Result<Vec<PartitionRange>> {
-        let count = self.log.partition_count(&self.table.topic)?;
-        let mut ranges = Vec::new();
-        for id in 0..count {
-            if bounds.partitions.as_ref().is_some_and(|p| !p.contains(&id)) {
-                continue;
-            }
-            let partition = self.log.partition(&self.table.topic, id)?;
-            let mut start = partition.log_start_offset();
-            let mut end = partition.last_stable_offset();
-            if let Some(min) = bounds.offset_min {
-                start = start.max(min);
-            }
-            if let Some(max) = bounds.offset_max {
-                end = end.min(max.saturating_add(1));
-            }
-            if let Some(ms) = bounds.timestamp_min_ms {
-                // Every record before this offset is older than `ms` (the time index keeps
-                // the running maximum timestamp), so skipping them loses nothing.
-                match partition.offset_for_timestamp(ms)? {
-                    Some(offset) => start = start.max(offset),
-                    None => start = end,
-                }
-            }
-            ranges.push(PartitionRange {
-                partition,
-                start: start.min(end),
-                end,
-            });
-        }
-        Ok(ranges)
     }
 }
 
@@ -106,9 +73,19 @@ impl TableProvider for TopicTable {
         }
         // A limit reaches the scan only when no filter is left above it.
         let limit = if filters.is_empty() { limit } else { None };
-        let ranges = self.plan_ranges(&bounds).map_err(DataFusionError::from)?;
+        // Planning asks the log or the broker for offsets: off the async worker threads.
+        let (backend, topic, plan_bounds) = (
+            self.backend.clone(),
+            self.table.topic.clone(),
+            bounds.clone(),
+        );
+        let ranges = tokio::task::spawn_blocking(move || backend.plan_ranges(&topic, &plan_bounds))
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+            .map_err(DataFusionError::from)?;
         Ok(Arc::new(TopicScanExec::new(
             Arc::clone(&self.table),
+            self.backend.clone(),
             ranges,
             bounds,
             projection.cloned(),
@@ -144,7 +121,7 @@ impl TableProvider for TopicTable {
                 self.table.name
             )));
         }
-        let sink = TopicSink::new(Arc::clone(&self.table), self.log.clone());
+        let sink = TopicSink::new(Arc::clone(&self.table), self.backend.clone());
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }

@@ -116,6 +116,20 @@ impl ScanBounds {
         }
     }
 
+    /// Whether partition `id` may hold matching records.
+    pub(crate) fn includes_partition(&self, id: i32) -> bool {
+        self.partitions.as_ref().is_none_or(|p| p.contains(&id))
+    }
+
+    /// `[start, end)`, a partition's readable offsets, narrowed by the offset bounds.
+    pub(crate) fn offset_range(&self, start: i64, end: i64) -> (i64, i64) {
+        let start = self.offset_min.map_or(start, |min| start.max(min));
+        let end = self
+            .offset_max
+            .map_or(end, |max| end.min(max.saturating_add(1)));
+        (start, end)
+    }
+
     /// The partition set, if that is all these bounds say.
     fn partitions_only(&self) -> Option<&BTreeSet<i32>> {
         let others = [

@@ -1,7 +1,8 @@
 //! `INSERT INTO topic_table ...`: a DataFusion `DataSink` that encodes each incoming row as
-//! a record in the table's format and produces it to the topic with an embedded producer.
-//! The statement's count is returned only after the producer has flushed every record, so
-//! a successful INSERT means the records are in the log.
+//! a record in the table's format and produces it to the topic (an embedded producer, or
+//! an idempotent librdkafka producer on a cluster). The statement's count is returned only
+//! after the producer has flushed every record, so a successful INSERT means the records
+//! are in the log.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
-use sluice_core::{Log, ProducerConfig};
 
+use crate::backend::Backend;
 use crate::catalog::TableDef;
 use crate::format::encode::encode_rows;
 
@@ -22,14 +23,18 @@ use crate::format::encode::encode_rows;
 #[derive(Debug)]
 pub struct TopicSink {
     table: Arc<TableDef>,
-    log: Log,
+    backend: Backend,
     schema: SchemaRef,
 }
 
 impl TopicSink {
-    pub(crate) fn new(table: Arc<TableDef>, log: Log) -> Self {
+    pub(crate) fn new(table: Arc<TableDef>, backend: Backend) -> Self {
         let schema = table.schema();
-        Self { table, log, schema }
+        Self {
+            table,
+            backend,
+            schema,
+        }
     }
 }
 
@@ -54,27 +59,26 @@ impl DataSink for TopicSink {
         mut data: SendableRecordBatchStream,
         _context: &Arc<TaskContext>,
     ) -> Result<u64> {
-        let producer = Arc::new(
-            self.log
-                .producer(ProducerConfig::default())
-                .map_err(|e| DataFusionError::from(crate::Error::from(e)))?,
+        let backend = self.backend.clone();
+        let writer = Arc::new(
+            tokio::task::spawn_blocking(move || backend.writer())
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??,
         );
         let mut count = 0u64;
         while let Some(batch) = data.next().await {
             let batch = batch?;
             let records = encode_rows(&self.table, &batch)?;
             count += records.len() as u64;
-            let producer = Arc::clone(&producer);
-            // Appends may fsync: keep them off the async worker threads.
-            tokio::task::spawn_blocking(move || producer.send_all(records))
+            let writer = Arc::clone(&writer);
+            // Appends may fsync or wait for a broker: off the async worker threads.
+            tokio::task::spawn_blocking(move || writer.send_all(records))
                 .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?
-                .map_err(|e| DataFusionError::from(crate::Error::from(e)))?;
+                .map_err(|e| DataFusionError::External(Box::new(e)))??;
         }
-        tokio::task::spawn_blocking(move || producer.flush())
+        tokio::task::spawn_blocking(move || writer.flush())
             .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?
-            .map_err(|e| DataFusionError::from(crate::Error::from(e)))?;
+            .map_err(|e| DataFusionError::External(Box::new(e)))??;
         Ok(count)
     }
 }

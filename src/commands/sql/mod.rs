@@ -1,4 +1,5 @@
-//! `sluice sql`: SQL over the topics of a data directory (see docs/sql.md). `-e SQL` runs
+//! `sluice sql`: SQL over the topics of a data directory, or of a Kafka-protocol broker
+//! with `--bootstrap` (see docs/sql.md). `-e SQL` runs
 //! statements given on the command line, `-f FILE` a script, and with neither an
 //! interactive shell starts (`repl`). Results print as a table, CSV or JSON lines
 //! (`output`).
@@ -13,7 +14,7 @@ use anyhow::Context;
 use clap::Args;
 use sluice_sql::SqlEngine;
 
-use super::LogArgs;
+use super::BackendArgs;
 pub use output::OutputFormat;
 
 /// `sql`.
@@ -34,17 +35,27 @@ pub struct SqlArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: OutputFormat,
     #[command(flatten)]
-    log: LogArgs,
+    backend: BackendArgs,
 }
 
 /// Runs `sql`.
 pub fn run(args: &SqlArgs) -> anyhow::Result<()> {
-    let log = args.log.open()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the query runtime")?;
-    let engine = SqlEngine::open(log.clone()).context("opening the SQL catalog")?;
+    let (engine, log) = match &args.backend.bootstrap {
+        Some(bootstrap) => {
+            let engine = SqlEngine::connect(bootstrap)
+                .with_context(|| format!("opening the SQL catalog on {bootstrap}"))?;
+            (engine, None)
+        }
+        None => {
+            let log = args.backend.log.open()?;
+            let engine = SqlEngine::open(log.clone()).context("opening the SQL catalog")?;
+            (engine, Some(log))
+        }
+    };
     let result = match (&args.execute, &args.file) {
         (Some(sql), _) => runtime.block_on(run_script(&engine, sql, args.format)),
         (None, Some(file)) => {
@@ -52,10 +63,23 @@ pub fn run(args: &SqlArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             runtime.block_on(run_script(&engine, &sql, args.format))
         }
-        (None, None) => repl::run(&runtime, &engine, args.format, log.dir()),
+        (None, None) => {
+            let fallback = match &log {
+                Some(log) => log.dir().to_path_buf(),
+                None => PathBuf::from("."),
+            };
+            repl::run(
+                &runtime,
+                &engine,
+                args.format,
+                &repl::history_path(&fallback),
+            )
+        }
     };
     drop(engine);
-    log.close().context("closing the log")?;
+    if let Some(log) = log {
+        log.close().context("closing the log")?;
+    }
     result
 }
 

@@ -20,28 +20,27 @@ Statements end with ';' and may span lines. Commands:
   \\?          this help
 See docs/sql.md for CREATE TABLE ... WITH (topic = ...), formats and metadata columns.";
 
-/// Where history is kept: `~/.sluice_history`, or in the data directory without a home.
-fn history_path(data_dir: &Path) -> PathBuf {
+/// Where history is kept: `~/.sluice_history`, or `fallback_dir` without a home.
+pub fn history_path(fallback_dir: &Path) -> PathBuf {
     match std::env::var_os("HOME") {
         Some(home) => PathBuf::from(home).join(".sluice_history"),
-        None => data_dir.join(".sluice_history"),
+        None => fallback_dir.join(".sluice_history"),
     }
 }
 
-/// Runs the shell until `\q` or end of input.
+/// Runs the shell until `\q` or end of input, keeping history in `history`.
 pub fn run(
     runtime: &Runtime,
     engine: &SqlEngine,
     format: OutputFormat,
-    data_dir: &Path,
+    history: &Path,
 ) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
-    let history = history_path(data_dir);
     // No history yet is normal; a history that cannot be read is not worth stopping for.
-    let _ = editor.load_history(&history);
+    let _ = editor.load_history(history);
     println!(
         "sluice sql on {} — \\? for help, \\q to quit",
-        data_dir.display()
+        engine.backend().describe()
     );
     let mut buffer = String::new();
     loop {
@@ -93,7 +92,7 @@ pub fn run(
         let _ = editor.add_history_entry(sql.trim());
         run_statements(runtime, engine, &sql, format);
     }
-    if let Err(e) = editor.save_history(&history) {
+    if let Err(e) = editor.save_history(history) {
         eprintln!(
             "warning: could not save history to {}: {e}",
             history.display()
