@@ -191,8 +191,9 @@ fn serve_answers_sql_over_the_postgres_wire() {
 }
 
 // `sluice sql --bootstrap` runs the same statements against a broker: the table it
-// creates, and the rows it inserts, are in the served data directory, where
-// `sluice sql --data-dir` finds them once the broker has stopped.
+// creates, and the rows it inserts, are in the served data directory, where the running
+// broker's PostgreSQL endpoint sees them at once, and `sluice sql --data-dir` once the
+// broker has stopped.
 #[test]
 fn sql_over_a_broker_with_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
@@ -203,7 +204,8 @@ fn sql_over_a_broker_with_bootstrap() {
             "--listen",
             "127.0.0.1:0",
             "--no-metrics",
-            "--no-pg",
+            "--pg-listen",
+            "127.0.0.1:0",
         ])
         .current_dir(d)
         .env_remove("SLUICE_DATA_DIR")
@@ -221,13 +223,23 @@ fn sql_over_a_broker_with_bootstrap() {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
                 let addr = rest.split_whitespace().next().unwrap_or_default();
-                let _ = tx.send(addr.to_string());
+                let _ = tx.send((false, addr.to_string()));
+            }
+            if let Some(addr) = line.strip_prefix("sluice sql (PostgreSQL wire) on ") {
+                let _ = tx.send((true, addr.trim().to_string()));
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("no broker ready line");
+    let (mut addr, mut pg) = (String::new(), String::new());
+    while addr.is_empty() || pg.is_empty() {
+        match rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no ready lines")
+        {
+            (false, a) => addr = a,
+            (true, a) => pg = a,
+        }
+    }
 
     let sql = |statements: &str| {
         ok(&sluice_with_stdin(
@@ -252,6 +264,28 @@ fn sql_over_a_broker_with_bootstrap() {
         "",
     ));
     assert!(described.contains("Partitions: 2"), "{described}");
+
+    // The endpoint's session was open before the table existed.
+    let port = pg.rsplit(':').next().unwrap().to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let total = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=sluice"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect");
+        tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT sum(n) AS s FROM t", &[])
+            .await
+            .expect("query over the wire");
+        row.get::<_, i64>("s")
+    });
+    assert_eq!(total, 6);
 
     drop(child);
     let local = ok(&sluice_with_stdin(d, &["sql", "-e", query], ""));

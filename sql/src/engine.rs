@@ -148,6 +148,7 @@ impl SqlEngine {
 
     /// Runs one parsed statement.
     pub async fn execute_statement(&self, statement: DfStatement) -> Result<StatementOutput> {
+        self.refresh_catalog()?;
         // Transaction control, client session settings (see `session`).
         if let Some(output) = crate::session::answer(&statement) {
             return Ok(output);
@@ -208,6 +209,7 @@ impl SqlEngine {
         if crate::session::answer(statement).is_some() {
             return Ok(None);
         }
+        self.refresh_catalog()?;
         if let DfStatement::Statement(boxed) = statement {
             match boxed.as_ref() {
                 SqlStatement::CreateTable(create) if ddl::is_topic_table(create) => {
@@ -241,6 +243,25 @@ impl SqlEngine {
     async fn run_datafusion(&self, statement: DfStatement) -> Result<StatementOutput> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         self.execute_plan(plan).await
+    }
+
+    /// Picks up tables created, replaced or dropped by other processes (or engines) since
+    /// the last statement, so a long-running session (the PostgreSQL endpoint, a shell)
+    /// sees what `sluice sql` elsewhere did. A name held by a table that is not a topic
+    /// table (`CREATE EXTERNAL TABLE` in this session) keeps it.
+    fn refresh_catalog(&self) -> Result<()> {
+        for (name, def) in self.catalog.refresh()? {
+            if let Some(old) = self.ctx.deregister_table(name.as_str())?
+                && !old.is::<TopicTable>()
+            {
+                self.ctx.register_table(name.as_str(), old)?;
+                continue;
+            }
+            if let Some(def) = def {
+                self.register(def)?;
+            }
+        }
+        Ok(())
     }
 
     fn topic_table(&self, name: &ObjectName) -> Option<TableDef> {

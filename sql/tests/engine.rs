@@ -232,3 +232,49 @@ async fn scans_see_only_committed_transactions() {
     assert!(after.contains("| open "), "{after}");
     assert!(!after.contains("aborted"), "{after}");
 }
+
+// Guards catalog refresh: an engine that is already open (the PostgreSQL endpoint's, a
+// shell's) sees tables another engine on the same log creates, replaces and drops, at
+// its next statement; a file table of its own keeps its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_session_sees_tables_created_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path().join("data")).unwrap();
+    let serving = SqlEngine::open(log.clone()).unwrap();
+    let other = SqlEngine::open(log.clone()).unwrap();
+
+    let csv = dir.path().join("shared.csv");
+    std::fs::write(&csv, "x\n41\n").unwrap();
+    serving
+        .execute(&format!(
+            "CREATE EXTERNAL TABLE shared STORED AS CSV LOCATION '{}' OPTIONS ('format.has_header' 'true')",
+            csv.display()
+        ))
+        .await
+        .unwrap();
+
+    other
+        .execute(
+            "CREATE TABLE t (n INT) WITH (topic = 't', format = 'json');
+             INSERT INTO t VALUES (1), (2);
+             CREATE TABLE shared (y INT) WITH (topic = 'shared', format = 'csv');",
+        )
+        .await
+        .unwrap();
+    let sum = text(&serving, "SELECT sum(n) AS s FROM t").await;
+    assert!(sum.contains("| 3 |"), "{sum}");
+    // The file table of this session was not replaced by the other's topic table.
+    let shared = text(&serving, "SELECT x FROM shared").await;
+    assert!(shared.contains("| 41 |"), "{shared}");
+
+    other
+        .execute("CREATE OR REPLACE TABLE t (n INT, m INT) WITH (topic = 't', format = 'json')")
+        .await
+        .unwrap();
+    let columns = text(&serving, "SELECT count(m) AS c FROM t").await;
+    assert!(columns.contains("| 0 |"), "{columns}");
+
+    other.execute("DROP TABLE t").await.unwrap();
+    let err = serving.execute("SELECT * FROM t").await.unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+}

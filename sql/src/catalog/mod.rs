@@ -5,5 +5,5 @@ pub mod ddl;
 pub mod store;
 pub mod table;
 
-pub use store::{CATALOG_TOPIC, Catalog};
+pub use store::{CATALOG_TOPIC, Catalog, CatalogChange};
 pub use table::{ColumnDef, ColumnType, Format, KeyFormat, OnError, TableDef};

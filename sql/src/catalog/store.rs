@@ -25,7 +25,13 @@ pub const CATALOG_TOPIC: &str = "__sluice_catalog";
 pub struct Catalog {
     backend: Backend,
     tables: Mutex<BTreeMap<String, TableDef>>,
+    /// The catalog topic's offset after the last entry read.
+    next: Mutex<i64>,
 }
+
+/// One table's change found by [`Catalog::refresh`]: its new definition, or `None` if it
+/// was dropped.
+pub type CatalogChange = (String, Option<TableDef>);
 
 impl Catalog {
     /// Opens the catalog of `backend`, creating its topic on first use and reading every
@@ -36,35 +42,62 @@ impl Catalog {
             1,
             &[("cleanup.policy", "compact"), ("flush.messages", "1")],
         )?;
-        let mut tables = BTreeMap::new();
-        for range in backend.plan_ranges(CATALOG_TOPIC, &ScanBounds::default())? {
-            let mut reader = backend.reader(CATALOG_TOPIC, range)?;
+        let catalog = Self {
+            backend: backend.clone(),
+            tables: Mutex::new(BTreeMap::new()),
+            next: Mutex::new(0),
+        };
+        catalog.refresh()?;
+        Ok(catalog)
+    }
+
+    /// Reads the entries written since the last read (by this process or any other sharing
+    /// the data directory or cluster) and applies them; returns each changed table, in the
+    /// order the changes were written. Cheap when nothing changed: one look at the topic's
+    /// end.
+    pub fn refresh(&self) -> Result<Vec<CatalogChange>> {
+        // One refresh at a time, so entries are applied once and in order.
+        let mut next = self.next.lock();
+        let bounds = ScanBounds {
+            offset_min: Some(*next),
+            ..ScanBounds::default()
+        };
+        let mut changes = Vec::new();
+        for range in self.backend.plan_ranges(CATALOG_TOPIC, &bounds)? {
+            if range.start >= range.end {
+                continue;
+            }
+            let mut reader = self.backend.reader(CATALOG_TOPIC, range)?;
             while reader.visit_next(|record| {
                 let Some(key) = record.key else {
                     return Ok(true);
                 };
                 let name = String::from_utf8_lossy(key).into_owned();
-                match record.value {
-                    None => {
-                        tables.remove(&name);
-                    }
+                let def = match record.value {
+                    None => None,
                     Some(value) => {
-                        let def: TableDef =
-                            serde_json::from_slice(value).map_err(|e| Error::CorruptCatalog {
+                        Some(serde_json::from_slice::<TableDef>(value).map_err(|e| {
+                            Error::CorruptCatalog {
                                 topic: CATALOG_TOPIC.into(),
                                 offset: record.offset,
                                 reason: format!("definition of {name}: {e}"),
-                            })?;
-                        tables.insert(name, def);
+                            }
+                        })?)
                     }
-                }
+                };
+                changes.push((name, def));
                 Ok(true)
             })? {}
+            *next = range.end;
         }
-        Ok(Self {
-            backend: backend.clone(),
-            tables: Mutex::new(tables),
-        })
+        let mut tables = self.tables.lock();
+        for (name, def) in &changes {
+            match def {
+                Some(def) => tables.insert(name.clone(), def.clone()),
+                None => tables.remove(name),
+            };
+        }
+        Ok(changes)
     }
 
     /// Every table, by name.
