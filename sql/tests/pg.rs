@@ -552,3 +552,110 @@ ORDER BY 1;"
 
     served.close().await;
 }
+
+/// What drivers and ORMs ask of the catalogs through prepared statements (SQLAlchemy's
+/// PostgreSQL dialect, psycopg's type lookup): casts to `regclass`, `to_regtype`,
+/// `current_setting`, `version()`, `= ANY(ARRAY[...])` with parameters, and a parameter
+/// that ends up compared with a block pruned to NULLs (typed from what the client sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn driver_catalog_queries() {
+    let served = serve().await;
+    served
+        .rows(
+            "CREATE TABLE orders (id BIGINT NOT NULL, amount DOUBLE) \
+             WITH (topic = 'orders', format = 'json'); \
+             CREATE TABLE prices AS SELECT CAST(1.5 AS DECIMAL(10,2)) AS price",
+        )
+        .await;
+    let client = &served.client;
+    let row = client
+        .query_one(
+            "SELECT c.oid = 'orders'::regclass AS same, c.oid::regclass::text AS name, \
+             to_regclass('missing') IS NULL AS missing, \
+             to_regtype('int8') AS int8, current_setting('server_version') AS version, \
+             version() LIKE 'PostgreSQL 15.0 %' AS postgres \
+             FROM pg_class c WHERE c.relname = $1",
+            &[&"orders"],
+        )
+        .await
+        .expect("lookups");
+    assert!(row.get::<_, bool>("same"));
+    assert_eq!(row.get::<_, String>("name"), "orders");
+    assert!(row.get::<_, bool>("missing"));
+    assert_eq!(row.get::<_, i32>("int8"), 20);
+    assert_eq!(row.get::<_, String>("version"), "15.0");
+    assert!(row.get::<_, bool>("postgres"));
+    let error = client
+        .query("SELECT 'missing'::regclass", &[])
+        .await
+        .expect_err("an unknown relation");
+    let message = error.as_db_error().map(|e| e.message().to_string());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("relation \"missing\" does not exist")),
+        "{error:?}"
+    );
+
+    // SQLAlchemy's table listing and column types.
+    let tables = client
+        .query(
+            "SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class \
+             JOIN pg_catalog.pg_namespace ON pg_catalog.pg_namespace.oid = pg_catalog.pg_class.relnamespace \
+             WHERE pg_catalog.pg_class.relkind = ANY (ARRAY[$1::VARCHAR, $2::VARCHAR]) \
+             AND pg_catalog.pg_table_is_visible(pg_catalog.pg_class.oid) \
+             AND pg_catalog.pg_namespace.nspname != $3::VARCHAR \
+             ORDER BY 1",
+            &[&"r", &"p", &"pg_catalog"],
+        )
+        .await
+        .expect("table names");
+    let names: Vec<String> = tables.iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, ["orders", "prices"]);
+    let types = client
+        .query(
+            "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+             (SELECT t.typcollation FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid) AS coll \
+             FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid IN ('orders'::regclass, 'public.prices'::regclass) \
+             AND a.attnum > 0 AND a.attnum < 3 ORDER BY a.attrelid = 'orders'::regclass DESC, a.attnum",
+            &[],
+        )
+        .await
+        .expect("column types");
+    let types: Vec<(String, String, bool, i32)> = types
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("id".into(), "bigint".into(), true, 0),
+            ("amount".into(), "double precision".into(), false, 0),
+            ("price".into(), "numeric(10,2)".into(), true, 0),
+        ]
+    );
+
+    // A primary-key lookup over catalogs kept empty, the parameter declared int4.
+    let statement = client
+        .prepare_typed(
+            "SELECT attr.conname, array_agg(attr.attname) AS cols FROM \
+             (SELECT con.conname AS conname, a.attname AS attname FROM pg_catalog.pg_attribute a \
+              JOIN (SELECT pg_constraint.conname AS conname, pg_constraint.conrelid AS conrelid, \
+                    unnest(pg_index.indkey) AS attnum \
+                    FROM pg_constraint JOIN pg_index ON pg_constraint.conindid = pg_index.indexrelid \
+                    WHERE pg_constraint.conrelid IN ($1)) AS con \
+              ON a.attnum = con.attnum AND a.attrelid = con.conrelid \
+              WHERE con.conrelid IN ($1)) AS attr GROUP BY attr.conname",
+            &[tokio_postgres::types::Type::INT4],
+        )
+        .await
+        .expect("prepare the key lookup");
+    let keys = client
+        .query(&statement, &[&16_384_i32])
+        .await
+        .expect("key lookup");
+    assert!(keys.is_empty());
+
+    served.close().await;
+}

@@ -7,11 +7,14 @@
 //! | `format_type(oid, typmod)` | the type's SQL name: `bigint`, `character varying`, `numeric(10,2)` |
 //! | `pg_get_userbyid(oid)` | `sluice` for the one role (10) |
 //! | `pg_encoding_to_char(int)` | `UTF8` for 6, the one encoding |
+//! | `current_setting(name)` | what `SHOW name` answers (see `session`) |
 //! | `version()` | `PostgreSQL 15.0 (Sluice ..., Apache DataFusion ...)` |
 //! | `has_table_privilege`, `has_schema_privilege`, `has_database_privilege` | true: no access control |
 //! | `pg_relation_is_publishable(oid)` | false: no publications |
-//! | `pg_get_expr`, `pg_get_constraintdef`, `pg_get_indexdef`, `pg_get_statisticsobjdef_columns`, `obj_description`, `col_description`, `shobj_description` | NULL: Sluice keeps no expressions, constraints, indexes, statistics or comments |
+//! | `pg_get_expr`, `pg_get_constraintdef`, `pg_get_indexdef`, `pg_get_statisticsobjdef_columns`, `pg_get_serial_sequence`, `obj_description`, `col_description`, `shobj_description` | NULL: Sluice keeps no expressions, constraints, indexes, statistics, sequences or comments |
+//! | `pg_collation_is_visible(oid)` | NULL: no collations |
 //! | `regclass(x)`, `regtype(x)`, `regnamespace(x)` | what `x::regclass` (...) becomes (see `rewrite`): an id gives the name, a name the id |
+//! | `to_regclass(text)`, `to_regtype(text)` | the id, NULL for an unknown name |
 //!
 //! `regclass('orders')` finds the table the way an unqualified name does (`pg_catalog`,
 //! then the default schema) and fails for an unknown one, like PostgreSQL's cast.
@@ -148,9 +151,16 @@ enum Kind {
     NotPublishable,
     /// Always NULL text: Sluice keeps none of what it describes.
     NoText,
+    /// Always NULL (PostgreSQL's answer for an unknown id): there are no collations.
+    NoCollation,
     Regclass,
     Regtype,
     Regnamespace,
+    /// `current_setting(name [, missing_ok])`: what `SHOW name` answers.
+    CurrentSetting,
+    /// `to_regclass(text)`: the id, NULL for an unknown name.
+    ToRegclass,
+    ToRegtype,
 }
 
 /// Registers every function of the module docs on `ctx`.
@@ -174,12 +184,18 @@ pub(super) fn register(ctx: &SessionContext, objects: &Arc<Objects>) {
         ("obj_description", NoText, &[1, 2]),
         ("col_description", NoText, &[2]),
         ("shobj_description", NoText, &[2]),
+        ("pg_get_serial_sequence", NoText, &[2]),
+        ("pg_collation_is_visible", NoCollation, &[1]),
         ("regclass", Regclass, &[1]),
         ("regtype", Regtype, &[1]),
         ("regnamespace", Regnamespace, &[1]),
+        ("current_setting", CurrentSetting, &[1, 2]),
+        ("to_regclass", ToRegclass, &[1]),
+        ("to_regtype", ToRegtype, &[1]),
     ];
     for (name, kind, arities) in functions {
         let signature = match arities {
+            _ if matches!(kind, ToRegclass | ToRegtype) => Signature::string(1, Volatility::Stable),
             [0] => Signature::nullary(Volatility::Stable),
             _ => Signature::one_of(
                 arities.iter().map(|n| TypeSignature::Any(*n)).collect(),
@@ -262,7 +278,9 @@ fn identifier_parts(name: &str) -> Vec<String> {
 }
 
 impl PgFunction {
-    fn regclass(&self, column: &ArrayRef) -> Result<ArrayRef> {
+    /// `regclass(x)`; `strict`: an unknown name is an error (the cast), not NULL
+    /// (`to_regclass`).
+    fn regclass(&self, column: &ArrayRef, strict: bool) -> Result<ArrayRef> {
         let relations = self.objects.relation_names()?;
         if is_text(column.data_type()) {
             let mut out = Vec::with_capacity(column.len());
@@ -281,10 +299,15 @@ impl PgFunction {
                         .find(|r| &r.schema == schema && &r.name == table),
                     _ => None,
                 };
-                let relation = found.ok_or_else(|| {
-                    DataFusionError::Execution(format!("relation \"{name}\" does not exist"))
-                })?;
-                out.push(Some(relation.oid));
+                match found {
+                    Some(relation) => out.push(Some(relation.oid)),
+                    None if strict => {
+                        return Err(DataFusionError::Execution(format!(
+                            "relation \"{name}\" does not exist"
+                        )));
+                    }
+                    None => out.push(None),
+                }
             }
             return Ok(Arc::new(Int32Array::from(out)));
         }
@@ -337,7 +360,8 @@ impl PgFunction {
         Ok(Arc::new(names))
     }
 
-    fn regtype(column: &ArrayRef) -> Result<ArrayRef> {
+    /// `regtype(x)`; `strict` as for [`regclass`](Self::regclass).
+    fn regtype(column: &ArrayRef, strict: bool) -> Result<ArrayRef> {
         if is_text(column.data_type()) {
             let mut out = Vec::with_capacity(column.len());
             for name in texts(column)? {
@@ -347,13 +371,18 @@ impl PgFunction {
                 };
                 let wanted = name.trim().to_lowercase();
                 let wanted = wanted.strip_prefix("pg_catalog.").unwrap_or(&wanted);
-                let t = TYPES
+                match TYPES
                     .iter()
                     .find(|t| t.name == wanted || t.sql_name == wanted)
-                    .ok_or_else(|| {
-                        DataFusionError::Execution(format!("type \"{name}\" does not exist"))
-                    })?;
-                out.push(Some(t.oid));
+                {
+                    Some(t) => out.push(Some(t.oid)),
+                    None if strict => {
+                        return Err(DataFusionError::Execution(format!(
+                            "type \"{name}\" does not exist"
+                        )));
+                    }
+                    None => out.push(None),
+                }
             }
             return Ok(Arc::new(Int32Array::from(out)));
         }
@@ -382,14 +411,17 @@ impl ScalarUDFImpl for PgFunction {
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         Ok(match self.kind {
-            Kind::TableIsVisible | Kind::TypeIsVisible | Kind::Granted | Kind::NotPublishable => {
-                DataType::Boolean
-            }
+            Kind::TableIsVisible
+            | Kind::TypeIsVisible
+            | Kind::Granted
+            | Kind::NotPublishable
+            | Kind::NoCollation => DataType::Boolean,
             Kind::Regclass | Kind::Regtype | Kind::Regnamespace
                 if args.first().is_some_and(is_text) =>
             {
                 DataType::Int32
             }
+            Kind::ToRegclass | Kind::ToRegtype => DataType::Int32,
             _ => DataType::Utf8,
         })
     }
@@ -419,6 +451,7 @@ impl ScalarUDFImpl for PgFunction {
                 Arc::new(BooleanArray::from(vec![value; rows]))
             }
             Kind::NoText => Arc::new(StringArray::from(vec![None::<&str>; rows])),
+            Kind::NoCollation => Arc::new(BooleanArray::from(vec![None; rows])),
             Kind::TableIsVisible => {
                 let relations = self.objects.relation_names()?;
                 let visible: BooleanArray = ids(column(0)?)?
@@ -473,8 +506,37 @@ impl ScalarUDFImpl for PgFunction {
                     .collect();
                 Arc::new(names)
             }
-            Kind::Regclass => self.regclass(column(0)?)?,
-            Kind::Regtype => Self::regtype(column(0)?)?,
+            Kind::CurrentSetting => {
+                let missing_ok = match columns.get(1) {
+                    Some(c) => cast(c, &DataType::Boolean)?
+                        .as_boolean()
+                        .iter()
+                        .map(|b| b.unwrap_or(false))
+                        .collect(),
+                    None => vec![false; rows],
+                };
+                let mut values = Vec::with_capacity(rows);
+                for (name, missing_ok) in texts(column(0)?)?.into_iter().zip(missing_ok) {
+                    let Some(name) = name else {
+                        values.push(None);
+                        continue;
+                    };
+                    match crate::session::setting(&name) {
+                        Some(value) => values.push(Some(value)),
+                        None if missing_ok => values.push(None),
+                        None => {
+                            return Err(DataFusionError::Execution(format!(
+                                "unrecognized configuration parameter \"{name}\""
+                            )));
+                        }
+                    }
+                }
+                Arc::new(StringArray::from(values))
+            }
+            Kind::Regclass => self.regclass(column(0)?, true)?,
+            Kind::ToRegclass => self.regclass(column(0)?, false)?,
+            Kind::Regtype => Self::regtype(column(0)?, true)?,
+            Kind::ToRegtype => Self::regtype(column(0)?, false)?,
             Kind::Regnamespace => self.regnamespace(column(0)?)?,
         };
         debug_assert!(first.is_none_or(|c| c.len() == result.len()));

@@ -20,7 +20,10 @@
 //! publications and column defaults use correlated `ARRAY(SELECT ...)`, set-returning
 //! functions over outer columns and unaggregated correlated subqueries, none of which
 //! DataFusion plans. A block with an aggregate and no `GROUP BY` (one row even over
-//! nothing) or a `*` is kept as written.
+//! nothing) or a `*` is kept as written. In the same pass, a scalar subquery that looks
+//! up one value in the catalogs (`(SELECT typcollation FROM pg_type WHERE oid =
+//! a.atttypid)`, as SQLAlchemy writes) takes `first_value` of it, since DataFusion
+//! decorrelates only aggregated scalar subqueries.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -164,7 +167,7 @@ fn is_bytewise(collation: &ObjectName) -> bool {
 /// The function a `::regclass`-style cast becomes.
 fn reg_function(data_type: &DataType) -> Option<&'static str> {
     let DataType::Custom(name, modifiers) = data_type else {
-        return None;
+        return matches!(data_type, DataType::Regclass).then_some("regclass");
     };
     if !modifiers.is_empty() {
         return None;
@@ -236,6 +239,13 @@ struct Pruner<'a> {
 impl VisitorMut for Pruner<'_> {
     type Break = ();
 
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Subquery(query) = expr {
+            self.aggregate_lookup(query);
+        }
+        ControlFlow::Continue(())
+    }
+
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
         // An empty block needs no order; the order of a set operation names its output
         // columns, which stay.
@@ -301,6 +311,50 @@ impl Pruner<'_> {
         true
     }
 
+    /// Turns a scalar subquery that looks one row up in the catalogs, `(SELECT typcollation
+    /// FROM pg_type WHERE oid = a.atttypid)`, into `(SELECT first_value(typcollation) ...)`,
+    /// which DataFusion decorrelates (it plans a correlated scalar subquery only if it
+    /// aggregates). The same answer whenever the lookup finds at most one row, as a lookup
+    /// by id or name in the catalogs does; PostgreSQL would fail where it finds more.
+    fn aggregate_lookup(&mut self, query: &mut Query) {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return;
+        };
+        let grouped = !matches!(&select.group_by, GroupByExpr::Expressions(e, _) if e.is_empty());
+        let only_catalogs = !select.from.is_empty()
+            && select.from.iter().all(|item| {
+                std::iter::once(&item.relation)
+                    .chain(item.joins.iter().map(|j| &j.relation))
+                    .all(is_catalog_table)
+            });
+        // A block over a catalog kept empty is pruned instead.
+        if grouped
+            || !only_catalogs
+            || empty_catalog(&select.from).is_some()
+            || select.distinct.is_some()
+            || query.limit_clause.is_some()
+            || select.projection.len() != 1
+            || self.aggregates(select)
+        {
+            return;
+        }
+        let Some(item) = select.projection.first_mut() else {
+            return;
+        };
+        let (expr, alias) = match item {
+            SelectItem::UnnamedExpr(expr) => (take(expr), None),
+            SelectItem::ExprWithAlias { expr, alias } => (take(expr), Some(alias.clone())),
+            _ => return,
+        };
+        let name = Ident::with_quote('"', expr_name(&expr));
+        *item = SelectItem::ExprWithAlias {
+            expr: call("first_value", expr),
+            alias: alias.unwrap_or(name),
+        };
+        query.order_by = None;
+        self.pruned = true;
+    }
+
     /// Whether the block's projection or HAVING calls an aggregate function (not counting
     /// those inside its subqueries).
     fn aggregates(&self, select: &Select) -> bool {
@@ -312,6 +366,12 @@ impl Pruner<'_> {
         let having = select.having.visit(&mut finder);
         projection.is_break() || having.is_break()
     }
+}
+
+/// Whether a FROM item is a catalog table (named unqualified or in `pg_catalog`).
+fn is_catalog_table(factor: &TableFactor) -> bool {
+    matches!(factor, TableFactor::Table { name, args: None, .. }
+        if catalog_name(name).is_some_and(|n| tables::exists(&n)))
 }
 
 /// The first catalog Sluice keeps empty that the FROM clause reads so that an empty
@@ -443,17 +503,21 @@ mod tests {
                  WHERE c.relname OPERATOR(pg_catalog.~) '^(orders)$' COLLATE pg_catalog.default \
                  AND pg_catalog.pg_table_is_visible(c.oid)"
             ),
-            "SELECT c.oid FROM pg_catalog.pg_class AS c \
+            "SELECT c.oid FROM pg_catalog.pg_class c \
              WHERE c.relname ~ '^(orders)$' AND pg_table_is_visible(c.oid)"
         );
         assert_eq!(
             rewritten("SELECT c.oid::pg_catalog.regclass::pg_catalog.text, 'x'::oid, 'y'::name"),
-            "SELECT CAST(regclass(c.oid) AS TEXT), CAST('x' AS INT), CAST('y' AS TEXT)"
+            "SELECT regclass(c.oid)::TEXT, 'x'::INT, 'y'::TEXT"
         );
-        // Other schemas' functions and collations are left for DataFusion to judge.
         assert_eq!(
-            rewritten("SELECT other.f(1) COLLATE \"de_DE\""),
-            "SELECT other.f(1) COLLATE \"de_DE\""
+            rewritten("SELECT 'orders'::regclass, 'int8'::regtype"),
+            "SELECT regclass('orders'), regtype('int8')"
+        );
+        // Other collations are left for DataFusion to judge.
+        assert_eq!(
+            rewritten("SELECT name COLLATE \"de_DE\" FROM t"),
+            "SELECT name COLLATE \"de_DE\" FROM t"
         );
     }
 
@@ -474,7 +538,7 @@ mod tests {
             .as_deref(),
             Some(
                 "SELECT NULL AS \"polname\", NULL AS \"array\", NULL AS \"pg_get_expr\" \
-                 FROM pg_catalog.pg_policy AS pol WHERE false"
+                 FROM pg_catalog.pg_policy pol WHERE false"
             )
         );
         // The empty catalog on the outer side of a LEFT JOIN empties nothing.
@@ -492,8 +556,8 @@ mod tests {
             )
             .as_deref(),
             Some(
-                "SELECT a.attname, (SELECT NULL AS \"adbin\" FROM pg_attrdef AS d WHERE false) \
-                 FROM pg_attribute AS a"
+                "SELECT a.attname, (SELECT NULL AS \"adbin\" FROM pg_attrdef d WHERE false) \
+                 FROM pg_attribute a"
             )
         );
         assert_eq!(

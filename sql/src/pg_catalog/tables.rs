@@ -2,7 +2,7 @@
 //! names and order) and its rows, built from a [`Snapshot`] of the session's catalogs.
 //! The catalogs of things Sluice does not have — indexes, constraints, column defaults,
 //! inheritance, comments, collations, policies, statistics, publications, triggers, enums,
-//! access methods — have their columns and no rows: every answer about them is "none".
+//! sequences, tablespaces, access methods and operator classes — have their columns and no rows: every answer about them is "none".
 //! [`is_kept_empty`] says which, for the rewrite that leaves such catalogs out of queries
 //! DataFusion cannot plan (see `rewrite`).
 
@@ -40,6 +40,7 @@ const TABLES: &[(&str, &str, Content)] = &[
     ("pg_index", "r", Content::Empty(PG_INDEX)),
     ("pg_inherits", "r", Content::Empty(PG_INHERITS)),
     ("pg_namespace", "r", Content::Built(pg_namespace, true)),
+    ("pg_opclass", "r", Content::Empty(PG_OPCLASS)),
     ("pg_policy", "r", Content::Empty(PG_POLICY)),
     ("pg_publication", "r", Content::Empty(PG_PUBLICATION)),
     (
@@ -53,9 +54,11 @@ const TABLES: &[(&str, &str, Content)] = &[
         Content::Empty(PG_PUBLICATION_REL),
     ),
     ("pg_roles", "v", Content::Built(pg_roles, false)),
+    ("pg_sequence", "r", Content::Empty(PG_SEQUENCE)),
     ("pg_settings", "v", Content::Built(pg_settings, false)),
     ("pg_statistic_ext", "r", Content::Empty(PG_STATISTIC_EXT)),
     ("pg_tables", "v", Content::Built(pg_tables, true)),
+    ("pg_tablespace", "r", Content::Empty(PG_TABLESPACE)),
     ("pg_trigger", "r", Content::Empty(PG_TRIGGER)),
     ("pg_type", "r", Content::Built(pg_type, false)),
     ("pg_user", "v", Content::Built(pg_user, false)),
@@ -119,6 +122,7 @@ enum Ty {
     Oid,
     Int2,
     Int4,
+    Int8,
     Float4,
     Bool,
     /// `name` and `"char"` as well as `text`.
@@ -138,6 +142,7 @@ impl Ty {
         match self {
             Ty::Oid | Ty::Int4 => DataType::Int32,
             Ty::Int2 => DataType::Int16,
+            Ty::Int8 => DataType::Int64,
             Ty::Float4 => DataType::Float32,
             Ty::Bool => DataType::Boolean,
             Ty::Text => DataType::Utf8,
@@ -553,6 +558,17 @@ const PG_INHERITS: &[(&str, Ty)] = &[
     ("inhseqno", Ty::Int4),
     ("inhdetachpending", Ty::Bool),
 ];
+const PG_OPCLASS: &[(&str, Ty)] = &[
+    ("oid", Ty::Oid),
+    ("opcmethod", Ty::Oid),
+    ("opcname", Ty::Text),
+    ("opcnamespace", Ty::Oid),
+    ("opcowner", Ty::Oid),
+    ("opcfamily", Ty::Oid),
+    ("opcintype", Ty::Oid),
+    ("opcdefault", Ty::Bool),
+    ("opckeytype", Ty::Oid),
+];
 const PG_POLICY: &[(&str, Ty)] = &[
     ("oid", Ty::Oid),
     ("polname", Ty::Text),
@@ -583,6 +599,16 @@ const PG_PUBLICATION_REL: &[(&str, Ty)] = &[
     ("prqual", Ty::Text),
     ("prattrs", Ty::Int2s),
 ];
+const PG_SEQUENCE: &[(&str, Ty)] = &[
+    ("seqrelid", Ty::Oid),
+    ("seqtypid", Ty::Oid),
+    ("seqstart", Ty::Int8),
+    ("seqincrement", Ty::Int8),
+    ("seqmax", Ty::Int8),
+    ("seqmin", Ty::Int8),
+    ("seqcache", Ty::Int8),
+    ("seqcycle", Ty::Bool),
+];
 const PG_STATISTIC_EXT: &[(&str, Ty)] = &[
     ("oid", Ty::Oid),
     ("stxrelid", Ty::Oid),
@@ -593,6 +619,13 @@ const PG_STATISTIC_EXT: &[(&str, Ty)] = &[
     ("stxkeys", Ty::Int2s),
     ("stxkind", Ty::Texts),
     ("stxexprs", Ty::Text),
+];
+const PG_TABLESPACE: &[(&str, Ty)] = &[
+    ("oid", Ty::Oid),
+    ("spcname", Ty::Text),
+    ("spcowner", Ty::Oid),
+    ("spcacl", Ty::Texts),
+    ("spcoptions", Ty::Texts),
 ];
 const PG_TRIGGER: &[(&str, Ty)] = &[
     ("oid", Ty::Oid),
