@@ -5,8 +5,8 @@
 #
 #   bash tests/clients/run.sh [path/to/sluice]    (default: $CARGO_TARGET_DIR/debug/sluice)
 #
-# Builds nothing. Needs kcat, psql, and python3 with confluent_kafka and psycopg (.ci/run
-# installs them).
+# Builds nothing. Needs kcat, psql, and python3 with confluent_kafka and psycopg (and
+# optionally sqlalchemy); .ci/run installs them.
 # Every client call runs under `timeout`, the broker is always stopped on exit, and the
 # last line is `clients: N passed, N failed`; the exit status is non-zero if any failed.
 set -euo pipefail
