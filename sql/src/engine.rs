@@ -4,6 +4,8 @@
 //! `INSERT INTO topic_table` without a column list (which would otherwise have to list the
 //! metadata columns too) — before handing everything to DataFusion, so `SELECT`, `EXPLAIN`,
 //! `SHOW TABLES`, `DESCRIBE`, `CREATE EXTERNAL TABLE`, `COPY` and the rest are DataFusion's.
+//! What goes to DataFusion has PostgreSQL's syntax rewritten first, and a catalog query
+//! that does not plan as written gets a second try (see `pg_catalog`).
 
 use std::sync::Arc;
 
