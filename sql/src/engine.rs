@@ -245,7 +245,14 @@ impl SqlEngine {
         &self,
         create: &datafusion::sql::sqlparser::ast::CreateTable,
     ) -> Result<StatementOutput> {
-        let parsed = ddl::parse_create(create)?;
+        // A table without columns takes them from the topic's schema entry, if any.
+        let entry = match ddl::topic_option(create) {
+            Some(topic) if ddl::takes_schema_entry(create) => {
+                crate::catalog::topic_schema::read(&self.log, &topic)?
+            }
+            _ => None,
+        };
+        let parsed = ddl::parse_create(create, entry.as_ref())?;
         let name = parsed.def.name.clone();
         let is_topic_table = self.catalog.get(&name).is_some();
         if self.ctx.table_exist(name.as_str())? {
