@@ -270,22 +270,27 @@ impl Relation {
     }
 }
 
-/// A stable id for `key` in `range`: its FNV-1a hash, moved up past ids already `taken`.
+/// A stable id for `key` in `range`: its FNV-1a hash, moved up past ids already `taken`
+/// (wrapping around; once every id of the range is taken, ids repeat).
 fn hashed_oid(key: &str, range: std::ops::Range<i32>, taken: &mut HashSet<i32>) -> i32 {
     let hash = key.bytes().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
-    let span = u32::try_from(range.end - range.start).unwrap_or(1);
+    let span = u32::try_from(range.end - range.start).unwrap_or(1).max(1);
     // `hash % span` < span, which fits the range: the conversion cannot fail.
-    let mut oid = range.start + i32::try_from(hash % span).unwrap_or(0);
-    while !taken.insert(oid) {
+    let first = range.start + i32::try_from(hash % span).unwrap_or(0);
+    let mut oid = first;
+    for _ in 0..span {
+        if taken.insert(oid) {
+            return oid;
+        }
         oid = if oid + 1 >= range.end {
             range.start
         } else {
             oid + 1
         };
     }
-    oid
+    first
 }
 
 /// The `pg_catalog` schema over the catalogs of one session.
