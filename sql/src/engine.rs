@@ -74,7 +74,7 @@ impl SqlEngine {
         // datafusion-cli allows.
         let ctx = SessionContext::new_with_config(config).enable_url_table();
         crate::session::register_functions(&ctx);
-        crate::pg_catalog::register(&ctx)?;
+        crate::pg_catalog::register(&ctx, &log)?;
         let catalog = Catalog::open(&log)?;
         let engine = Self { log, ctx, catalog };
         for def in engine.catalog.tables() {

@@ -362,6 +362,59 @@ ORDER BY 1,2;"
         expected
     );
 
+    // \dt+: sizes on disk (the topic's segments; orders has one record).
+    served
+        .rows("INSERT INTO orders VALUES (1, 'ada', 2.5, true, NULL)")
+        .await;
+    let sized = served
+        .rows(
+            "SELECT n.nspname as \"Schema\",
+  c.relname as \"Name\",
+  CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'i' THEN 'index' WHEN 'S' THEN 'sequence' WHEN 't' THEN 'TOAST table' WHEN 'f' THEN 'foreign table' WHEN 'p' THEN 'partitioned table' WHEN 'I' THEN 'partitioned index' END as \"Type\",
+  pg_catalog.pg_get_userbyid(c.relowner) as \"Owner\",
+  CASE c.relpersistence WHEN 'p' THEN 'permanent' WHEN 't' THEN 'temporary' WHEN 'u' THEN 'unlogged' END as \"Persistence\",
+  am.amname as \"Access method\",
+  pg_catalog.pg_size_pretty(pg_catalog.pg_table_size(c.oid)) as \"Size\",
+  pg_catalog.obj_description(c.oid, 'pg_class') as \"Description\"
+FROM pg_catalog.pg_class c
+     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     LEFT JOIN pg_catalog.pg_am am ON am.oid = c.relam
+WHERE c.relkind IN ('r','p','')
+      AND n.nspname <> 'pg_catalog'
+      AND n.nspname !~ '^pg_toast'
+      AND n.nspname <> 'information_schema'
+  AND pg_catalog.pg_table_is_visible(c.oid)
+ORDER BY 1,2;",
+        )
+        .await;
+    let sizes: Vec<(String, String)> = sized
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                r[2..6],
+                [
+                    Some("table".into()),
+                    Some("sluice".into()),
+                    Some("permanent".into()),
+                    None
+                ]
+            );
+            (
+                r[1].clone().unwrap_or_default(),
+                r[6].clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sized:?}");
+    assert_eq!(sizes[0], ("lines".to_string(), "0 bytes".to_string()));
+    assert_eq!(sizes[1].0, "orders");
+    let orders_bytes: i64 = sizes[1]
+        .1
+        .strip_suffix(" bytes")
+        .and_then(|n| n.parse().ok())
+        .expect("a small size in bytes");
+    assert!(orders_bytes > 0, "{sized:?}");
+
     // \d orders: find the table, then describe it by id.
     let found = served
         .rows(

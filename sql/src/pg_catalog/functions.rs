@@ -8,6 +8,8 @@
 //! | `pg_get_userbyid(oid)` | `sluice` for the one role (10) |
 //! | `pg_encoding_to_char(int)` | `UTF8` for 6, the one encoding |
 //! | `current_setting(name)` | what `SHOW name` answers (see `session`) |
+//! | `pg_table_size(oid)`, `pg_relation_size`, `pg_total_relation_size` | bytes on disk: a topic table's segments, 0 for what is in memory |
+//! | `pg_size_pretty(bigint)` | `10 kB`, `977 kB`, `3 MB` |
 //! | `version()` | `PostgreSQL 15.0 (Sluice ..., Apache DataFusion ...)` |
 //! | `has_table_privilege`, `has_schema_privilege`, `has_database_privilege` | true: no access control |
 //! | `pg_relation_is_publishable(oid)` | false: no publications |
@@ -21,7 +23,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, StringArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::error::{DataFusionError, Result};
@@ -136,6 +140,26 @@ fn format_type(oid: i64, typmod: Option<i64>) -> String {
     }
 }
 
+/// `pg_size_pretty`: bytes below 10 kB, then the largest unit that keeps the number
+/// under 20480 halves, rounded half away from zero (PostgreSQL's rule).
+fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    // One extra bit for rounding.
+    let mut halves = bytes >> 9;
+    let units = ["kB", "MB", "GB", "TB", "PB"];
+    for (i, unit) in units.iter().enumerate() {
+        if halves.abs() < 2 * LIMIT - 1 || i == units.len() - 1 {
+            let rounded = (halves + halves.signum()) / 2;
+            return format!("{rounded} {unit}");
+        }
+        halves >>= 10;
+    }
+    format!("{bytes} bytes")
+}
+
 /// What each function computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -158,6 +182,10 @@ enum Kind {
     Regnamespace,
     /// `current_setting(name [, missing_ok])`: what `SHOW name` answers.
     CurrentSetting,
+    /// `pg_table_size(oid)` and its kin: bytes on disk (no indexes, no TOAST here).
+    TableSize,
+    /// `pg_size_pretty(bigint)`: `10 kB`, `3 MB`, as PostgreSQL rounds.
+    SizePretty,
     /// `to_regclass(text)`: the id, NULL for an unknown name.
     ToRegclass,
     ToRegtype,
@@ -190,6 +218,10 @@ pub(super) fn register(ctx: &SessionContext, objects: &Arc<Objects>) {
         ("regtype", Regtype, &[1]),
         ("regnamespace", Regnamespace, &[1]),
         ("current_setting", CurrentSetting, &[1, 2]),
+        ("pg_table_size", TableSize, &[1]),
+        ("pg_relation_size", TableSize, &[1, 2]),
+        ("pg_total_relation_size", TableSize, &[1]),
+        ("pg_size_pretty", SizePretty, &[1]),
         ("to_regclass", ToRegclass, &[1]),
         ("to_regtype", ToRegtype, &[1]),
     ];
@@ -422,6 +454,7 @@ impl ScalarUDFImpl for PgFunction {
                 DataType::Int32
             }
             Kind::ToRegclass | Kind::ToRegtype => DataType::Int32,
+            Kind::TableSize => DataType::Int64,
             _ => DataType::Utf8,
         })
     }
@@ -533,6 +566,23 @@ impl ScalarUDFImpl for PgFunction {
                 }
                 Arc::new(StringArray::from(values))
             }
+            Kind::TableSize => {
+                let mut sizes = Vec::with_capacity(rows);
+                for oid in ids(column(0)?)? {
+                    sizes.push(match oid {
+                        Some(oid) => self.objects.size_bytes(oid)?,
+                        None => None,
+                    });
+                }
+                Arc::new(Int64Array::from(sizes))
+            }
+            Kind::SizePretty => {
+                let pretty: StringArray = ids(column(0)?)?
+                    .into_iter()
+                    .map(|bytes| bytes.map(size_pretty))
+                    .collect();
+                Arc::new(pretty)
+            }
             Kind::Regclass => self.regclass(column(0)?, true)?,
             Kind::ToRegclass => self.regclass(column(0)?, false)?,
             Kind::Regtype => Self::regtype(column(0)?, true)?,
@@ -559,6 +609,17 @@ mod tests {
         assert_eq!(format_type(1114, None), "timestamp without time zone");
         assert_eq!(format_type(0, None), "-");
         assert_eq!(format_type(424_242, None), "???");
+    }
+
+    /// Sizes print as PostgreSQL prints them.
+    #[test]
+    fn sizes_print_like_postgresql() {
+        assert_eq!(size_pretty(123), "123 bytes");
+        assert_eq!(size_pretty(10_239), "10239 bytes");
+        assert_eq!(size_pretty(10_240), "10 kB");
+        assert_eq!(size_pretty(1_000_000), "977 kB");
+        assert_eq!(size_pretty(10 * 1024 * 1024), "10 MB");
+        assert_eq!(size_pretty(-10_240), "-10 kB");
     }
 
     /// Qualified and quoted names split like PostgreSQL identifiers.

@@ -39,6 +39,8 @@ use datafusion::catalog::{CatalogProviderList, MemTable, SchemaProvider, TablePr
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::TableType;
 use datafusion::prelude::SessionContext;
+use futures::FutureExt;
+use sluice_core::Log;
 
 pub(crate) use rewrite::{prune_empty_catalogs, rewrite};
 
@@ -61,7 +63,7 @@ const OWNER: &str = "sluice";
 
 /// Registers the `pg_catalog` schema in the session's default catalog, puts it on the
 /// default schema's search path, and registers the catalog functions.
-pub(crate) fn register(ctx: &SessionContext) -> Result<()> {
+pub(crate) fn register(ctx: &SessionContext, log: &Log) -> Result<()> {
     let state = ctx.state();
     let options = &state.config().options().catalog;
     let (catalog_name, schema_name) = (
@@ -69,6 +71,7 @@ pub(crate) fn register(ctx: &SessionContext) -> Result<()> {
         options.default_schema.clone(),
     );
     let objects = Arc::new(Objects {
+        log: log.clone(),
         catalogs: Arc::downgrade(state.catalog_list()),
         catalog: catalog_name.clone(),
         default_schema: schema_name.clone(),
@@ -94,6 +97,8 @@ pub(crate) fn register(ctx: &SessionContext) -> Result<()> {
 /// `pg_catalog` schema, which holds this).
 #[derive(Debug)]
 pub(crate) struct Objects {
+    /// The log the topic tables are in, for their sizes.
+    log: Log,
     catalogs: Weak<dyn CatalogProviderList>,
     /// The session's catalog, the one database listed.
     catalog: String,
@@ -200,6 +205,48 @@ impl Objects {
     fn is_visible(&self, relation: &RelationName) -> bool {
         relation.schema == SCHEMA
             || (relation.schema == self.default_schema && !tables::exists(&relation.name))
+    }
+
+    /// The bytes a relation takes on disk (`pg_table_size`): its topic's segments for a
+    /// topic table, 0 for what lives in memory (views, catalog and in-memory tables),
+    /// `None` for an id that is no relation.
+    fn size_bytes(&self, oid: i64) -> Result<Option<i64>> {
+        let Some(id) = self
+            .relation_names()?
+            .into_iter()
+            .find(|r| i64::from(r.oid) == oid)
+        else {
+            return Ok(None);
+        };
+        let schema = self
+            .catalogs()?
+            .catalog(&self.catalog)
+            .and_then(|c| c.schema(&id.schema));
+        let schema = match schema {
+            Some(s) => match s.downcast_ref::<search_path::SearchPath>() {
+                Some(path) => path.inner(),
+                None => s,
+            },
+            None => return Ok(Some(0)),
+        };
+        // Tables of memory schemas are at hand at once; a provider that would have to wait
+        // is counted as in memory rather than blocking the query.
+        let provider = schema.table(&id.name).now_or_never().transpose()?.flatten();
+        let Some(topic) = provider
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<TopicTable>())
+            .map(|t| t.definition().topic.clone())
+        else {
+            return Ok(Some(0));
+        };
+        let mut bytes = 0_u64;
+        for partition in 0..self.log.partition_count(&topic).unwrap_or(0) {
+            bytes += self
+                .log
+                .partition(&topic, partition)
+                .map_or(0, |p| p.info().size_bytes);
+        }
+        Ok(Some(i64::try_from(bytes).unwrap_or(i64::MAX)))
     }
 
     /// The namespaces and relations with their kinds and columns.
