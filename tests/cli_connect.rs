@@ -526,3 +526,44 @@ fn pipeline_examples_run_as_documented() {
         "{topic}"
     );
 }
+
+#[test]
+fn avro_written_by_a_pipeline_reads_in_sql_without_declarations() {
+    // Proves: a topic a pipeline wrote as avro reads back in `sluice sql` with nothing
+    // declared but the topic: the table takes its columns and format from the source's
+    // schema entry and decodes with the Avro schema the avro converter wrote with.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("people.csv"),
+        "id,name,born\n1,ada,2024-05-01 10:00:00\n2,,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("fill.toml"),
+        "[[source]]\nname = \"csv\"\ntype = \"file\"\npath = \"people.csv\"\nformat = \"csv\"\n\
+         columns = \"id BIGINT NOT NULL, name VARCHAR, born TIMESTAMP\"\n\
+         topic = \"people\"\nvalue_format = \"avro\"\n",
+    )
+    .unwrap();
+    ok(&sluice(
+        d,
+        &["connect", "run", "fill.toml", "--progress", "none"],
+    ));
+    let out = ok(&sluice(
+        d,
+        &[
+            "sql",
+            "--format",
+            "csv",
+            "-e",
+            "CREATE TABLE people WITH (topic = 'people'); \
+             SELECT id, name, born FROM people ORDER BY id",
+        ],
+    ));
+    assert_eq!(
+        out.trim(),
+        "id,name,born\n1,ada,2024-05-01T10:00:00\n2,,",
+        "{out}"
+    );
+}

@@ -83,9 +83,15 @@ fn sql_over_produced_records() {
     let shell = ok(&sluice_with_stdin(
         d,
         &["sql"],
-        "SELECT id\n  FROM orders WHERE id = 4;\n\\d orders\nSELECT nope FROM orders;\nSELECT 7 AS seven;\n\\q\n",
+        "SELECT id\n  FROM orders WHERE id = 4;\n\\d\n\\d orders\nSELECT nope FROM orders;\nSELECT 7 AS seven;\n\\q\n",
     ));
     assert!(shell.contains("| 4  |"), "{shell}");
+    // \d lists the user's tables, not the system schemas.
+    assert!(
+        shell.contains("| public       | orders     | BASE TABLE |"),
+        "{shell}"
+    );
+    assert!(!shell.contains("pg_class"), "{shell}");
     assert!(shell.contains("| _headers    |"), "{shell}");
     assert!(shell.contains("| 7     |"), "{shell}");
     assert!(d.join(".sluice_history").exists());

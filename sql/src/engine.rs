@@ -5,11 +5,14 @@
 //! `INSERT INTO topic_table` without a column list (which would otherwise have to list the
 //! metadata columns too) — before handing everything to DataFusion, so `SELECT`, `EXPLAIN`,
 //! `SHOW TABLES`, `DESCRIBE`, `CREATE EXTERNAL TABLE`, `COPY` and the rest are DataFusion's.
+//! What goes to DataFusion has PostgreSQL's syntax rewritten first, and a catalog query
+//! that does not plan as written gets a second try (see `pg_catalog`).
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
@@ -88,12 +91,7 @@ impl SqlEngine {
         // datafusion-cli allows.
         let ctx = SessionContext::new_with_config(config).enable_url_table();
         crate::session::register_functions(&ctx);
-        let state = ctx.state();
-        let default_catalog = state.config().options().catalog.default_catalog.clone();
-        if let Some(catalog) = ctx.catalog(&default_catalog) {
-            let pg = crate::pg_catalog::PgCatalog::new(state.catalog_list(), &default_catalog);
-            catalog.register_schema(crate::pg_catalog::SCHEMA, Arc::new(pg))?;
-        }
+        crate::pg_catalog::register(&ctx, &backend)?;
         let catalog = Catalog::open(&backend)?;
         let engine = Self {
             backend,
@@ -202,10 +200,7 @@ impl SqlEngine {
     /// parameters (`$1`, `$2`, ...) later: `None` for the statements the engine runs
     /// itself (CREATE and DROP of topic tables), which take no parameters and go to
     /// [`execute_statement`](Self::execute_statement) as they are.
-    pub async fn plan_statement(
-        &self,
-        statement: &DfStatement,
-    ) -> Result<Option<datafusion::logical_expr::LogicalPlan>> {
+    pub async fn plan_statement(&self, statement: &DfStatement) -> Result<Option<LogicalPlan>> {
         if crate::session::answer(statement).is_some() {
             return Ok(None);
         }
@@ -225,14 +220,11 @@ impl SqlEngine {
         }
         let mut statement = statement.clone();
         self.complete_inserts(&mut statement);
-        Ok(Some(self.ctx.state().statement_to_plan(statement).await?))
+        Ok(Some(self.plan(statement).await?))
     }
 
     /// Runs a plan made by [`plan_statement`](Self::plan_statement) (parameters bound).
-    pub async fn execute_plan(
-        &self,
-        plan: datafusion::logical_expr::LogicalPlan,
-    ) -> Result<StatementOutput> {
+    pub async fn execute_plan(&self, plan: LogicalPlan) -> Result<StatementOutput> {
         let frame = self.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
@@ -241,7 +233,7 @@ impl SqlEngine {
 
     /// Plans and runs a statement in DataFusion alone.
     async fn run_datafusion(&self, statement: DfStatement) -> Result<StatementOutput> {
-        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        let plan = self.plan(statement).await?;
         self.execute_plan(plan).await
     }
 
@@ -264,6 +256,30 @@ impl SqlEngine {
         Ok(())
     }
 
+    /// Plans a statement in DataFusion, PostgreSQL syntax rewritten first; a catalog query
+    /// DataFusion cannot plan or optimize as written is planned again with its blocks over
+    /// catalogs Sluice keeps empty pruned (see `pg_catalog::rewrite`), and fails with the
+    /// first error if that does not plan either.
+    async fn plan(&self, mut statement: DfStatement) -> Result<LogicalPlan> {
+        crate::pg_catalog::rewrite(&mut statement);
+        let state = self.ctx.state();
+        let is_aggregate = |name: &str| state.aggregate_functions().contains_key(name);
+        let pruned = crate::pg_catalog::prune_empty_catalogs(&statement, &is_aggregate);
+        let planned = state.statement_to_plan(statement).await;
+        let Some(pruned) = pruned else {
+            return Ok(planned?);
+        };
+        if let Ok(plan) = &planned
+            && state.optimize(plan).is_ok()
+        {
+            return Ok(planned?);
+        }
+        match state.statement_to_plan(pruned).await {
+            Ok(plan) => Ok(plan),
+            Err(_) => Ok(planned?),
+        }
+    }
+
     fn topic_table(&self, name: &ObjectName) -> Option<TableDef> {
         self.catalog.get(&table_name(name)?)
     }
@@ -279,7 +295,14 @@ impl SqlEngine {
         &self,
         create: &datafusion::sql::sqlparser::ast::CreateTable,
     ) -> Result<StatementOutput> {
-        let parsed = ddl::parse_create(create)?;
+        // A table without columns takes them from the topic's schema entry, if any.
+        let entry = match ddl::topic_option(create) {
+            Some(topic) if ddl::takes_schema_entry(create) => {
+                crate::catalog::topic_schema::read(&self.backend, &topic)?
+            }
+            _ => None,
+        };
+        let parsed = ddl::parse_create(create, entry.as_ref())?;
         let name = parsed.def.name.clone();
         let is_topic_table = self.catalog.get(&name).is_some();
         if self.ctx.table_exist(name.as_str())? {

@@ -16,7 +16,8 @@
 //! - [`provider`]: the DataFusion `TableProvider` of a topic table: scan, pushdown, INSERT.
 //! - [`pg`]: the PostgreSQL wire endpoint over an engine.
 //! - [`session`]: what PostgreSQL clients send besides queries (BEGIN, SET, SHOW).
-//! - `pg_catalog`: the system catalogs PostgreSQL tools list tables and columns through.
+//! - `pg_catalog`: the system catalogs and functions PostgreSQL tools describe a database
+//!   through, and the rewrite of the PostgreSQL syntax they use.
 //! - `format`: record values (json, csv, raw) to Arrow and back.
 //! - `read`: read_committed reading of a partition's offset range.
 //!

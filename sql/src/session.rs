@@ -118,7 +118,8 @@ pub(crate) fn command_tag(statement: &SqlStatement) -> Option<&'static str> {
     })
 }
 
-fn setting(name: &str) -> Option<&'static str> {
+/// The value `SHOW name` answers, for the settings in [`SETTINGS`].
+pub(crate) fn setting(name: &str) -> Option<&'static str> {
     let name = name.to_lowercase();
     let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
     SETTINGS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)

@@ -278,3 +278,135 @@ async fn a_running_session_sees_tables_created_elsewhere() {
     let err = serving.execute("SELECT * FROM t").await.unwrap_err();
     assert!(err.to_string().contains("not found"), "{err}");
 }
+
+// Guards CREATE TABLE without columns: the table takes its columns and format from the
+// schema entry a connector source left on __sluice_schemas, and an avro table decodes
+// the records with the Avro schema the connectors' avro converter writes with (spelled
+// out here as that converter builds it: record `row`, nullable columns as unions,
+// TIMESTAMP as timestamp-micros). A topic without an entry is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_take_columns_from_the_topic_schema_entry() {
+    use apache_avro::types::Value;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    log.create_topic(NewTopic::new("__sluice_schemas", 1).config("cleanup.policy", "compact"))
+        .unwrap();
+    log.create_topic(NewTopic::new("events", 1)).unwrap();
+    log.create_topic(NewTopic::new("people", 1)).unwrap();
+    let producer = log.producer(ProducerConfig::default()).unwrap();
+    let entry = |topic: &str, value: &str| {
+        ProducerRecord::to("__sluice_schemas")
+            .key(topic.to_string())
+            .value(value.to_string())
+    };
+    producer
+        .send_and_wait(entry(
+            "events",
+            r#"{"columns": "id BIGINT NOT NULL, name VARCHAR, ts TIMESTAMP", "format": "avro", "key": ["id"]}"#,
+        ))
+        .unwrap();
+    producer
+        .send_and_wait(entry(
+            "people",
+            r#"{"columns": "id INT NOT NULL, name VARCHAR", "format": "json"}"#,
+        ))
+        .unwrap();
+
+    let writer_schema = apache_avro::Schema::parse_str(
+        r#"{"type": "record", "name": "row", "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "name", "type": ["null", "string"]},
+            {"name": "ts", "type": ["null", {"type": "long", "logicalType": "timestamp-micros"}]}
+        ]}"#,
+    )
+    .unwrap();
+    for (id, name) in [(1_i64, Some("ada")), (2, None)] {
+        let name = match name {
+            Some(n) => Value::Union(1, Box::new(Value::String(n.into()))),
+            None => Value::Union(0, Box::new(Value::Null)),
+        };
+        let record = Value::Record(vec![
+            ("id".into(), Value::Long(id)),
+            ("name".into(), name),
+            (
+                "ts".into(),
+                Value::Union(1, Box::new(Value::TimestampMicros(1_714_557_600_000_000))),
+            ),
+        ]);
+        let datum = apache_avro::writer::datum::GenericDatumWriter::builder(&writer_schema)
+            .build()
+            .and_then(|w| w.write_value_to_vec(record))
+            .unwrap();
+        producer
+            .send_and_wait(ProducerRecord::to("events").value(datum))
+            .unwrap();
+    }
+    producer
+        .send_and_wait(ProducerRecord::to("people").value(r#"{"id": 7, "name": "eve"}"#))
+        .unwrap();
+
+    let engine = SqlEngine::open(log).unwrap();
+    engine
+        .execute("CREATE TABLE events WITH (topic = 'events'); CREATE TABLE people WITH (topic = 'people')")
+        .await
+        .expect("tables from schema entries");
+    assert_eq!(
+        text(&engine, "SELECT id, name, ts FROM events ORDER BY id").await,
+        "+----+------+---------------------+\n\
+         | id | name | ts                  |\n\
+         +----+------+---------------------+\n\
+         | 1  | ada  | 2024-05-01T10:00:00 |\n\
+         | 2  |      | 2024-05-01T10:00:00 |\n\
+         +----+------+---------------------+"
+    );
+    assert_eq!(
+        text(&engine, "SELECT id, name FROM people").await,
+        "+----+------+\n\
+         | id | name |\n\
+         +----+------+\n\
+         | 7  | eve  |\n\
+         +----+------+"
+    );
+    let def = engine.catalog().get("events").unwrap();
+    assert!(!def.columns[0].nullable, "NOT NULL comes from the entry");
+
+    // INSERT writes what a connector's avro sink would read: the same schema.
+    engine
+        .execute("INSERT INTO events (id, name) VALUES (3, 'bob')")
+        .await
+        .expect("insert");
+    assert_eq!(
+        text(&engine, "SELECT count(*) AS n FROM events").await,
+        "+---+\n| n |\n+---+\n| 3 |\n+---+"
+    );
+
+    // No entry: say so, and what to do.
+    let error = engine
+        .execute("CREATE TABLE lonely WITH (topic = 'lonely', format = 'json')")
+        .await
+        .expect_err("no entry")
+        .to_string();
+    assert!(
+        error.contains("topic lonely has no schema entry: declare the columns"),
+        "{error}"
+    );
+    let error = engine
+        .execute("CREATE TABLE lonely WITH (topic = 'lonely')")
+        .await
+        .expect_err("no entry, no format")
+        .to_string();
+    assert!(
+        error.contains("topic lonely has no schema entry"),
+        "{error}"
+    );
+    let error = engine
+        .execute("CREATE TABLE events_json WITH (topic = 'events', format = 'json')")
+        .await
+        .expect_err("the entry is for avro")
+        .to_string();
+    assert!(
+        error.contains("the schema entry of topic events is for format 'avro'"),
+        "{error}"
+    );
+}

@@ -5,8 +5,8 @@
 #
 #   bash tests/clients/run.sh [path/to/sluice]    (default: $CARGO_TARGET_DIR/debug/sluice)
 #
-# Builds nothing. Needs kcat, psql, and python3 with confluent_kafka and psycopg (.ci/run
-# installs them).
+# Builds nothing. Needs kcat, psql, and python3 with confluent_kafka and psycopg (and
+# optionally sqlalchemy); .ci/run installs them.
 # Every client call runs under `timeout`, the broker is always stopped on exit, and the
 # last line is `clients: N passed, N failed`; the exit status is non-zero if any failed.
 set -euo pipefail
@@ -218,6 +218,21 @@ check_psql() {
     grep -q "ERROR" "$WORK/psql.err"
 }
 run_check "psql: raw and json tables, INSERT, errors" check_psql
+check_psql_describe() {
+    # psql's describe commands read the system catalogs with psql's own queries: \dt
+    # lists the tables, \d psql_t names its columns with PostgreSQL's type names, \dn
+    # the schema, \l the database.
+    psql_ -c '\dt' >"$WORK/dt.out"
+    grep -qx 'public|psql_t|table|sluice' "$WORK/dt.out"
+    grep -qx 'public|kcat_lines|table|sluice' "$WORK/dt.out"
+    psql_ -c '\d psql_t' >"$WORK/d.out"
+    grep -q '^id|bigint|' "$WORK/d.out"
+    grep -q '^name|character varying|' "$WORK/d.out"
+    grep -q '^_offset|bigint|' "$WORK/d.out"
+    [[ "$(psql_ -c '\dn')" == "public|sluice" ]]
+    psql_ -c '\l' | grep -q '|sluice|UTF8|'
+}
+run_check "psql: \\dt, \\d table, \\dn, \\l" check_psql_describe
 set +e
 timeout "$PYTHON_TIMEOUT_S" python3 tests/clients/test_psycopg.py --pg "$PG_ADDR" \
     2>&1 | tee "$WORK/psycopg.log"

@@ -8,13 +8,19 @@ statement comes back as a PostgreSQL error with a SQLSTATE, and that the connect
 still works after it; then psycopg's default transactional connection (BEGIN before the
 first statement) and what a BI tool sends on connect and to list tables and columns (SET
 extra_float_digits, SHOW server_version, current_schema(), information_schema and
-pg_catalog). Prints `psycopg: passed=N failed=N` last; exits non-zero on failure.
+pg_catalog), psql's describe queries, and SQLAlchemy's reflection when sqlalchemy is
+installed. Prints `psycopg: passed=N failed=N` last; exits non-zero on failure.
 """
 
 import argparse
 import sys
 
 import psycopg
+
+try:
+    import sqlalchemy
+except ImportError:  # optional: the reflection check is skipped without it
+    sqlalchemy = None
 
 passed = 0
 failed = 0
@@ -111,12 +117,60 @@ def main():
         ).fetchall()
         assert types[:3] == [("id", "int8"), ("customer", "varchar"), ("amount", "float8")], types
 
+    def describe_through_the_catalogs():
+        # psql's \dt and \d queries (pg_table_is_visible, OPERATOR(pg_catalog.~),
+        # format_type), here through psycopg's extended protocol.
+        tables = conn.execute(
+            "SELECT n.nspname, c.relname, pg_catalog.pg_get_userbyid(c.relowner) "
+            "FROM pg_catalog.pg_class c "
+            "LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r','p','') AND n.nspname <> 'pg_catalog' "
+            "AND n.nspname !~ '^pg_toast' AND n.nspname <> 'information_schema' "
+            "AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 1,2"
+        ).fetchall()
+        assert ("public", "py_orders", "sluice") in tables, tables
+        (oid,) = conn.execute(
+            "SELECT c.oid FROM pg_catalog.pg_class c "
+            "WHERE c.relname OPERATOR(pg_catalog.~) '^(py_orders)$' COLLATE pg_catalog.default "
+            "AND pg_catalog.pg_table_is_visible(c.oid)"
+        ).fetchone()
+        assert conn.execute("SELECT 'py_orders'::regclass::oid").fetchone() == (oid,)
+        columns = conn.execute(
+            "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull "
+            "FROM pg_catalog.pg_attribute a "
+            "WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            (oid,),
+        ).fetchall()
+        assert columns[:3] == [
+            ("id", "bigint", False),
+            ("customer", "character varying", False),
+            ("amount", "double precision", False),
+        ], columns
+
+    def sqlalchemy_reflection():
+        # SQLAlchemy's PostgreSQL dialect lists tables and reflects one through pg_catalog.
+        engine = sqlalchemy.create_engine(f"postgresql+psycopg://sluice@{host}:{port}/sluice")
+        try:
+            inspector = sqlalchemy.inspect(engine)
+            assert "py_orders" in inspector.get_table_names()
+            columns = {c["name"]: str(c["type"]) for c in inspector.get_columns("py_orders")}
+            assert columns["id"] == "BIGINT" and columns["amount"] == "DOUBLE PRECISION", columns
+            table = sqlalchemy.Table("py_orders", sqlalchemy.MetaData(), autoload_with=engine)
+            assert [c.name for c in table.columns][:2] == ["id", "customer"]
+        finally:
+            engine.dispose()
+
     check("CREATE TABLE and INSERT with bound parameters", create_and_insert)
     check("a parameterised aggregate returns typed rows", query_with_parameters)
     check("metadata columns", metadata_columns)
     check("a bad statement is a PostgreSQL error and the connection survives", errors_are_postgres_errors)
     check("a default (transactional) connection: BEGIN, COMMIT, ROLLBACK", default_transactional_connection)
     check("BI-style session settings and information_schema introspection", bi_style_introspection)
+    check("psql's describe queries through pg_catalog", describe_through_the_catalogs)
+    if sqlalchemy is None:
+        print("skip  psycopg: SQLAlchemy reflection (sqlalchemy is not installed)")
+    else:
+        check("SQLAlchemy lists and reflects tables", sqlalchemy_reflection)
     conn.close()
     print(f"psycopg: passed={passed} failed={failed}")
     return 0 if failed == 0 else 1

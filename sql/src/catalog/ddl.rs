@@ -10,6 +10,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::table::{ColumnDef, ColumnType, Format, KeyFormat, METADATA_COLUMNS, OnError, TableDef};
+use super::topic_schema::{self, SchemaEntry};
 use crate::{Error, Result};
 
 /// The options `WITH (...)` accepts; anything else is an error (a typo must not be ignored).
@@ -85,8 +86,21 @@ pub fn table_name(name: &ObjectName) -> Option<String> {
     }
 }
 
-/// Checks a topic-table CREATE TABLE and builds its definition.
-pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
+/// The topic a topic-table CREATE TABLE reads, if it names one.
+pub fn topic_option(create: &CreateTable) -> Option<String> {
+    with_options(create).get("topic").cloned()
+}
+
+/// Whether a CREATE TABLE leaves its columns to the topic's schema entry: it declares no
+/// columns and no Avro schema.
+pub fn takes_schema_entry(create: &CreateTable) -> bool {
+    create.columns.is_empty() && !with_options(create).contains_key("schema")
+}
+
+/// Checks a topic-table CREATE TABLE and builds its definition. `entry`: the topic's
+/// schema entry, which gives a table that declares no columns its columns, its format if
+/// it names none, and for `avro` the Avro schema (see `topic_schema`).
+pub fn parse_create(create: &CreateTable, entry: Option<&SchemaEntry>) -> Result<CreateTopicTable> {
     let name = table_name(&create.name).ok_or_else(|| Error::InvalidTable {
         table: create.name.to_string(),
         reason: "topic tables live in the default schema: give a plain name".into(),
@@ -110,11 +124,18 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
     let topic = options.get("topic").cloned().unwrap_or_default();
     sluice_core::log::validate_topic_name(&topic)
         .map_err(|e| invalid(format!("topic = '{topic}': {e}")))?;
-    let format = match options
+    let entry = entry.filter(|_| create.columns.is_empty() && !options.contains_key("schema"));
+    let entry_format = entry
+        .map(|e| {
+            e.format()
+                .map_err(|reason| invalid(format!("the schema entry of topic {topic}: {reason}")))
+        })
+        .transpose()?;
+    let format_option = options
         .get("format")
         .map(|f| f.to_ascii_lowercase())
-        .as_deref()
-    {
+        .or_else(|| entry.map(|e| e.format.to_ascii_lowercase()));
+    let format = match format_option.as_deref() {
         Some("json") => Format::Json,
         Some("csv") => Format::Csv,
         Some("raw") => Format::Raw,
@@ -125,11 +146,21 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
             )));
         }
         None => {
-            return Err(invalid(
-                "the format option is required ('json', 'csv' or 'raw')".into(),
-            ));
+            return Err(invalid(format!(
+                "the format option is required ('json', 'csv', 'raw' or 'avro'): topic \
+                 {topic} has no schema entry to take it from"
+            )));
         }
     };
+    // The entry describes the records only in its own format.
+    let why_no_entry = match entry {
+        Some(e) if entry_format != Some(format) => format!(
+            "the schema entry of topic {topic} is for format '{}', not this one",
+            e.format
+        ),
+        _ => format!("topic {topic} has no schema entry"),
+    };
+    let entry = entry.filter(|_| entry_format == Some(format));
     let on_error = match options
         .get("on_error")
         .map(|f| f.to_ascii_lowercase())
@@ -199,6 +230,17 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
             "table constraints are not supported on topic tables".into(),
         ));
     }
+    let mut schema = options.get("schema").cloned();
+    if let Some(entry) = entry {
+        columns = entry
+            .columns()
+            .map_err(|reason| invalid(format!("the schema entry of topic {topic}: {reason}")))?;
+        if format == Format::Avro {
+            schema = Some(topic_schema::avro_schema(&columns).map_err(|reason| {
+                invalid(format!("the schema entry of topic {topic}: {reason}"))
+            })?);
+        }
+    }
     match format {
         Format::Raw => {
             if columns.is_empty() {
@@ -217,17 +259,19 @@ pub fn parse_create(create: &CreateTable) -> Result<CreateTopicTable> {
             }
         }
         Format::Json | Format::Csv if columns.is_empty() => {
-            return Err(invalid("declare the table's columns".into()));
+            return Err(invalid(format!(
+                "{why_no_entry}: declare the columns, CREATE TABLE {name} (id BIGINT, ...) \
+                 WITH (...)"
+            )));
         }
         _ => {}
     }
-    let schema = options.get("schema").cloned();
     match (format, &schema) {
         (Format::Avro, None) => {
-            return Err(invalid(
-                "an avro table needs its record schema: WITH (schema = '{\"type\": \"record\", ...}')"
-                    .into(),
-            ));
+            return Err(invalid(format!(
+                "{why_no_entry}: an avro table needs its record schema, \
+                 WITH (schema = '{{\"type\": \"record\", ...}}')"
+            )));
         }
         (Format::Avro, Some(text)) => {
             let parsed = crate::format::avro::parse_schema(text).map_err(&invalid)?;

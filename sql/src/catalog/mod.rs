@@ -4,6 +4,7 @@
 pub mod ddl;
 pub mod store;
 pub mod table;
+pub mod topic_schema;
 
 pub use store::{CATALOG_TOPIC, Catalog, CatalogChange};
 pub use table::{ColumnDef, ColumnType, Format, KeyFormat, OnError, TableDef};

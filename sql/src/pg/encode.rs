@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::datatypes::{
     Date32Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
@@ -80,17 +81,30 @@ pub(crate) fn rows(
         .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pgwire::error::PgWireError::ApiError(Box::new(e)))?;
+    // Logical nulls: a column of type Null (`SELECT NULL`) has no validity buffer, yet
+    // every value is NULL.
+    let nulls: Vec<Option<NullBuffer>> =
+        batch.columns().iter().map(|c| c.logical_nulls()).collect();
     let mut encoder = DataRowEncoder::new(Arc::clone(fields));
     let mut out = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
-        for ((column, formatter), field) in
-            batch.columns().iter().zip(&formatters).zip(fields.iter())
+        for (((column, formatter), field), nulls) in batch
+            .columns()
+            .iter()
+            .zip(&formatters)
+            .zip(fields.iter())
+            .zip(&nulls)
         {
+            let is_null = nulls.as_ref().is_some_and(|n| n.is_null(row));
             if field.format() == FieldFormat::Binary {
-                encode_binary(&mut encoder, column.as_ref(), row, formatter)?;
+                if is_null {
+                    encoder.encode_field(&None::<i64>)?;
+                } else {
+                    encode_binary(&mut encoder, column.as_ref(), row, formatter)?;
+                }
                 continue;
             }
-            let text = if column.is_null(row) {
+            let text = if is_null {
                 None
             } else {
                 Some(match column.data_type() {
@@ -110,16 +124,13 @@ pub(crate) fn rows(
     Ok(out)
 }
 
-/// One value in PostgreSQL's binary form for the type [`pg_type`] announced.
+/// One value, not NULL, in PostgreSQL's binary form for the type [`pg_type`] announced.
 fn encode_binary(
     encoder: &mut DataRowEncoder,
     column: &dyn Array,
     row: usize,
     formatter: &ArrayFormatter<'_>,
 ) -> PgWireResult<()> {
-    if column.is_null(row) {
-        return encoder.encode_field(&None::<i64>);
-    }
     match column.data_type() {
         DataType::Boolean => encoder.encode_field(&column.as_boolean().value(row)),
         DataType::Int8 => {

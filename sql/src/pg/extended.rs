@@ -115,7 +115,8 @@ fn is_insert(statement: &DfStatement) -> bool {
         if matches!(s.as_ref(), datafusion::sql::sqlparser::ast::Statement::Insert(_)))
 }
 
-/// `$1`, `$2`, ... in order; a parameter DataFusion could not type is text.
+/// `$1`, `$2`, ... in order; a parameter DataFusion could not type, or typed as Null
+/// (compared with a NULL), is text.
 fn param_types(plan: &LogicalPlan) -> PgWireResult<Vec<DataType>> {
     let types: HashMap<String, Option<DataType>> =
         plan.get_parameter_types().map_err(|e| pg_error(e.into()))?;
@@ -130,6 +131,7 @@ fn param_types(plan: &LogicalPlan) -> PgWireResult<Vec<DataType>> {
                 .get(&format!("${i}"))
                 .cloned()
                 .flatten()
+                .filter(|t| *t != DataType::Null)
                 .unwrap_or(DataType::Utf8)
         })
         .collect())

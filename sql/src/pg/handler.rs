@@ -4,7 +4,7 @@
 //! in PostgreSQL.
 
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, AsArray};
@@ -12,13 +12,16 @@ use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use futures::{Sink, stream};
-use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::{self, DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::query::SimpleQueryHandler;
 use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::encode;
 use super::extended::Parser;
@@ -45,7 +48,7 @@ impl PgWireServerHandlers for Handlers {
         Arc::new(QueryHandler::new(Arc::clone(&self.engine)))
     }
 
-    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
         Arc::new(QueryHandler::new(Arc::clone(&self.engine)))
     }
 }
@@ -69,7 +72,39 @@ impl QueryHandler {
     }
 }
 
-impl NoopStartupHandler for QueryHandler {}
+/// Process ids and cancel keys for the connections' BackendKeyData.
+static BACKEND_KEYS: LazyLock<RandomPidSecretKeyGenerator> =
+    LazyLock::new(RandomPidSecretKeyGenerator::default);
+
+/// Accepts every client (no authentication), announcing the server parameters a client
+/// reads on connect — `server_version` the one `SHOW server_version` answers (see
+/// `session`), so psql picks its catalog queries for that version.
+#[async_trait]
+impl StartupHandler for QueryHandler {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(startup) = &message {
+            auth::protocol_negotiation(client, startup).await?;
+            auth::save_startup_parameters_to_metadata(client, startup);
+            let (pid, secret_key) = BACKEND_KEYS.generate(client);
+            client.set_pid_and_secret_key(pid, secret_key);
+            let mut parameters = DefaultServerParameterProvider::default();
+            if let Some(version) = crate::session::setting("server_version") {
+                parameters.server_version = version.to_string();
+            }
+            auth::finish_authentication(client, &parameters).await?;
+        }
+        Ok(())
+    }
+}
 
 /// An engine error as a PostgreSQL error with the closest SQLSTATE.
 pub(crate) fn pg_error(e: Error) -> PgWireError {

@@ -14,11 +14,18 @@ use super::output::{self, OutputFormat};
 
 const HELP: &str = "\
 Statements end with ';' and may span lines. Commands:
-  \\d          list tables (SHOW TABLES)
+  \\d          list your tables and views (SHOW TABLES lists the system ones too)
   \\d TABLE    describe a table (DESCRIBE TABLE)
   \\q          quit (also Ctrl-D)
   \\?          this help
 See docs/sql.md for CREATE TABLE ... WITH (topic = ...), formats and metadata columns.";
+
+/// What `\d` runs: the session's tables and views, without the system schemas
+/// (`information_schema`, `pg_catalog`) that `SHOW TABLES` lists as well.
+const LIST_TABLES: &str = "SELECT table_schema, table_name, table_type \
+     FROM information_schema.tables \
+     WHERE table_schema NOT IN ('information_schema', 'pg_catalog') \
+     ORDER BY table_schema, table_name";
 
 /// Where history is kept: `~/.sluice_history`, or `fallback_dir` without a home.
 pub fn history_path(fallback_dir: &Path) -> PathBuf {
@@ -67,7 +74,7 @@ pub fn run(
                     println!("{HELP}");
                     continue;
                 }
-                ["\\d"] => "SHOW TABLES".to_string(),
+                ["\\d"] => LIST_TABLES.to_string(),
                 ["\\d", table] => format!("DESCRIBE {table}"),
                 _ => {
                     println!("unknown command {trimmed} (\\? for help)");
