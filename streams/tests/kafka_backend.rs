@@ -7,19 +7,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use sluice_core::broker::{Broker, BrokerConfig};
+use sluice_core::broker::{BrokerConfig, BrokerThread};
 use sluice_core::{Log, LogOptions};
 use sluice_streams::prelude::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// A broker on an ephemeral port over a log in `dir`, on its own runtime thread; stops
-/// when dropped.
+/// A broker on an ephemeral port over a log in `dir`; stops when dropped.
 struct TestBroker {
-    addr: SocketAddr,
     log: Log,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    running: BrokerThread,
 }
 
 impl TestBroker {
@@ -28,50 +25,13 @@ impl TestBroker {
             .background(true)
             .open(dir)
             .expect("open log");
-        let broker_log = log.clone();
         let config = BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_listen: None,
             ..BrokerConfig::default()
         };
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let broker = Broker::bind(broker_log, config).await.expect("bind");
-                addr_tx.send(broker.local_addr()).expect("send addr");
-                let _ = broker
-                    .run(async move {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await;
-            });
-        });
-        let addr = addr_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("broker bound");
-        TestBroker {
-            addr,
-            log,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for TestBroker {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        let running = BrokerThread::start(log.clone(), config).expect("start broker");
+        TestBroker { log, running }
     }
 }
 
@@ -83,7 +43,7 @@ fn run(guarantee: ProcessingGuarantee) {
     let input = lines(300, 11);
     produce_lines(&log, "text-input", &input);
     let config = StreamsConfig::new("remote-wc")
-        .bootstrap(broker.addr.to_string())
+        .bootstrap(broker.running.local_addr().to_string())
         .state_dir(dir.path().join("state"))
         .processing_guarantee(guarantee)
         .commit_interval(Duration::from_millis(200))

@@ -37,9 +37,11 @@ mod metadata;
 mod produce;
 mod prometheus;
 mod server;
+mod thread;
 mod txn;
 
 pub use config::BrokerConfig;
 pub use dispatch::{decode_request, supported_apis};
 pub use server::Broker;
+pub use thread::BrokerThread;
 pub use txn::TRANSACTION_STATE_TOPIC;
