@@ -52,6 +52,13 @@ impl FieldOf<'_> {
         Field::Text(start..self.text.len())
     }
 
+    /// Whether any valid string gives [`Field::Checked`] (a text column the query does not
+    /// read), so a reader need not even make it a `&str`.
+    #[inline]
+    pub(super) fn checks_text_only(&self) -> bool {
+        !self.keep && matches!(self.ty, ColumnType::Varchar | ColumnType::Bytea)
+    }
+
     /// A JSON boolean.
     #[inline]
     pub(super) fn bool(self, v: bool) -> Field {

@@ -202,6 +202,15 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// A string, skipped; `None` if it is not UTF-8 (or [`string`](Self::string) gives up).
+    fn valid_string(&mut self) -> Option<()> {
+        let s = self.string()?;
+        if !s.ascii {
+            std::str::from_utf8(s.bytes).ok()?;
+        }
+        Some(())
+    }
+
     /// A string as `&str` (`None` if it is not UTF-8).
     fn str(&mut self) -> Option<&'a str> {
         // An ASCII string is valid UTF-8; `from_utf8` says so at a few instructions a byte.
@@ -296,7 +305,13 @@ impl<'a> Cursor<'a> {
         *slot = match self.peek()? {
             b'"' => {
                 self.at += 1;
-                seed.str(self.str()?)
+                if seed.checks_text_only() {
+                    // What `seed.str` gives any valid string, without making it a `&str`.
+                    self.valid_string()?;
+                    Field::Checked
+                } else {
+                    seed.str(self.str()?)
+                }
             }
             b'-' | b'0'..=b'9' => match self.number()? {
                 Number::U64(v) => seed.u64(v),
@@ -326,11 +341,7 @@ impl<'a> Cursor<'a> {
         match self.peek()? {
             b'"' => {
                 self.at += 1;
-                let s = self.string()?;
-                if !s.ascii {
-                    std::str::from_utf8(s.bytes).ok()?;
-                }
-                Some(())
+                self.valid_string()
             }
             b'-' | b'0'..=b'9' => self.number().map(drop),
             b't' => self.literal(b"true"),
