@@ -89,6 +89,14 @@ impl Scratch {
         Ok(dir)
     }
 
+    /// Leaves everything in place on drop (the caller keeps the data for later use).
+    pub fn keep(&self) {
+        self.phases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Removes a subdirectory now.
     pub fn remove_phase_dir(&self, name: &str) -> anyhow::Result<()> {
         let dir = self.root.join(name);

@@ -57,6 +57,12 @@ pub struct SqlBenchArgs {
     #[arg(long)]
     pub data_dir: Option<std::path::PathBuf>,
 
+    /// Keep the data directory (the log and the JSON-lines file) instead of deleting it,
+    /// so the same records can be queried again (`sluice sql --data-dir DIR/log`) or
+    /// profiled without the preload. Needs `--data-dir`.
+    #[arg(long, requires = "data_dir")]
+    pub keep_data: bool,
+
     /// Print one JSON object to stdout instead of text.
     #[arg(long)]
     pub json: bool,
@@ -123,6 +129,13 @@ pub fn run(args: &SqlBenchArgs) -> anyhow::Result<()> {
         _ => None,
     };
     log.close().context("closing the log")?;
+    if args.keep_data {
+        scratch.keep();
+        eprintln!(
+            "kept {}: the log in log/ (table: {CREATE}), the records in file/events.jsonl",
+            scratch.root.display()
+        );
+    }
 
     let sluice_s = median(full.clone());
     let tail_s = median(tail.clone());

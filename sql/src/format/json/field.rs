@@ -1,7 +1,9 @@
 //! One JSON value as a field of a declared column: [`FieldOf`] takes every JSON value and
 //! converts it to the column's type, a value of the wrong type being [`Field::Bad`] (never
-//! a parse error). The object reader and its fast path both hand values to it, so there
-//! is one set of conversion rules (see the parent module for them).
+//! a parse error). The object reader hands values to it as a serde `Visitor`, its fast path
+//! through the same conversions as plain methods (`bool`, `u64`, `int`, `f64`, `str`,
+//! which the visitor calls), so there is one set of conversion rules (see the parent
+//! module for them).
 
 use std::fmt::{self, Write as _};
 
@@ -25,6 +27,7 @@ pub(crate) struct FieldOf<'a> {
 
 impl FieldOf<'_> {
     /// `s` as the field of a VARCHAR or BYTEA column.
+    #[inline]
     fn text(self, s: &str) -> Field {
         if !self.keep {
             return Field::Checked;
@@ -35,6 +38,7 @@ impl FieldOf<'_> {
     }
 
     /// A non-string value as VARCHAR text, or a mismatch naming it.
+    #[cold]
     fn text_or_bad(self, json: impl fmt::Display) -> Field {
         if self.ty != ColumnType::Varchar {
             return Field::Bad(mismatch(self.ty, &json.to_string()));
@@ -48,7 +52,65 @@ impl FieldOf<'_> {
         Field::Text(start..self.text.len())
     }
 
-    fn int(self, v: i64) -> Field {
+    /// Whether any valid string gives [`Field::Checked`] (a text column the query does not
+    /// read), so a reader need not even make it a `&str`.
+    #[inline]
+    pub(super) fn checks_text_only(&self) -> bool {
+        !self.keep && matches!(self.ty, ColumnType::Varchar | ColumnType::Bytea)
+    }
+
+    /// A JSON boolean.
+    #[inline]
+    pub(super) fn bool(self, v: bool) -> Field {
+        match self.ty {
+            ColumnType::Boolean => Field::Cell(Cell::Bool(v)),
+            _ => self.text_or_bad(v),
+        }
+    }
+
+    /// A non-negative JSON integer.
+    #[inline]
+    pub(super) fn u64(self, v: u64) -> Field {
+        if let Ok(v) = i64::try_from(v) {
+            return self.int(v);
+        }
+        match self.ty {
+            ColumnType::Real => Field::Cell(Cell::F32(v as f64 as f32)),
+            ColumnType::Double => Field::Cell(Cell::F64(v as f64)),
+            _ => self.text_or_bad(v),
+        }
+    }
+
+    /// A JSON number that is not an integer (or `-0`).
+    #[inline]
+    pub(super) fn f64(self, v: f64) -> Field {
+        match self.ty {
+            ColumnType::Real => Field::Cell(Cell::F32(v as f32)),
+            ColumnType::Double => Field::Cell(Cell::F64(v)),
+            // serde_json's text for the number (`2.0`, `1e300`), as a parsed value prints.
+            _ => self.text_or_bad(Value::from(v)),
+        }
+    }
+
+    /// A JSON string.
+    #[inline]
+    pub(super) fn str(self, s: &str) -> Field {
+        let ty = self.ty;
+        let cell = match ty {
+            ColumnType::Varchar | ColumnType::Bytea => return self.text(s),
+            ColumnType::Date => Date32Type::parse(s.trim()).map(Cell::Date),
+            ColumnType::Timestamp => parse_timestamp_ms(s).map(Cell::TimestampMs),
+            _ => None,
+        };
+        cell.map_or_else(
+            || Field::Bad(mismatch(ty, &Value::from(s).to_string())),
+            Field::Cell,
+        )
+    }
+
+    /// A JSON integer.
+    #[inline]
+    pub(super) fn int(self, v: i64) -> Field {
         let cell = match self.ty {
             ColumnType::TinyInt | ColumnType::SmallInt | ColumnType::Int | ColumnType::BigInt => {
                 int_cell(self.ty, v)
@@ -95,10 +157,7 @@ impl<'de> Visitor<'de> for FieldOf<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Field, E> {
-        Ok(match self.ty {
-            ColumnType::Boolean => Field::Cell(Cell::Bool(v)),
-            _ => self.text_or_bad(v),
-        })
+        Ok(self.bool(v))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Field, E> {
@@ -106,37 +165,15 @@ impl<'de> Visitor<'de> for FieldOf<'_> {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Field, E> {
-        if let Ok(v) = i64::try_from(v) {
-            return Ok(self.int(v));
-        }
-        Ok(match self.ty {
-            ColumnType::Real => Field::Cell(Cell::F32(v as f64 as f32)),
-            ColumnType::Double => Field::Cell(Cell::F64(v as f64)),
-            _ => self.text_or_bad(v),
-        })
+        Ok(self.u64(v))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Field, E> {
-        Ok(match self.ty {
-            ColumnType::Real => Field::Cell(Cell::F32(v as f32)),
-            ColumnType::Double => Field::Cell(Cell::F64(v)),
-            // serde_json's text for the number (`2.0`, `1e300`), as a parsed value prints.
-            _ => self.text_or_bad(Value::from(v)),
-        })
+        Ok(self.f64(v))
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<Field, E> {
-        let ty = self.ty;
-        let cell = match ty {
-            ColumnType::Varchar | ColumnType::Bytea => return Ok(self.text(s)),
-            ColumnType::Date => Date32Type::parse(s.trim()).map(Cell::Date),
-            ColumnType::Timestamp => parse_timestamp_ms(s).map(Cell::TimestampMs),
-            _ => None,
-        };
-        Ok(cell.map_or_else(
-            || Field::Bad(mismatch(ty, &Value::from(s).to_string())),
-            Field::Cell,
-        ))
+        Ok(self.str(s))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field, A::Error> {

@@ -4,17 +4,16 @@
 //! (a per-byte state machine, a visitor call per key, UTF-8 validation of every key).
 //!
 //! Invariant: the fast path reads a record exactly as serde_json does, or not at all. It
-//! hands each value to the same [`FieldOf`] visitor with the call serde_json would make
-//! (`visit_u64` for a non-negative integer, `visit_i64` for a negative one, `visit_f64`
+//! hands each value to the same [`FieldOf`] conversions the serde_json visitor calls, as
+//! serde_json would (`u64` for a non-negative integer, `int` for a negative one, `f64`
 //! for `-0` and decimals, computed as serde_json computes them), so conversions cannot
 //! differ. Whatever it is not sure of (an escape, a control character, a nested value, an
 //! exponent, more than 18 digits, invalid UTF-8, any syntax error) makes it return `None`
 //! having decided nothing, and the caller reads the record again with serde_json, which
 //! also writes the error messages.
 
-use serde::de::Visitor;
-
 use super::field::FieldOf;
+use super::swar;
 use super::{ColumnDef, Field, Want};
 
 /// Powers of ten exactly representable as `f64`, as serde_json's own table has them.
@@ -27,6 +26,18 @@ const POW10: [f64; 23] = [
 const EXACT_SIGNIFICAND_MAX: u64 = 1 << 53;
 /// Digits that always fit a `u64` (no overflow handling to mirror).
 const DIGITS_MAX: usize = 18;
+/// `POW10_U64[n]` is 10^n: what a significand is multiplied by to take `n` more digits.
+const POW10_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
 
 /// serde_json's reading of one number.
 enum Number {
@@ -34,9 +45,6 @@ enum Number {
     I64(i64),
     F64(f64),
 }
-
-/// The error type the visitor is called with; it never returns one.
-type VisitError = serde_json::Error;
 
 /// Reads `value` into `fields` (already one NULL per column) and `text`; `None`: not read,
 /// and `fields` and `text` must be reset before another reader fills them.
@@ -47,13 +55,12 @@ pub(super) fn read(
     fields: &mut [Field],
     text: &mut String,
 ) -> Option<()> {
-    // Validated once, whole: cheaper than string by string, and every string below is
-    // then a `&str` slice of it. (A record with invalid UTF-8 only where serde_json does not
-    // look, in a skipped string, is left to serde_json.)
-    let value = std::str::from_utf8(value).ok()?;
+    // UTF-8 is checked string by string, not over the whole value: outside strings only
+    // ASCII tokens are accepted, so a value is read here only if it is valid UTF-8 as a
+    // whole, as before, and an ASCII string (nearly all of them) is checked by the scan
+    // that finds its end.
     let mut c = Cursor {
-        text: value,
-        bytes: value.as_bytes(),
+        bytes: value,
         at: 0,
     };
     // The column after the last one matched: keys usually come in the same order.
@@ -67,7 +74,11 @@ pub(super) fn read(
         loop {
             c.eat(b'"')?;
             let key = c.string()?;
-            let column = column_of(columns, key.as_bytes(), hint);
+            let column = column_of(columns, key.bytes, hint);
+            if column.is_none() && !key.ascii {
+                // serde_json refuses a key that is not UTF-8, matched or not.
+                std::str::from_utf8(key.bytes).ok()?;
+            }
             c.skip_whitespace();
             c.eat(b':')?;
             c.skip_whitespace();
@@ -84,7 +95,7 @@ pub(super) fn read(
                         keep: want == Want::Value,
                         text,
                     };
-                    *fields.get_mut(i)? = c.value(seed)?;
+                    c.value(seed, fields.get_mut(i)?)?;
                 }
                 None => c.skip_value()?,
             }
@@ -114,23 +125,22 @@ fn column_of(columns: &[ColumnDef], key: &[u8], hint: usize) -> Option<usize> {
     columns.iter().position(|c| c.name.as_bytes() == key)
 }
 
-/// Bytes a string's fast scan stops at: its closing quote, an escape, a control character.
-const STRING_STOPS: [bool; 256] = {
-    let mut stops = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        stops[b] = true;
-        b += 1;
-    }
-    stops[b'"' as usize] = true;
-    stops[b'\\' as usize] = true;
-    stops
-};
+/// Whether a string's byte-at-a-time scan stops at `b`: its closing quote, an escape, a
+/// control character, or a non-ASCII byte (whose sequence is then validated).
+fn string_stop(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20 || !b.is_ascii()
+}
 
-/// A position in a record's text.
+/// A string's contents (between its quotes, escape-free), valid UTF-8.
+struct Str<'a> {
+    bytes: &'a [u8],
+    /// Whether every byte is ASCII (so the scan has checked it is UTF-8); when false the
+    /// bytes are UTF-8 only once [`Cursor::string`]'s caller has validated them.
+    ascii: bool,
+}
+
+/// A position in a record's bytes.
 struct Cursor<'a> {
-    text: &'a str,
-    /// `text`'s bytes.
     bytes: &'a [u8],
     at: usize,
 }
@@ -152,28 +162,78 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string whose opening quote was read, up to its closing quote (eaten); `None` at
-    /// an escape or a control character (serde_json decides those).
-    fn string(&mut self) -> Option<&'a str> {
+    /// an escape or a control character (serde_json decides those). Its bytes are not
+    /// validated as UTF-8 when they are not all ASCII: see [`Str::ascii`].
+    fn string(&mut self) -> Option<Str<'a>> {
         let start = self.at;
         let mut end = start;
+        while let Some(w) = swar::word(self.bytes, end) {
+            let stops = swar::string_stops(w);
+            if stops != 0 {
+                end += swar::first_lane(stops);
+                break;
+            }
+            end += 8;
+        }
         while let Some(&b) = self.bytes.get(end) {
-            if STRING_STOPS[usize::from(b)] {
+            if string_stop(b) {
                 break;
             }
             end += 1;
+        }
+        let mut ascii = true;
+        if self.bytes.get(end).is_some_and(|b| !b.is_ascii()) {
+            // Multi-byte characters: on to the end the slow way.
+            ascii = false;
+            while let Some(&b) = self.bytes.get(end) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                end += 1;
+            }
         }
         if *self.bytes.get(end)? != b'"' {
             return None;
         }
         self.at = end + 1;
-        // Quotes are ASCII, so both ends are character boundaries.
-        self.text.get(start..end)
+        Some(Str {
+            bytes: self.bytes.get(start..end)?,
+            ascii,
+        })
     }
 
-    /// Digits at the cursor, added to `significand`; how many. The significand is only
-    /// meaningful while the number has at most [`DIGITS_MAX`] digits.
+    /// A string, skipped; `None` if it is not UTF-8 (or [`string`](Self::string) gives up).
+    fn valid_string(&mut self) -> Option<()> {
+        let s = self.string()?;
+        if !s.ascii {
+            std::str::from_utf8(s.bytes).ok()?;
+        }
+        Some(())
+    }
+
+    /// A string as `&str` (`None` if it is not UTF-8).
+    fn str(&mut self) -> Option<&'a str> {
+        // An ASCII string is valid UTF-8; `from_utf8` says so at a few instructions a byte.
+        std::str::from_utf8(self.string()?.bytes).ok()
+    }
+
+    /// Digits at the cursor, appended to `significand` (wrapping); how many. The
+    /// significand is only meaningful while the number has at most [`DIGITS_MAX`] digits.
     fn digits(&mut self, significand: &mut u64) -> usize {
         let start = self.at;
+        while let Some(w) = swar::word(self.bytes, self.at) {
+            let (stops, values) = swar::non_digits(w);
+            let n = swar::first_lane(stops);
+            if n > 0 {
+                *significand = significand
+                    .wrapping_mul(POW10_U64[n])
+                    .wrapping_add(swar::digits_value(values, n));
+                self.at += n;
+            }
+            if n < 8 {
+                return self.at - start;
+            }
+        }
         while let Some(&d) = self.bytes.get(self.at) {
             if !d.is_ascii_digit() {
                 break;
@@ -236,41 +296,52 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// A value for a column: the field `seed` makes of it.
-    fn value(&mut self, seed: FieldOf) -> Option<Field> {
-        let field = match self.peek()? {
+    /// A value for a column: the field `seed` makes of it, written to `slot`. (Through
+    /// the conversions' plain methods, inlined, which build the field in place: a
+    /// visitor's `Result` and an `Option` around it cost two copies of the field through
+    /// memory per value.)
+    #[inline]
+    fn value(&mut self, seed: FieldOf, slot: &mut Field) -> Option<()> {
+        *slot = match self.peek()? {
             b'"' => {
                 self.at += 1;
-                seed.visit_str::<VisitError>(self.string()?)
+                if seed.checks_text_only() {
+                    // What `seed.str` gives any valid string, without making it a `&str`.
+                    self.valid_string()?;
+                    Field::Checked
+                } else {
+                    seed.str(self.str()?)
+                }
             }
             b'-' | b'0'..=b'9' => match self.number()? {
-                Number::U64(v) => seed.visit_u64::<VisitError>(v),
-                Number::I64(v) => seed.visit_i64::<VisitError>(v),
-                Number::F64(v) => seed.visit_f64::<VisitError>(v),
+                Number::U64(v) => seed.u64(v),
+                Number::I64(v) => seed.int(v),
+                Number::F64(v) => seed.f64(v),
             },
             b't' => {
                 self.literal(b"true")?;
-                seed.visit_bool::<VisitError>(true)
+                seed.bool(true)
             }
             b'f' => {
                 self.literal(b"false")?;
-                seed.visit_bool::<VisitError>(false)
+                seed.bool(false)
             }
             b'n' => {
                 self.literal(b"null")?;
-                seed.visit_unit::<VisitError>()
+                Field::NULL
             }
             _ => return None,
         };
-        field.ok()
+        Some(())
     }
 
-    /// A value no column takes, skipped (strings unvalidated, as serde_json skips them).
+    /// A value no column takes, skipped. A string with non-ASCII bytes is validated all
+    /// the same: a record that is not UTF-8 throughout is left to serde_json.
     fn skip_value(&mut self) -> Option<()> {
         match self.peek()? {
             b'"' => {
                 self.at += 1;
-                self.string().map(drop)
+                self.valid_string()
             }
             b'-' | b'0'..=b'9' => self.number().map(drop),
             b't' => self.literal(b"true"),
@@ -320,19 +391,19 @@ mod tests {
             .collect()
     }
 
-    fn fast(value: &str, wants: &[Want]) -> Option<Vec<Field>> {
+    fn fast(value: impl AsRef<[u8]>, wants: &[Want]) -> Option<Vec<Field>> {
         let columns = columns();
         let mut fields = vec![Field::NULL; columns.len()];
         let mut text = String::new();
-        read(value.as_bytes(), &columns, wants, &mut fields, &mut text)?;
+        read(value.as_ref(), &columns, wants, &mut fields, &mut text)?;
         Some(resolve(fields, &text))
     }
 
-    fn serde(value: &str, wants: &[Want]) -> Result<Vec<Field>, String> {
+    fn serde(value: impl AsRef<[u8]>, wants: &[Want]) -> Result<Vec<Field>, String> {
         let columns = columns();
         let mut fields = Vec::new();
         let mut text = String::new();
-        read_object_with_serde(value.as_bytes(), &columns, wants, &mut fields, &mut text).map_err(
+        read_object_with_serde(value.as_ref(), &columns, wants, &mut fields, &mut text).map_err(
             |e| match e {
                 NotAnObject::NotJson(e) => e,
                 NotAnObject::NotObject => "not an object".into(),
@@ -342,11 +413,13 @@ mod tests {
     }
 
     /// Asserts the fast path either gives up on `value` or agrees with serde_json.
-    fn agrees(value: &str, wants: &[Want]) -> bool {
+    fn agrees(value: impl AsRef<[u8]>, wants: &[Want]) -> bool {
+        let value = value.as_ref();
         let Some(got) = fast(value, wants) else {
             return false;
         };
-        assert_eq!(Ok(got), serde(value, wants), "fast path on {value}");
+        let shown = String::from_utf8_lossy(value);
+        assert_eq!(Ok(got), serde(value, wants), "fast path on {shown}");
         true
     }
 
@@ -464,5 +537,122 @@ mod tests {
         }
         // Most generated records are plain enough for the fast path.
         assert!(read_count > 10_000, "fast path read only {read_count}");
+    }
+
+    // Guards the word-at-a-time scanning (strings and digit runs crossing eight-byte
+    // boundaries and the record's end, multi-byte UTF-8, invalid UTF-8 anywhere, numbers at
+    // the limits of the digits the fast path takes) against serde_json.
+    #[test]
+    fn agrees_with_serde_json_across_word_boundaries() {
+        let all = [Want::Value; 8];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let pieces: [&[u8]; 10] = [
+            b"a",
+            b"page-07",
+            b"\xc3\xa9",
+            b"\xf0\x9f\x98\x80",
+            b"\xff",
+            b"\xc3",
+            b" ",
+            b"\\n",
+            b"\t",
+            b"0123456789",
+        ];
+        let names = ["i", "s", "d", "r", "b", "t", "n", "v", "zz", "\u{e9}"];
+        let mut read_count = 0;
+        for _ in 0..50_000 {
+            let mut value = b"{".to_vec();
+            for k in 0..(next() % 5) {
+                if k > 0 {
+                    value.push(b',');
+                }
+                if next() % 4 == 0 {
+                    value.push(b' ');
+                }
+                value.push(b'"');
+                if next() % 16 == 0 {
+                    value.extend_from_slice(pieces[(next() % 10) as usize]);
+                } else {
+                    value.extend_from_slice(names[(next() % 10) as usize].as_bytes());
+                }
+                value.extend_from_slice(b"\":");
+                match next() % 4 {
+                    0 => {
+                        value.push(b'"');
+                        for _ in 0..(next() % 6) {
+                            value.extend_from_slice(pieces[(next() % 10) as usize]);
+                        }
+                        value.push(b'"');
+                    }
+                    _ => {
+                        if next() % 3 == 0 {
+                            value.push(b'-');
+                        }
+                        let digits = 1 + next() % 20;
+                        for _ in 0..digits {
+                            value.push(b'0' + (next() % 10) as u8);
+                        }
+                        if next() % 2 == 0 {
+                            value.push(b'.');
+                            for _ in 0..(next() % 12) {
+                                value.push(b'0' + (next() % 10) as u8);
+                            }
+                        }
+                    }
+                }
+            }
+            value.push(b'}');
+            if next() % 8 == 0 {
+                value.extend_from_slice(b" \n");
+            }
+            if agrees(&value, &all) {
+                read_count += 1;
+            }
+        }
+        assert!(read_count > 10_000, "fast path read only {read_count}");
+        // Numbers at the limits: 18 digits are read, 19 are left to serde_json; -0 is a
+        // float; the largest exact significand and one past it.
+        for value in [
+            r#"{"i":999999999999999999}"#,
+            r#"{"i":-999999999999999999}"#,
+            r#"{"d":-0}"#,
+            r#"{"d":-0.0}"#,
+            r#"{"d":0.00000000000000001}"#,
+            r#"{"d":900719925474099.2}"#,
+            r#"{"i":12345678,"t":123456781234567}"#,
+        ] {
+            assert!(agrees(value, &all), "not read: {value}");
+        }
+        for value in [
+            r#"{"i":9223372036854775807}"#,
+            r#"{"i":-9223372036854775808}"#,
+            r#"{"d":9007199254740993.0}"#,
+            r#"{"d":0.000000000000000001}"#,
+        ] {
+            assert!(fast(value, &all).is_none(), "read {value}");
+        }
+        // Invalid UTF-8 in a string a column reads, in one no column takes, and in a key.
+        for value in [
+            &b"{\"s\":\"abcdefgh\xff\"}"[..],
+            b"{\"zz\":\"abcdefgh\xc3\"}",
+            b"{\"abcdefgh\xe9\":1}",
+            b"{\"s\":\"\xc3\xa9\xff\"}",
+        ] {
+            assert!(fast(value, &all).is_none());
+        }
+        assert!(agrees(
+            "{\"s\":\"\u{e9}t\u{e9} \u{1f600} abcdefghij\"}",
+            &all
+        ));
+        assert!(agrees(
+            "{\"zz\":\"\u{e9}t\u{e9}\",\"\u{e9}\":\"\u{e9}\"}",
+            &all
+        ));
     }
 }

@@ -7,8 +7,9 @@
 //! and converting it afterwards took most of the scan's time in `sluice bench sql`.
 //!
 //! Layout: [`field`] converts one value to a column's type (the rules below, once);
-//! [`flat`] is the fast path for flat objects of plain values; the serde_json reader here
-//! takes every record the fast path gives up on and reports every error.
+//! [`flat`] is the fast path for flat objects of plain values (scanning strings and digits
+//! eight bytes at a time with [`swar`]); the serde_json reader here takes every record
+//! the fast path gives up on and reports every error.
 //!
 //! Semantics are those of parsing the value into an object, looking each column up and
 //! converting its field: a key seen twice keeps its last value; a missing column is NULL;
@@ -20,6 +21,7 @@
 
 mod field;
 mod flat;
+mod swar;
 
 use std::fmt;
 
