@@ -87,7 +87,7 @@ mod tests {
         for _ in 0..500_000 {
             // Mostly plain bytes or digits, with every byte value now and then.
             let mut bytes = [0u8; 8];
-            let digits = next() % 2 == 0;
+            let digits = next().is_multiple_of(2);
             for b in &mut bytes {
                 let r = next();
                 *b = match (r % 8, digits) {
@@ -100,7 +100,7 @@ mod tests {
                 };
             }
             let w = u64::from_le_bytes(bytes);
-            let stop = |b: u8| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x80;
+            let stop = |b: u8| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b);
             let want = bytes.iter().position(|&b| stop(b)).unwrap_or(8);
             assert_eq!(
                 first_lane(string_stops(w)),
