@@ -115,6 +115,69 @@ impl Drop for Kill {
     }
 }
 
+/// A `sluice serve` child in `dir` (Kafka and PostgreSQL on free ports), killed on drop.
+struct Served {
+    _child: Kill,
+    /// The Kafka listener, HOST:PORT.
+    kafka: String,
+    /// The PostgreSQL endpoint's port.
+    pg_port: String,
+}
+
+impl Served {
+    fn start(dir: &std::path::Path) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--no-metrics",
+                "--pg-listen",
+                "127.0.0.1:0",
+            ])
+            .current_dir(dir)
+            .env_remove("SLUICE_DATA_DIR")
+            .env_remove("SLUICE_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sluice serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let child = Kill(child);
+        let (tx, rx) = mpsc::channel();
+        // Keeps draining stderr after the ready lines so the server never blocks on it.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = tx.send((false, addr.to_string()));
+                }
+                if let Some(addr) = line.strip_prefix("sluice sql (PostgreSQL wire) on ") {
+                    let _ = tx.send((true, addr.trim().to_string()));
+                }
+            }
+        });
+        let (mut kafka, mut pg) = (String::new(), String::new());
+        while kafka.is_empty() || pg.is_empty() {
+            match rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("no ready lines")
+            {
+                (false, a) => kafka = a,
+                (true, a) => pg = a,
+            }
+        }
+        let pg_port = pg.rsplit(':').next().unwrap_or_default().to_string();
+        Served {
+            _child: child,
+            kafka,
+            pg_port,
+        }
+    }
+}
+
 // `sluice serve` answers SQL on its PostgreSQL endpoint over the tables of its data
 // directory: a table created with `sluice sql` before the broker started is queried
 // through a PostgreSQL client, and an INSERT made over the wire is in the log.
@@ -132,38 +195,8 @@ fn serve_answers_sql_over_the_postgres_wire() {
         ],
         "",
     ));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-metrics",
-            "--pg-listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(d)
-        .env_remove("SLUICE_DATA_DIR")
-        .env_remove("SLUICE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sluice serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let child = Kill(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("sluice sql (PostgreSQL wire) on ") {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("no PostgreSQL ready line");
-    let port = addr.rsplit(':').next().unwrap().to_string();
+    let served = Served::start(d);
+    let port = served.pg_port.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -193,7 +226,7 @@ fn serve_answers_sql_over_the_postgres_wire() {
             .expect("a row");
         assert_eq!(row.get("s"), Some("10"));
     });
-    drop(child);
+    drop(served);
 }
 
 // `sluice sql --bootstrap` runs the same statements against a broker: the table it
@@ -204,48 +237,8 @@ fn serve_answers_sql_over_the_postgres_wire() {
 fn sql_over_a_broker_with_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-metrics",
-            "--pg-listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(d)
-        .env_remove("SLUICE_DATA_DIR")
-        .env_remove("SLUICE_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sluice serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let child = Kill(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
-                let addr = rest.split_whitespace().next().unwrap_or_default();
-                let _ = tx.send((false, addr.to_string()));
-            }
-            if let Some(addr) = line.strip_prefix("sluice sql (PostgreSQL wire) on ") {
-                let _ = tx.send((true, addr.trim().to_string()));
-            }
-        }
-    });
-    let (mut addr, mut pg) = (String::new(), String::new());
-    while addr.is_empty() || pg.is_empty() {
-        match rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("no ready lines")
-        {
-            (false, a) => addr = a,
-            (true, a) => pg = a,
-        }
-    }
+    let served = Served::start(d);
+    let addr = served.kafka.clone();
 
     let sql = |statements: &str| {
         ok(&sluice_with_stdin(
@@ -272,7 +265,7 @@ fn sql_over_a_broker_with_bootstrap() {
     assert!(described.contains("Partitions: 2"), "{described}");
 
     // The endpoint's session was open before the table existed.
-    let port = pg.rsplit(':').next().unwrap().to_string();
+    let port = served.pg_port.clone();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -293,7 +286,7 @@ fn sql_over_a_broker_with_bootstrap() {
     });
     assert_eq!(total, 6);
 
-    drop(child);
+    drop(served);
     let local = ok(&sluice_with_stdin(d, &["sql", "-e", query], ""));
     assert_eq!(local, remote);
 }
