@@ -1,4 +1,4 @@
-//! Pipeline files: TOML naming a pipeline's sources, sinks and their transforms.
+//! Pipeline files: TOML or YAML naming a pipeline's sources, sinks and their transforms.
 //!
 //! ```toml
 //! [pipeline]
@@ -26,22 +26,32 @@
 //! mode = "upsert"
 //! ```
 //!
-//! Loading reports every problem at once, each with the line it came from: the runtime's
-//! own keys are checked here, each connector's and transform's keys by its factory.
-//! `${NAME}` in strings is replaced from the environment ([`env`]).
+//! A file named `*.yaml` or `*.yml` holds the same document in YAML: a `pipeline:` mapping
+//! and `source:` and `sink:` lists of mappings, each with an optional `transform:` list
+//! ([`yaml`] says how values map, and why a null is a problem).
+//!
+//! Reading ([`raw`] for TOML, [`yaml`]) turns either syntax into the same TOML tables with
+//! the byte span of each section; everything after that is shared. Loading reports every
+//! problem at once, each with the line it came from: the runtime's own keys are checked
+//! here, each connector's and transform's keys by its factory. `${NAME}` in strings is
+//! replaced from the environment ([`env`]).
 
 pub mod env;
+mod raw;
 mod settings;
+#[cfg(test)]
+mod tests;
+mod yaml;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use toml::Spanned;
 
+use raw::{RawDocument, RawSection};
 pub use settings::Settings;
-pub(crate) use settings::SourceText;
+pub(crate) use settings::{SourceText, Syntax};
 
 use crate::error::{Error, Result};
 
@@ -280,29 +290,41 @@ pub struct PipelineFile {
     pub sinks: Vec<SinkSection>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    pipeline: Option<Spanned<toml::Table>>,
-    #[serde(default)]
-    source: Vec<Spanned<toml::Table>>,
-    #[serde(default)]
-    sink: Vec<Spanned<toml::Table>>,
-}
-
 impl PipelineFile {
-    /// Reads and parses a pipeline file, substituting `${NAME}` from the environment.
+    /// Reads and parses a pipeline file, substituting `${NAME}` from the environment. A
+    /// file named `*.yaml` or `*.yml` is read as YAML, any other as TOML.
     pub fn load(path: &Path) -> Result<PipelineFile> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        PipelineFile::parse(&path.display().to_string(), &text, &|name| {
-            std::env::var(name).ok()
-        })
+        PipelineFile::parse_as(
+            Syntax::of_path(path),
+            &path.display().to_string(),
+            &text,
+            &|name| std::env::var(name).ok(),
+        )
     }
 
-    /// Parses pipeline-file text; `origin` names it in errors. Every problem found is
-    /// reported, one per line of the error.
+    /// Parses pipeline-file text in TOML; `origin` names it in errors. Every problem found
+    /// is reported, one per line of the error.
     pub fn parse(
+        origin: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PipelineFile> {
+        PipelineFile::parse_as(Syntax::Toml, origin, text, env)
+    }
+
+    /// Parses pipeline-file text in YAML, as [`PipelineFile::parse`] does TOML: the same
+    /// document, the same checks, problems at the lines of the YAML text.
+    pub fn parse_yaml(
+        origin: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<PipelineFile> {
+        PipelineFile::parse_as(Syntax::Yaml, origin, text, env)
+    }
+
+    fn parse_as(
+        syntax: Syntax,
         origin: &str,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -310,21 +332,21 @@ impl PipelineFile {
         let shared = Arc::new(SourceText {
             path: origin.to_string(),
             text: text.to_string(),
+            syntax,
         });
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| shared.line_at(s.start)).unwrap_or(1);
-            Error::config(format!("{origin}:{line}: {}", e.message().trim()))
-        })?;
-        let mut problems = Vec::new();
+        let raw: RawDocument = match syntax {
+            Syntax::Toml => raw::read_toml(&shared)?,
+            Syntax::Yaml => yaml::read(&shared)?,
+        };
+        let mut problems = raw.problems;
 
         let stem = Path::new(origin)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "pipeline".into());
         let pipeline = match raw.pipeline {
-            Some(table) => {
-                let span = table.span();
-                let mut value = toml::Value::Table(table.into_inner());
+            Some(section) => {
+                let mut value = toml::Value::Table(section.table);
                 env::substitute_value(&mut value, env, &mut problems);
                 let settings = Settings::new(
                     "pipeline",
@@ -332,8 +354,11 @@ impl PipelineFile {
                     "pipeline".into(),
                     value.as_table().cloned().unwrap_or_default(),
                     shared.clone(),
-                    span,
+                    section.span,
                 );
+                for (line, message) in section.problems {
+                    problems.push(settings.problem_at(line, message));
+                }
                 match settings.parse::<PipelineSettings>() {
                     Ok(p) => p,
                     Err(e) => {
@@ -347,9 +372,9 @@ impl PipelineFile {
         let name = pipeline.name.clone().unwrap_or(stem);
 
         let mut sources = Vec::new();
-        for (i, table) in raw.source.into_iter().enumerate() {
+        for (i, raw_section) in raw.source.into_iter().enumerate() {
             if let Some(section) = section::<SourceCommon>(
-                table,
+                raw_section,
                 "source",
                 i,
                 SOURCE_KEYS,
@@ -377,13 +402,20 @@ impl PipelineFile {
             }
         }
         let mut sinks = Vec::new();
-        for (i, table) in raw.sink.into_iter().enumerate() {
-            if let Some((common, transforms, settings)) =
-                section::<SinkCommon>(table, "sink", i, SINK_KEYS, &shared, env, &mut problems)
-            {
+        for (i, raw_section) in raw.sink.into_iter().enumerate() {
+            if let Some((common, transforms, settings)) = section::<SinkCommon>(
+                raw_section,
+                "sink",
+                i,
+                SINK_KEYS,
+                &shared,
+                env,
+                &mut problems,
+            ) {
                 if common.topics.to_vec().is_empty() {
+                    let example = syntax.spell("topics = [\"orders\"]", "topics: [orders]");
                     problems.push(
-                        settings.problem(None, "name the topics it reads: topics = [\"orders\"]"),
+                        settings.problem(None, format!("name the topics it reads: {example}")),
                     );
                 }
                 if !matches!(common.start.as_str(), "earliest" | "latest") {
@@ -406,8 +438,9 @@ impl PipelineFile {
             }
         }
         if sources.is_empty() && sinks.is_empty() && problems.is_empty() {
+            let sections = syntax.spell("[[source]] and no [[sink]]", "`source:` and no `sink:`");
             problems.push(format!(
-                "{origin}: the pipeline has no [[source]] and no [[sink]]: add at least one"
+                "{origin}: the pipeline has no {sections}: add at least one"
             ));
         }
         let mut names = std::collections::HashSet::new();
@@ -454,7 +487,7 @@ impl PipelineFile {
 /// Splits one `[[source]]` / `[[sink]]` table into the runtime's keys, its transforms and
 /// the connector's keys; problems are collected, `None` if the runtime's keys are unusable.
 fn section<C: serde::de::DeserializeOwned>(
-    table: Spanned<toml::Table>,
+    raw: RawSection,
     what: &str,
     index: usize,
     common_keys: &[&str],
@@ -462,8 +495,13 @@ fn section<C: serde::de::DeserializeOwned>(
     env: &dyn Fn(&str) -> Option<String>,
     problems: &mut Vec<String>,
 ) -> Option<(C, Vec<Settings>, Settings)> {
-    let span = table.span();
-    let mut value = toml::Value::Table(table.into_inner());
+    let RawSection {
+        table,
+        span,
+        transform_spans,
+        problems: read_problems,
+    } = raw;
+    let mut value = toml::Value::Table(table);
     let before = problems.len();
     env::substitute_value(&mut value, env, problems);
     let full = value.as_table().cloned().unwrap_or_default();
@@ -489,6 +527,10 @@ fn section<C: serde::de::DeserializeOwned>(
     for problem in problems.iter_mut().skip(before) {
         *problem = whole.problem(None, &*problem);
     }
+    for (line, message) in read_problems {
+        problems.push(whole.problem_at(line, message));
+    }
+    let syntax = text.syntax;
 
     let common_table: toml::Table = full
         .iter()
@@ -518,10 +560,13 @@ fn section<C: serde::de::DeserializeOwned>(
         Some(toml::Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
                 let Some(t) = item.as_table() else {
-                    problems.push(whole.problem(
-                        Some("transform"),
-                        "each transform is a table: [[source.transform]]",
-                    ));
+                    let example = match syntax {
+                        Syntax::Toml => format!("a [[{what}.transform]] table"),
+                        Syntax::Yaml => "a mapping: `- type: cast`".into(),
+                    };
+                    problems.push(
+                        whole.problem(Some("transform"), format!("each transform is {example}")),
+                    );
                     continue;
                 };
                 let kind = match t.get("type").and_then(|v| v.as_str()) {
@@ -535,21 +580,27 @@ fn section<C: serde::de::DeserializeOwned>(
                 };
                 let mut own = t.clone();
                 own.remove("type");
-                // Transforms lie inside the section's span; their own lines are found by key.
+                // A transform's own span where the syntax gives it (YAML); else (TOML) the
+                // section's, inside which its lines are found by key.
+                let transform_span = transform_spans.get(i).unwrap_or(&span).clone();
                 transforms.push(Settings::new(
                     "transform",
                     format!("{name} #{}", i + 1),
                     kind,
                     own,
                     text.clone(),
-                    span.clone(),
+                    transform_span,
                 ));
             }
         }
-        Some(_) => problems.push(whole.problem(
-            Some("transform"),
-            "write transforms as [[source.transform]] tables",
-        )),
+        Some(_) => {
+            let example = match syntax {
+                Syntax::Toml => format!("[[{what}.transform]] tables"),
+                Syntax::Yaml => "a list: `transform:`, then `- type: ...` lines".into(),
+            };
+            problems
+                .push(whole.problem(Some("transform"), format!("write transforms as {example}")));
+        }
     }
 
     let own: toml::Table = full

@@ -14,6 +14,37 @@ use crate::error::{Error, Result};
 pub(crate) struct SourceText {
     pub(crate) path: String,
     pub(crate) text: String,
+    /// How keys are written in `text`: what [`Settings::line_of`] looks for.
+    pub(crate) syntax: Syntax,
+}
+
+/// The syntax of a pipeline file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Syntax {
+    /// `key = value`, sections as `[[source]]` tables.
+    Toml,
+    /// `key: value`, sections as items of the `source:` and `sink:` lists.
+    Yaml,
+}
+
+impl Syntax {
+    /// By the file's extension: `.yaml` and `.yml` are YAML, anything else TOML.
+    pub(crate) fn of_path(path: &Path) -> Syntax {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext) if ext.eq_ignore_ascii_case("yaml") || ext.eq_ignore_ascii_case("yml") => {
+                Syntax::Yaml
+            }
+            _ => Syntax::Toml,
+        }
+    }
+
+    /// The TOML or the YAML spelling of an example in a message.
+    pub(crate) fn spell(self, toml: &'static str, yaml: &'static str) -> &'static str {
+        match self {
+            Syntax::Toml => toml,
+            Syntax::Yaml => yaml,
+        }
+    }
 }
 
 impl SourceText {
@@ -67,6 +98,7 @@ impl Settings {
         let text = Arc::new(SourceText {
             path: "<code>".into(),
             text: String::new(),
+            syntax: Syntax::Toml,
         });
         Settings::new("connector", name.into(), kind.into(), table, text, 0..0)
     }
@@ -100,14 +132,19 @@ impl Settings {
 
     /// A problem report at `key`'s line (or the section's): `FILE:LINE: role "name": message`.
     pub fn problem(&self, key: Option<&str>, message: impl std::fmt::Display) -> String {
+        let line = key
+            .and_then(|k| self.line_of(k))
+            .unwrap_or_else(|| self.line());
+        self.problem_at(line, message)
+    }
+
+    /// A problem report at a line the reader found: `FILE:LINE: role "name": message`.
+    pub(crate) fn problem_at(&self, line: usize, message: impl std::fmt::Display) -> String {
         let message = message.to_string();
         // A connector's own check may already have placed its problem.
         if message.starts_with(&format!("{}:", self.text.path)) {
             return message;
         }
-        let line = key
-            .and_then(|k| self.line_of(k))
-            .unwrap_or_else(|| self.line());
         format!(
             "{}:{line}: {} \"{}\": {message}",
             self.text.path, self.role, self.name
@@ -119,9 +156,18 @@ impl Settings {
         self.text.line_at(self.span.start)
     }
 
-    /// The line `key = ...` is on, within this section: from its header to the next
-    /// top-level header (`[pipeline]`, `[[source]]`, `[[sink]]`).
+    /// The line `key` is set on within this section (`key = ...` in TOML, `key: ...` in
+    /// YAML); `None` if the section does not set it on a line of its own.
     pub fn line_of(&self, key: &str) -> Option<usize> {
+        match self.text.syntax {
+            Syntax::Toml => self.toml_line_of(key),
+            Syntax::Yaml => self.yaml_line_of(key),
+        }
+    }
+
+    /// TOML: from the section's header to the next top-level header (`[pipeline]`,
+    /// `[[source]]`, `[[sink]]`).
+    fn toml_line_of(&self, key: &str) -> Option<usize> {
         let body = self.text.text.get(self.span.start..)?;
         let mut offset = self.span.start;
         for (i, line) in body.split_inclusive('\n').enumerate() {
@@ -146,6 +192,34 @@ impl Settings {
         None
     }
 
+    /// YAML: the span is the section's mapping, which starts at its first key; its own keys
+    /// are the lines with a key at that column (keys of nested mappings sit further right).
+    /// Only `- ` and indentation come before a key in block style, so the column is the
+    /// same in bytes and in characters.
+    fn yaml_line_of(&self, key: &str) -> Option<usize> {
+        let text = &self.text.text;
+        let line_start = text
+            .get(..self.span.start)?
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let column = self.span.start - line_start;
+        let body = text.get(line_start..self.span.end)?;
+        let mut offset = line_start;
+        for line in body.split_inclusive('\n') {
+            let indent_only = line
+                .get(..column)
+                .is_some_and(|before| before.bytes().all(|b| b == b' ' || b == b'-'));
+            if indent_only
+                && let Some(rest) = line.get(column..)
+                && yaml_key_is(rest, key)
+            {
+                return Some(self.text.line_at(offset));
+            }
+            offset += line.len();
+        }
+        None
+    }
+
     /// A path from the settings, relative paths taken from the pipeline file's folder.
     pub fn resolve_path(&self, path: &str) -> std::path::PathBuf {
         let path = Path::new(path);
@@ -157,4 +231,19 @@ impl Settings {
             _ => path.to_path_buf(),
         }
     }
+}
+
+/// Whether a YAML line (from its key's column) sets `key`: `key:`, `"key":` or `'key':`.
+fn yaml_key_is(line: &str, key: &str) -> bool {
+    let rest = [("", ""), ("\"", "\""), ("'", "'")]
+        .iter()
+        .find_map(|(open, close)| {
+            line.strip_prefix(open)?
+                .strip_prefix(key)?
+                .strip_prefix(close)
+        });
+    // A plain key ends at `:` followed by a space or the line's end (`key:value` is a
+    // plain scalar, not a key).
+    rest.and_then(|r| r.trim_start_matches(' ').strip_prefix(':'))
+        .is_some_and(|after| after.is_empty() || after.starts_with([' ', '\n', '\r']))
 }
