@@ -1,7 +1,8 @@
 //! Black-box tests of `sluice connect` as a data engineer runs it, end to end through the
 //! real log, real files, the real PostgreSQL on this machine and DuckDB as an independent
 //! Parquet reader: CSV -> topic -> PostgreSQL upsert; PostgreSQL change data capture ->
-//! topic -> Parquet; a sink killed mid-run and restarted; validate and status.
+//! topic -> Parquet; a sink killed mid-run and restarted; validate and status; the same
+//! for YAML pipeline files.
 
 // Helpers here unwrap too: a panic in a test's setup is its failure report (STYLE.md).
 #![allow(clippy::unwrap_used)]
@@ -373,6 +374,136 @@ table = "x"
     assert!(err.contains("bad.toml is not valid"), "{err}");
 }
 
+#[test]
+fn validate_reports_every_problem_of_a_yaml_file_with_its_line() {
+    // Proves: a `.yaml` pipeline file is read as YAML, and `connect validate` lists each
+    // of its problems at its YAML line: the runtime's checks, a null, one found only by
+    // reaching out (an unreachable database), and a syntax error.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = r#"pipeline:
+  name: bad
+source:
+  - name: in
+    type: file
+    path: missing/*.csv
+    format: csv
+    topic: t
+    value_format: xml
+    batch_rows:
+sink:
+  - name: out
+    type: postgres
+    topics: [t]
+    url: postgres://postgres@127.0.0.1:1/test
+    table: x
+"#;
+    std::fs::write(d.join("bad.yaml"), text).unwrap();
+    let err = failed(&sluice(d, &["connect", "validate", "bad.yaml"]));
+    assert!(
+        err.contains("bad.yaml:9: source \"in\": unknown value_format `xml`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.yaml:10: source \"in\": `batch_rows` has no value (YAML null)"),
+        "{err}"
+    );
+    assert!(err.contains("bad.yaml is not valid"), "{err}");
+
+    let fixed = text.replace("    value_format: xml\n    batch_rows:\n", "");
+    std::fs::write(d.join("bad.yaml"), &fixed).unwrap();
+    let err = failed(&sluice(d, &["connect", "validate", "bad.yaml"]));
+    assert!(err.contains("bad.yaml:4: source \"in\""), "{err}");
+    assert!(
+        err.contains("bad.yaml:10: sink \"out\"") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+
+    std::fs::write(
+        d.join("bad.yml"),
+        fixed.replace("topics: [t]", "topics: [t"),
+    )
+    .unwrap();
+    let err = failed(&sluice(d, &["connect", "validate", "bad.yml"]));
+    // The parser notices the unclosed `[` at the next key.
+    assert!(err.contains("error: bad.yml:13: "), "{err}");
+    assert!(err.contains("bad.yml is not valid"), "{err}");
+}
+
+#[test]
+fn a_yaml_pipeline_runs_csv_through_a_topic_into_sqlite() {
+    // Proves: `connect run --once` runs a YAML pipeline end to end: CSV rows through a
+    // keyed topic into a SQLite table, source and sink transforms applied, a `${NAME:-}`
+    // default and a YAML alias expanded, later rows of a key replacing earlier ones.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("orders.csv"),
+        "id,customer,amount\n1,ada,10.5\n2,bea,3\n3,cy,40\n1,ada,12.25\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("orders.yaml"),
+        r#"pipeline:
+  name: orders-yaml
+source:
+  - name: csv
+    type: file
+    path: orders.csv
+    format: csv
+    columns: "id BIGINT, customer VARCHAR, amount VARCHAR"
+    topic: &topic orders
+    key: [id]
+    transform:
+      - type: cast
+        fields: { amount: DOUBLE }
+sink:
+  - name: local
+    type: sqlite
+    topics: [*topic]
+    path: ${ORDERS_DB:-orders.db}
+    table: orders
+    mode: upsert
+    create_table: true
+    transform:
+      - type: filter
+        condition: amount >= 10
+"#,
+    )
+    .unwrap();
+    assert!(
+        ok(&sluice(d, &["connect", "validate", "orders.yaml"]))
+            .contains("ok — pipeline \"orders-yaml\"")
+    );
+    ok(&sluice(
+        d,
+        &[
+            "connect",
+            "run",
+            "orders.yaml",
+            "--once",
+            "--progress",
+            "none",
+        ],
+    ));
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            r#"import sqlite3
+for row in sqlite3.connect("orders.db").execute("SELECT id, customer, amount FROM orders ORDER BY id"):
+    print(*row, sep="|")"#,
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1|ada|12.25\n3|cy|40.0",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Copies `examples/pipelines` into `dir` (outputs land there, not in the repository).
 fn copy_examples(dir: &Path) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pipelines");
@@ -391,9 +522,10 @@ fn copy_examples(dir: &Path) {
 
 #[test]
 fn pipeline_examples_run_as_documented() {
-    // Proves: every file in examples/pipelines validates and runs as its header comment
-    // says, and its output reads back: Parquet by region (DuckDB), the upserted PostgreSQL
-    // table, the SQLite table fed from the topic, and CDC rows in their topic.
+    // Proves: every TOML file in examples/pipelines validates and runs as its header
+    // comment says, and its output reads back: Parquet by region (DuckDB), the upserted
+    // PostgreSQL table, the SQLite table fed from the topic, and CDC rows in their topic.
+    // (The YAML example: the_yaml_pipeline_example_runs_as_its_toml_twin.)
     let Some(url) = postgres_url() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -525,6 +657,36 @@ fn pipeline_examples_run_as_documented() {
         topic.contains("\"_op\":\"r\"") && topic.contains("\"_op\":\"d\""),
         "{topic}"
     );
+}
+
+#[test]
+fn the_yaml_pipeline_example_runs_as_its_toml_twin() {
+    // Proves: examples/pipelines/csv-to-parquet.yaml validates and runs as its header
+    // says, writing the same Parquet by region that pipeline_examples_run_as_documented
+    // checks for csv-to-parquet.toml (a directory of its own: the two are one pipeline).
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    copy_examples(d);
+    let out = ok(&sluice(d, &["connect", "validate", "csv-to-parquet.yaml"]));
+    assert!(
+        out.contains("ok — pipeline \"orders-to-parquet\": 1 source(s), 1 sink(s)"),
+        "{out}"
+    );
+    ok(&sluice(
+        d,
+        &[
+            "connect",
+            "run",
+            "csv-to-parquet.yaml",
+            "--progress",
+            "none",
+        ],
+    ));
+    let by_region = duckdb(
+        d,
+        "SELECT region, count(*) FROM read_parquet('parquet/**/*.parquet', hive_partitioning = true) GROUP BY region ORDER BY region",
+    );
+    assert_eq!(by_region, "apac|17\neu|11\nus|12");
 }
 
 #[test]

@@ -23,7 +23,8 @@
 //! mappings (tables); YAML 1.2's core schema decides which a plain scalar is (`yes` is a
 //! string, `0x1F` an integer). Anchors and aliases are expanded (with the parser's bound
 //! on how much). TOML has no null, so a null (`key:` with nothing after it, `~`, `null`)
-//! is a problem at its line; so is a mapping key that is not a string, and a tag.
+//! is a problem at its line; so is a mapping key that is not a string, and a tag other
+//! than the core schema's (`!!str`).
 //! A syntax error or a duplicate key stops reading: it is the one error, at its line.
 
 use std::ops::Range;
@@ -203,9 +204,13 @@ impl Reader<'_> {
                 ));
                 None
             }
-            // The loader expands aliases and resolves scalars; anything left is unreadable.
+            // The loader expands aliases and resolves scalars, core-schema tags included;
+            // what is left (`!!binary`) has no TOML value.
             YamlData::Alias(_) | YamlData::Representation(..) | YamlData::BadValue => {
-                problems.push((line, format!("`{at}`: cannot read this value")));
+                problems.push((
+                    line,
+                    format!("`{at}`: cannot read this value as a string, number or boolean"),
+                ));
                 None
             }
         }

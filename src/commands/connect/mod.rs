@@ -34,7 +34,7 @@ pub enum ConnectCommand {
 /// `connect validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The pipeline file (TOML).
+    /// The pipeline file: TOML, or YAML if named `*.yaml` or `*.yml`.
     file: PathBuf,
     #[command(flatten)]
     log: LogArgs,
@@ -43,7 +43,7 @@ pub struct ValidateArgs {
 /// `connect run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The pipeline file (TOML).
+    /// The pipeline file: TOML, or YAML if named `*.yaml` or `*.yml`.
     file: PathBuf,
     /// Stop once the sources are done and the sinks have caught up, even for a pipeline
     /// that only has sinks (it then drains what its topics hold).
