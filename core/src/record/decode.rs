@@ -156,7 +156,7 @@ impl<'a> Reader<'a> {
         self.buf.len() - self.position
     }
 
-    #[inline]
+    #[inline(always)]
     fn byte(&mut self) -> Result<u8, String> {
         let b = *self.buf.get(self.position).ok_or("truncated record")?;
         self.position += 1;
@@ -164,7 +164,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned LEB128 varint of at most `max_bytes` bytes.
-    #[inline]
+    #[inline(always)]
     fn unsigned(&mut self, max_bytes: u32) -> Result<u64, String> {
         // Most of a small record's varints (lengths, deltas, counts) take one byte.
         if let Some(&b) = self.buf.get(self.position)
@@ -190,20 +190,20 @@ impl<'a> Reader<'a> {
         Err("varint too long".into())
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<i32, String> {
         let raw = self.unsigned(5)? as u32;
         Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
     }
 
-    #[inline]
+    #[inline(always)]
     fn varlong(&mut self) -> Result<i64, String> {
         let raw = self.unsigned(10)?;
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
     /// A length-prefixed byte string within `limit`; `None` for length -1.
-    #[inline]
+    #[inline(always)]
     fn bytes(&mut self, limit: usize, what: &str) -> Result<Option<&'a [u8]>, String> {
         let len = self.varint()?;
         if len == -1 {

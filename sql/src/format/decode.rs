@@ -173,12 +173,16 @@ pub(crate) struct RowsBuilder {
     projection: Vec<usize>,
     /// What the scan needs of each declared column.
     wants: Vec<Want>,
+    /// How each declared column's name shows as a JSON key (`json` tables).
+    keys: Vec<Option<json::KeyPattern>>,
     /// A builder per declared column the query reads (`None`: not read).
     columns: Vec<Option<ColumnBuilder>>,
     metadata: MetadataBuilders,
     /// Nothing to decode: no declared column is read and `on_error = 'null'` keeps every
     /// record, so a record's value cannot change the answer.
     values_unused: bool,
+    /// Whether a declared column is NOT NULL (else `judge` has no NULLs to look for).
+    checks_not_null: bool,
     /// The current record's field per declared column, reused between records.
     fields: Vec<Field>,
     /// Text of the current record's [`Field::Text`]s, reused between records.
@@ -241,6 +245,8 @@ impl RowsBuilder {
             schema,
             projection,
             values_unused: wants.iter().all(|w| *w == Want::Skip),
+            checks_not_null: table.columns.iter().any(|c| !c.nullable),
+            keys: json::key_patterns(&table.columns),
             wants,
             columns,
             metadata,
@@ -322,6 +328,7 @@ impl RowsBuilder {
                 json::read_object(
                     value,
                     &table.columns,
+                    &self.keys,
                     &self.wants,
                     &mut self.fields,
                     &mut self.text,
@@ -402,6 +409,9 @@ impl RowsBuilder {
         }
         if let Some(mismatch) = first {
             return Err(mismatch);
+        }
+        if !self.checks_not_null {
+            return Ok(());
         }
         for (i, (column, field)) in self.table.columns.iter().zip(&self.fields).enumerate() {
             // A skipped column reads as NULL without having been looked at.

@@ -51,6 +51,7 @@ enum Number {
 pub(super) fn read(
     value: &[u8],
     columns: &[ColumnDef],
+    keys: &[Option<KeyPattern>],
     wants: &[Want],
     fields: &mut [Field],
     text: &mut String,
@@ -73,12 +74,18 @@ pub(super) fn read(
     } else {
         loop {
             c.eat(b'"')?;
-            let key = c.string()?;
-            let column = column_of(columns, key.bytes, hint);
-            if column.is_none() && !key.ascii {
-                // serde_json refuses a key that is not UTF-8, matched or not.
-                std::str::from_utf8(key.bytes).ok()?;
-            }
+            let column = match c.expected_key(keys, hint) {
+                Some(i) => Some(i),
+                None => {
+                    let key = c.string()?;
+                    let column = column_of(columns, key.bytes, hint);
+                    if column.is_none() && !key.ascii {
+                        // serde_json refuses a key that is not UTF-8, matched or not.
+                        std::str::from_utf8(key.bytes).ok()?;
+                    }
+                    column
+                }
+            };
             c.skip_whitespace();
             c.eat(b':')?;
             c.skip_whitespace();
@@ -125,6 +132,62 @@ fn column_of(columns: &[ColumnDef], key: &[u8], hint: usize) -> Option<usize> {
     columns.iter().position(|c| c.name.as_bytes() == key)
 }
 
+/// A column's name as a record's key shows it, followed by the key's closing quote, as
+/// up to two words to compare with the record's next sixteen bytes: prepared once per scan
+/// ([`KeyPattern::new`]), so the key a record most likely has next (keys usually come in
+/// the columns' order) is matched without scanning it or comparing names byte by byte.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyPattern {
+    /// The name and the quote, in the low lanes.
+    words: [u64; 2],
+    /// The lanes of `words` that count.
+    masks: [u64; 2],
+    /// Bytes the name and the quote take.
+    len: usize,
+}
+
+impl KeyPattern {
+    /// The pattern of a column's name; `None` when it is longer than fifteen bytes or holds
+    /// a byte a JSON string would escape or end at (`"`, `\`, a control character), where
+    /// the record's bytes are not the name's own.
+    pub(crate) fn new(name: &str) -> Option<KeyPattern> {
+        let name = name.as_bytes();
+        if name.len() > 15 || name.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        let mut masks = [0u8; 16];
+        for (i, &b) in name.iter().chain(b"\"").enumerate() {
+            *bytes.get_mut(i)? = b;
+            *masks.get_mut(i)? = 0xff;
+        }
+        let word = |b: &[u8; 16], i: usize| swar::word(b, i).unwrap_or_default();
+        Some(KeyPattern {
+            words: [word(&bytes, 0), word(&bytes, 8)],
+            masks: [word(&masks, 0), word(&masks, 8)],
+            len: name.len() + 1,
+        })
+    }
+
+    /// Whether `bytes` at `at` start with the name and the quote.
+    #[inline]
+    fn matches(&self, bytes: &[u8], at: usize) -> bool {
+        let Some(first) = swar::word(bytes, at) else {
+            return false;
+        };
+        if first & self.masks[0] != self.words[0] {
+            return false;
+        }
+        self.masks[1] == 0
+            || swar::word(bytes, at + 8).is_some_and(|w| w & self.masks[1] == self.words[1])
+    }
+}
+
+/// Each column's [`KeyPattern`].
+pub(crate) fn key_patterns(columns: &[ColumnDef]) -> Vec<Option<KeyPattern>> {
+    columns.iter().map(|c| KeyPattern::new(&c.name)).collect()
+}
+
 /// Whether a string's byte-at-a-time scan stops at `b`: its closing quote, an escape, a
 /// control character, or a non-ASCII byte (whose sequence is then validated).
 fn string_stop(b: u8) -> bool {
@@ -159,6 +222,19 @@ impl<'a> Cursor<'a> {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
             self.at += 1;
         }
+    }
+
+    /// The column `hint` when its key pattern comes next, the cursor moved past the key's
+    /// closing quote; else `None`, the cursor unmoved. What scanning the key and looking it
+    /// up would find: a name the pattern takes ends the key exactly where the scan stops.
+    #[inline]
+    fn expected_key(&mut self, keys: &[Option<KeyPattern>], hint: usize) -> Option<usize> {
+        let pattern = keys.get(hint)?.as_ref()?;
+        if !pattern.matches(self.bytes, self.at) {
+            return None;
+        }
+        self.at += pattern.len;
+        Some(hint)
     }
 
     /// A string whose opening quote was read, up to its closing quote (eaten); `None` at
@@ -302,7 +378,7 @@ impl<'a> Cursor<'a> {
     /// memory per value.)
     #[inline]
     fn value(&mut self, seed: FieldOf, slot: &mut Field) -> Option<()> {
-        *slot = match self.peek()? {
+        let field = match self.peek()? {
             b'"' => {
                 self.at += 1;
                 if seed.checks_text_only() {
@@ -332,6 +408,11 @@ impl<'a> Cursor<'a> {
             }
             _ => return None,
         };
+        let old = std::mem::replace(slot, field);
+        // The slot is nearly always still NULL, which owns nothing: no drop call for it.
+        if old.is_null() {
+            std::mem::forget(old);
+        }
         Some(())
     }
 
@@ -395,7 +476,15 @@ mod tests {
         let columns = columns();
         let mut fields = vec![Field::NULL; columns.len()];
         let mut text = String::new();
-        read(value.as_ref(), &columns, wants, &mut fields, &mut text)?;
+        let keys = key_patterns(&columns);
+        read(
+            value.as_ref(),
+            &columns,
+            &keys,
+            wants,
+            &mut fields,
+            &mut text,
+        )?;
         Some(resolve(fields, &text))
     }
 
@@ -480,7 +569,8 @@ mod tests {
         let mut fields = vec![Field::NULL; columns.len()];
         let mut text = String::new();
         let bad_key = b"{\"\xff\":1}";
-        assert!(read(bad_key, &columns, &all, &mut fields, &mut text).is_none());
+        let keys = key_patterns(&columns);
+        assert!(read(bad_key, &columns, &keys, &all, &mut fields, &mut text).is_none());
     }
 
     // Guards the invariant on many generated records: numbers of every length and sign,
@@ -537,6 +627,68 @@ mod tests {
         }
         // Most generated records are plain enough for the fast path.
         assert!(read_count > 10_000, "fast path read only {read_count}");
+    }
+
+    // Guards the key patterns: a name matched by its pattern ends the key exactly where
+    // scanning it would, names a record cannot show as they are have no pattern, and a
+    // key that only starts like the expected name, or sits too near the record's end for
+    // a word, is left to the scan and the lookup.
+    #[test]
+    fn key_patterns_match_only_whole_keys() {
+        let names = [
+            "id",
+            "fifteen_bytes_1",
+            "sixteen_bytes_12",
+            "a\"b",
+            "a\\b",
+            "t\tb",
+            "é",
+        ];
+        let patterns: Vec<bool> = names.iter().map(|n| KeyPattern::new(n).is_some()).collect();
+        assert_eq!(patterns, [true, true, false, false, false, false, true]);
+        let id = KeyPattern::new("id").unwrap();
+        assert!(id.matches(b"id\":12345}", 0));
+        assert!(!id.matches(b"idx\":12345}", 0));
+        assert!(!id.matches(b"i\":123456}", 0));
+        assert!(!id.matches(b"id\":1}", 0), "fewer than eight bytes left");
+        let long = KeyPattern::new("fifteen_bytes_1").unwrap();
+        assert!(long.matches(b"fifteen_bytes_1\":1}", 0));
+        assert!(!long.matches(b"fifteen_bytes_2\":1}", 0));
+        assert!(!long.matches(b"fifteen_bytes_1x\":1}", 0));
+
+        let columns: Vec<ColumnDef> = names
+            .iter()
+            .map(|n| ColumnDef {
+                name: n.to_string(),
+                ty: ColumnType::BigInt,
+                nullable: true,
+            })
+            .collect();
+        let keys = key_patterns(&columns);
+        let wants = vec![Want::Value; columns.len()];
+        let read_as = |value: &[u8]| {
+            let mut fields = vec![Field::NULL; columns.len()];
+            let mut text = String::new();
+            read(value, &columns, &keys, &wants, &mut fields, &mut text).map(|()| fields)
+        };
+        let got =
+            read_as(br#"{"id":1,"fifteen_bytes_1":2,"sixteen_bytes_12":3,"\u00e9":4,"idx":5}"#);
+        // `é` written as an escape is serde_json's to read.
+        assert!(got.is_none());
+        let got = read_as(
+            "{\"id\":1,\"fifteen_bytes_1\":2,\"sixteen_bytes_12\":3,\"é\":4,\"idx\":5}".as_bytes(),
+        )
+        .unwrap();
+        let ints: Vec<Option<i64>> = got
+            .iter()
+            .map(|f| match f {
+                Field::Cell(crate::format::cell::Cell::I64(v)) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ints, [Some(1), Some(2), Some(3), None, None, None, Some(4)]);
+        // A name with a quote: the record's key is `a`, then garbage; not read.
+        assert!(read_as(br#"{"a"b":1}"#).is_none());
     }
 
     // Guards the word-at-a-time scanning (strings and digit runs crossing eight-byte

@@ -30,6 +30,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use super::cell::Field;
 use crate::catalog::table::ColumnDef;
 use field::FieldOf;
+pub(crate) use flat::{KeyPattern, key_patterns};
 
 /// What a scan needs of one declared column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,18 +52,19 @@ pub(crate) enum NotAnObject {
     NotObject,
 }
 
-/// Fills `fields` (one per column, `wants` in step with `columns`) from the JSON object
-/// `value`; [`Field::Text`] ranges point into `text`, which is cleared first.
+/// Fills `fields` (one per column, `keys` ([`key_patterns`] of `columns`) and `wants` in
+/// step with `columns`) from the JSON object `value`; [`Field::Text`] ranges point into `text`, which is cleared first.
 pub(crate) fn read_object(
     value: &[u8],
     columns: &[ColumnDef],
+    keys: &[Option<KeyPattern>],
     wants: &[Want],
     fields: &mut Vec<Field>,
     text: &mut String,
 ) -> Result<(), NotAnObject> {
     reset(fields, columns.len());
     text.clear();
-    if flat::read(value, columns, wants, fields, text).is_some() {
+    if flat::read(value, columns, keys, wants, fields, text).is_some() {
         return Ok(());
     }
     read_object_with_serde(value, columns, wants, fields, text)
@@ -201,12 +203,19 @@ mod tests {
     fn read_as(value: &str, columns: &[ColumnDef], wants: &[Want]) -> Result<Vec<Field>, String> {
         let mut fields = Vec::new();
         let mut text = String::new();
-        read_object(value.as_bytes(), columns, wants, &mut fields, &mut text).map_err(
-            |e| match e {
-                NotAnObject::NotJson(_) => "not json".to_string(),
-                NotAnObject::NotObject => "not object".to_string(),
-            },
-        )?;
+        let keys = key_patterns(columns);
+        read_object(
+            value.as_bytes(),
+            columns,
+            &keys,
+            wants,
+            &mut fields,
+            &mut text,
+        )
+        .map_err(|e| match e {
+            NotAnObject::NotJson(_) => "not json".to_string(),
+            NotAnObject::NotObject => "not object".to_string(),
+        })?;
         let resolve = |f: Field| match f {
             Field::Text(r) => Field::Cell(Cell::Text(text.get(r).unwrap().to_string())),
             other => other,
