@@ -126,9 +126,10 @@ fn visit_batch_section<V: FnMut(RecordRef<'_>) -> bool>(
         section: &section,
         position: 0,
     };
+    let (base_offset, base_timestamp) = (header.base_offset(), header.base_timestamp());
     for i in 0..count {
         let mut record = reader
-            .record(header.base_offset(), header.base_timestamp())
+            .record(base_offset, base_timestamp)
             .map_err(|e| format!("record {i} of {count}: {e}"))?;
         if let Some(t) = log_append_time {
             record.timestamp = t;
