@@ -158,25 +158,30 @@ fn column_valid(column: &FastColumn, row: usize) -> bool {
 }
 
 fn write_value(buf: &mut BytesMut, column: &FastColumn, row: usize) {
-    let mut digits = [0u8; lexical_core::BUFFER_SIZE];
+    // Zeroed only for the numbers that use it (the zeroing costs on every call).
+    let digits = || [0u8; lexical_core::BUFFER_SIZE];
     match column {
         FastColumn::Bool(a) => buf.put_slice(if a.value(row) { b"true" } else { b"false" }),
-        FastColumn::Int(a) => buf.put_slice(lexical_core::write(a.value(row), &mut digits)),
-        FastColumn::F32(a) => write_float(buf, a.value(row), &mut digits),
-        FastColumn::F64(a) => write_float(buf, a.value(row), &mut digits),
+        FastColumn::Int(a) => buf.put_slice(lexical_core::write(a.value(row), &mut digits())),
+        FastColumn::F32(a) => write_float(buf, a.value(row), &mut digits()),
+        FastColumn::F64(a) => write_float(buf, a.value(row), &mut digits()),
         FastColumn::Text(a) => write_string(buf, a.value(row)),
         FastColumn::Date(a) => {
-            buf.put_u8(b'"');
-            write_date(buf, a.value(row).into());
-            buf.put_u8(b'"');
+            let mut text = Text::new();
+            text.push(b'"');
+            text.date(a.value(row).into());
+            text.push(b'"');
+            text.put(buf);
         }
         FastColumn::Timestamp(a, unit) => {
             let (secs, nanos) = split_timestamp(a, *unit, row);
-            buf.put_u8(b'"');
-            write_date(buf, secs.div_euclid(86_400));
-            buf.put_u8(b'T');
-            write_time(buf, secs.rem_euclid(86_400), nanos);
-            buf.put_u8(b'"');
+            let mut text = Text::new();
+            text.push(b'"');
+            text.date(secs.div_euclid(86_400));
+            text.push(b'T');
+            text.time(secs.rem_euclid(86_400), nanos);
+            text.push(b'"');
+            text.put(buf);
         }
     }
 }
@@ -268,44 +273,78 @@ fn civil_year_in_range(days: i64) -> bool {
     (0..=9999).contains(&civil(days).0)
 }
 
-fn put_digits(buf: &mut BytesMut, v: u32, width: usize) {
-    let mut out = [b'0'; 9];
-    let mut v = v;
-    for slot in out[..width].iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
-        v /= 10;
-    }
-    buf.put_slice(&out[..width]);
+/// A date or timestamp's text, built on the stack and copied into the buffer once: a
+/// copy per piece (a `memmove` call each) cost more than formatting the pieces.
+struct Text {
+    bytes: [u8; 40],
+    len: usize,
 }
 
-/// `YYYY-MM-DD` (years 0..=9999, checked by the caller).
-fn write_date(buf: &mut BytesMut, days: i64) {
-    let (year, month, day) = civil(days);
-    put_digits(buf, year as u32, 4);
-    buf.put_u8(b'-');
-    put_digits(buf, month, 2);
-    buf.put_u8(b'-');
-    put_digits(buf, day, 2);
-}
-
-/// `HH:MM:SS` and the fraction as chrono writes it: none, or 3, 6 or 9 digits.
-fn write_time(buf: &mut BytesMut, secs_of_day: i64, nanos: u32) {
-    let s = secs_of_day as u32;
-    put_digits(buf, s / 3600, 2);
-    buf.put_u8(b':');
-    put_digits(buf, s / 60 % 60, 2);
-    buf.put_u8(b':');
-    put_digits(buf, s % 60, 2);
-    if nanos == 0 {
-        return;
+impl Text {
+    fn new() -> Text {
+        Text {
+            bytes: [0; 40],
+            len: 0,
+        }
     }
-    buf.put_u8(b'.');
-    if nanos.is_multiple_of(1_000_000) {
-        put_digits(buf, nanos / 1_000_000, 3);
-    } else if nanos.is_multiple_of(1_000) {
-        put_digits(buf, nanos / 1_000, 6);
-    } else {
-        put_digits(buf, nanos, 9);
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// `v` in exactly `width` digits (zero-padded; width at most 9).
+    fn digits(&mut self, v: u32, width: usize) {
+        let end = (self.len + width).min(self.bytes.len());
+        let mut v = v;
+        for slot in self
+            .bytes
+            .get_mut(self.len..end)
+            .unwrap_or_default()
+            .iter_mut()
+            .rev()
+        {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.len = end;
+    }
+
+    fn put(&self, buf: &mut BytesMut) {
+        buf.put_slice(self.bytes.get(..self.len).unwrap_or_default());
+    }
+
+    /// `YYYY-MM-DD` (years 0..=9999, checked by the caller).
+    fn date(&mut self, days: i64) {
+        let (year, month, day) = civil(days);
+        self.digits(year as u32, 4);
+        self.push(b'-');
+        self.digits(month, 2);
+        self.push(b'-');
+        self.digits(day, 2);
+    }
+
+    /// `HH:MM:SS` and the fraction as chrono writes it: none, or 3, 6 or 9 digits.
+    fn time(&mut self, secs_of_day: i64, nanos: u32) {
+        let s = secs_of_day as u32;
+        self.digits(s / 3600, 2);
+        self.push(b':');
+        self.digits(s / 60 % 60, 2);
+        self.push(b':');
+        self.digits(s % 60, 2);
+        if nanos == 0 {
+            return;
+        }
+        self.push(b'.');
+        if nanos.is_multiple_of(1_000_000) {
+            self.digits(nanos / 1_000_000, 3);
+        } else if nanos.is_multiple_of(1_000) {
+            self.digits(nanos / 1_000, 6);
+        } else {
+            self.digits(nanos, 9);
+        }
     }
 }
 

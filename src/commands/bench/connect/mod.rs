@@ -260,6 +260,12 @@ fn print_text(report: &Value) {
             f(&p["sluice"]["seconds"]),
             f(&p["sluice"]["rows_per_s"]) / 1e6
         );
+        println!(
+            "    direct, no topic (floor)  {:>8.3} s  {:>6.2} M rows/s  (direct/sluice time: {:.2})",
+            f(&p["direct"]["seconds"]),
+            f(&p["direct"]["rows_per_s"]) / 1e6,
+            f(&p["direct_seconds_over_sluice_seconds"])
+        );
         if p["duckdb"].is_object() {
             println!(
                 "    duckdb COPY TO parquet    {:>8.3} s  {:>6.2} M rows/s  (duckdb/sluice time: {:.2}; target >= 1: {})",

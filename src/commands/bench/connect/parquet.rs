@@ -11,11 +11,18 @@
 //!   around `execute`, so start-up and import are not counted; default threads. zstd is
 //!   asked at level 1, the level the parquet crate's default writes.
 //!
-//! Every output (each Sluice run's directory, each DuckDB file) is read back by DuckDB and
-//! must hold what the generator wrote.
+//! - Direct (no reference to beat, a floor): the same file parsed by the `file` source's
+//!   parser (arrow's CSV decoder, 10,000 rows a batch) and written by arrow's `ArrowWriter`
+//!   with the `parquet` sink's settings, in one thread, with no topic between them. What
+//!   the pipeline takes beyond it is the topic's share: encoding the rows, the log, the
+//!   consumer and decoding them again.
+//!
+//! Every output (each Sluice run's directory, each direct and each DuckDB file) is read
+//! back by DuckDB and must hold what the generator wrote.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -50,6 +57,18 @@ pub(super) fn run(
         outputs.push(out.join("*.parquet"));
     }
 
+    let mut direct = Vec::new();
+    let direct_dir = scratch.phase_dir("direct-out")?;
+    for run in 0..args.runs {
+        let out = direct_dir.join(format!("direct-{run}.parquet"));
+        let seconds = run_direct(csv, &out, &args.compression)?;
+        if !args.json {
+            eprintln!("  direct csv -> parquet run {}: {seconds:.3} s", run + 1);
+        }
+        direct.push(seconds);
+        outputs.push(out);
+    }
+
     let duckdb_runs = if args.reference == "duckdb" {
         args.runs
     } else {
@@ -64,7 +83,12 @@ pub(super) fn run(
     let checked = match &duckdb {
         Some(report) => {
             for (i, got) in report.sluice_outputs.iter().enumerate() {
-                expected.check(&format!("Sluice's Parquet output of run {}", i + 1), got)?;
+                let runs = args.runs as usize;
+                let (side, run) = match i.checked_sub(runs) {
+                    None => ("Sluice's", i),
+                    Some(direct) => ("the direct conversion's", direct),
+                };
+                expected.check(&format!("{side} Parquet output of run {}", run + 1), got)?;
             }
             for (i, got) in report.duckdb_outputs.iter().enumerate() {
                 expected.check(&format!("DuckDB's Parquet output of run {}", i + 1), got)?;
@@ -74,6 +98,7 @@ pub(super) fn run(
         None => json!("skipped: the DuckDB Python package is not installed"),
     };
     scratch.remove_phase_dir("duckdb-out")?;
+    scratch.remove_phase_dir("direct-out")?;
     for run in 0..args.runs {
         scratch.remove_phase_dir(&format!("parquet-out-{run}"))?;
     }
@@ -85,6 +110,9 @@ pub(super) fn run(
         "pipeline": "file (csv) -> topic (json values) -> parquet",
         "compression": args.compression,
         "sluice": timing(args.rows, &sluice),
+        // The same parser and writer without the topic: the floor the libraries set.
+        "direct": timing(args.rows, &direct),
+        "direct_seconds_over_sluice_seconds": median(direct.clone()) / sluice_s,
         "duckdb": reference.map(|d| {
             let mut t = timing(args.rows, &d.seconds);
             t["version"] = json!(d.version);
@@ -98,6 +126,88 @@ pub(super) fn run(
         "sluice_parquet_bytes": duckdb.as_ref().map(|d| d.sluice_bytes),
         "duckdb_parquet_bytes": reference.map(|d| d.duckdb_bytes),
     }))
+}
+
+/// Converts `csv` to one Parquet file at `out` with the pipeline's own parts and no topic
+/// (see the module docs); returns its seconds.
+fn run_direct(csv: &Path, out: &Path, compression: &str) -> anyhow::Result<f64> {
+    use std::io::Read;
+
+    use parquet::arrow::ArrowWriter;
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::properties::WriterProperties;
+    use sluice_connectors::file::parse::{CsvOptions, RecordParser, TextFormat};
+
+    /// The `file` source's and the `parquet` sink's defaults.
+    const BATCH_ROWS: usize = 10_000;
+    const ROW_GROUP_ROWS: usize = 1_000_000;
+    const READ_BYTES: usize = 8 << 20;
+
+    let started = Instant::now();
+    let schema = sluice_connectors::schema::parse_schema(COLUMNS)
+        .map_err(|e| anyhow::anyhow!("the benchmark's columns: {e}"))?;
+    let parser = RecordParser::new(TextFormat::Csv, schema.clone(), CsvOptions::default());
+    let compression = match compression {
+        "zstd" => Compression::ZSTD(ZstdLevel::default()),
+        _ => Compression::SNAPPY,
+    };
+    let properties = WriterProperties::builder()
+        .set_compression(compression)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build();
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut writer = ArrowWriter::try_new(
+        std::io::BufWriter::with_capacity(1 << 20, file),
+        schema,
+        Some(properties),
+    )?;
+    let mut input =
+        std::fs::File::open(csv).with_context(|| format!("opening {}", csv.display()))?;
+    let mut pending: Vec<u8> = Vec::with_capacity(READ_BYTES);
+    let mut header = true;
+    let mut eof = false;
+    while !eof || !pending.is_empty() {
+        if !eof {
+            let before = pending.len();
+            pending.resize(before + READ_BYTES, 0);
+            let n = input.read(pending.get_mut(before..).unwrap_or_default())?;
+            pending.truncate(before + n);
+            eof = n == 0;
+        }
+        let mut start = 0;
+        if header && let Some(i) = pending.iter().position(|&b| b == b'\n') {
+            start = i + 1;
+            header = false;
+        }
+        loop {
+            let rest = pending.get(start..).unwrap_or_default();
+            let ends = parser.record_ends(rest, BATCH_ROWS);
+            // At the end of the file, a last record without a newline is whole too.
+            let end = if ends.end == 0 && eof {
+                rest.len()
+            } else {
+                ends.end
+            };
+            if end == 0 || (ends.records < BATCH_ROWS && !eof) {
+                break;
+            }
+            let (rows, rejects) = parser
+                .parse(rest.get(..end).unwrap_or_default(), "csv", 0)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !rejects.is_empty() {
+                bail!("the direct conversion rejected {} records", rejects.len());
+            }
+            writer.write(&rows)?;
+            start += end;
+        }
+        pending.drain(..start);
+    }
+    let file = writer
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// The pipeline file of one run.
