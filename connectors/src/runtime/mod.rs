@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::registry::Extensions;
 use crate::transform::{Chain, TopicTemplate};
 use sink_task::SinkTask;
-use source_task::SourceTask;
+use source_task::{Publisher, SourceTask};
 
 /// How a run ends.
 #[derive(Debug, Clone, Copy, Default)]
@@ -78,15 +78,17 @@ impl Pipeline {
                 .map_err(|e| Error::config(section.settings.problem(Some("topic"), e)));
             match (source, chain, topic) {
                 (Ok(source), Ok(chain), Ok(topic)) => sources.push(SourceTask {
-                    pipeline: file.name.clone(),
-                    section: section.clone(),
                     source,
-                    chain,
-                    on_error: section.common.on_error.unwrap_or(file.pipeline.on_error),
-                    dead_letter_topic: dead_letter_topic.clone(),
-                    retry_timeout: file.retry_timeout(),
-                    stats: ConnectorStats::new("source", &section.common.name),
-                    topic,
+                    publisher: Publisher {
+                        pipeline: file.name.clone(),
+                        section: section.clone(),
+                        chain,
+                        on_error: section.common.on_error.unwrap_or(file.pipeline.on_error),
+                        dead_letter_topic: dead_letter_topic.clone(),
+                        retry_timeout: file.retry_timeout(),
+                        stats: ConnectorStats::new("source", &section.common.name),
+                        topic,
+                    },
                 }),
                 (a, b, c) => {
                     problems.extend(a.err().map(|e| e.to_string()));
@@ -138,7 +140,7 @@ impl Pipeline {
         let mut problems = Vec::new();
         for task in &mut self.sources {
             for p in task.source.check().await {
-                problems.push(task.section.settings.problem(None, p));
+                problems.push(task.publisher.section.settings.problem(None, p));
             }
         }
         for task in &mut self.sinks {
@@ -166,7 +168,7 @@ impl Pipeline {
     pub fn stats(&self) -> Vec<Arc<ConnectorStats>> {
         self.sources
             .iter()
-            .map(|t| t.stats.clone())
+            .map(|t| t.publisher.stats.clone())
             .chain(self.sinks.iter().map(|t| t.stats.clone()))
             .collect()
     }

@@ -44,9 +44,15 @@ struct Encoders {
 }
 
 pub(crate) struct SourceTask {
+    pub(crate) source: Box<dyn Source>,
+    pub(crate) publisher: Publisher,
+}
+
+/// What turns a source's batches into records in the log: everything of the task but
+/// the source itself, so a batch is sent while the source reads the next one.
+pub(crate) struct Publisher {
     pub(crate) pipeline: String,
     pub(crate) section: SourceSection,
-    pub(crate) source: Box<dyn Source>,
     pub(crate) chain: Chain,
     pub(crate) on_error: OnError,
     pub(crate) dead_letter_topic: String,
@@ -92,20 +98,16 @@ struct OpenTxn {
 }
 
 impl SourceTask {
-    fn name(&self) -> &str {
-        &self.section.common.name
-    }
-
     /// Runs until the source is done, `stop` turns true, or an error that retrying cannot
     /// fix.
     pub(crate) async fn run(mut self, log: Log, mut stop: watch::Receiver<bool>) -> Result<()> {
-        let key = position_key(&self.pipeline, self.name());
+        let key = position_key(&self.publisher.pipeline, self.publisher.name());
         let stored = read_positions(&log)?.remove(&key);
         let mut position = stored.as_ref().map(|s| s.position.clone());
         let producer = log.producer(ProducerConfig::default().transactional_id(format!(
             "sluice-connect.{}.{}",
-            self.pipeline,
-            self.name()
+            self.publisher.pipeline,
+            self.publisher.name()
         )))?;
         producer.init_transactions()?;
         let entries = log.producer(ProducerConfig::default())?;
@@ -118,25 +120,30 @@ impl SourceTask {
             records_total: stored.map_or(0, |s| s.records),
             open: None,
         };
-        let interval = Duration::from_millis(self.section.common.transaction_interval_ms);
-        let mut backoff = Backoff::new(self.retry_timeout);
+        let interval = Duration::from_millis(self.publisher.section.common.transaction_interval_ms);
+        let mut backoff = Backoff::new(self.publisher.retry_timeout);
         'open: loop {
             if *stop.borrow() {
                 return Ok(());
             }
             if let Err(e) = self.source.open(position.clone()).await {
-                retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
                 continue 'open;
             }
-            self.stats.set(State::Running);
+            self.publisher.stats.set(State::Running);
+            // The poll made while the last batch was sent, if one was.
+            let mut ahead: Option<Result<Poll>> = None;
             loop {
                 if *stop.borrow() {
                     // Every batch sent is whole: keep them.
                     return self.commit(&mut writer, &key, &mut position).await;
                 }
-                let poll = tokio::select! {
-                    poll = self.source.poll(self.section.common.batch_rows) => Some(poll),
-                    _ = stop.changed() => None,
+                let poll = match ahead.take() {
+                    Some(poll) => Some(poll),
+                    None => tokio::select! {
+                        poll = self.source.poll(self.publisher.section.common.batch_rows) => Some(poll),
+                        _ = stop.changed() => None,
+                    },
                 };
                 let Some(poll) = poll else {
                     return self.commit(&mut writer, &key, &mut position).await;
@@ -144,23 +151,34 @@ impl SourceTask {
                 let idle = match poll {
                     Err(e) => {
                         writer.abort();
-                        retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                        retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
                         continue 'open;
                     }
                     Ok(Poll::Idle) => true,
                     Ok(Poll::Done) => {
                         if let Err(e) = self.commit(&mut writer, &key, &mut position).await {
-                            retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                            retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
                             continue 'open;
                         }
-                        self.stats.set(State::Done);
+                        self.publisher.stats.set(State::Done);
                         return Ok(());
                     }
                     Ok(Poll::Batch(batch)) => {
-                        let sent = tokio::task::block_in_place(|| self.send(&mut writer, batch));
+                        let sent = if batch.rows.num_rows()
+                            >= self.publisher.section.common.batch_rows
+                        {
+                            // A full batch: the source has more at hand, so read it meanwhile.
+                            let (sent, next) = self.send_reading_ahead(&mut writer, batch);
+                            ahead = Some(next);
+                            sent
+                        } else {
+                            tokio::task::block_in_place(|| self.publisher.send(&mut writer, batch))
+                        };
                         if let Err(e) = sent {
+                            // What was read ahead is dropped (`ahead` starts empty again)
+                            // and read again from the committed position.
                             writer.abort();
-                            retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                            retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
                             continue 'open;
                         }
                         false
@@ -171,7 +189,7 @@ impl SourceTask {
                     .as_ref()
                     .is_some_and(|t| idle || t.started.elapsed() >= interval);
                 if due && let Err(e) = self.commit(&mut writer, &key, &mut position).await {
-                    retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
+                    retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
                     continue 'open;
                 }
                 if idle {
@@ -185,6 +203,35 @@ impl SourceTask {
                 }
             }
         }
+    }
+
+    /// Sends `batch` from a scoped thread while this one polls the source for the next
+    /// batch, so a bulk source's reading and parsing overlap the encoding and appending
+    /// of what it read before (on one thread, they took turns). Returns the send's result
+    /// and the poll's; the next batch is sent only after this one, so records and
+    /// positions keep their order, and if the send failed the poll's batch is dropped with
+    /// the aborted transaction and read again.
+    fn send_reading_ahead(
+        &mut self,
+        writer: &mut Writer,
+        batch: SourceBatch,
+    ) -> (Result<()>, Result<Poll>) {
+        let rows = self.publisher.section.common.batch_rows;
+        let (publisher, source) = (&self.publisher, &mut self.source);
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let sending = scope.spawn(|| publisher.send(writer, batch));
+                let next = runtime.block_on(source.poll(rows));
+                let sent = sending.join().unwrap_or_else(|_| {
+                    Err(Error::connector(
+                        publisher.name(),
+                        "sending a batch panicked (a bug, please report)",
+                    ))
+                });
+                (sent, next)
+            })
+        })
     }
 
     /// Commits the open transaction (if any) with the position after its last batch, and
@@ -219,9 +266,15 @@ impl SourceTask {
             return Err(log_error(e));
         }
         w.records_total += txn.written as u64;
-        self.stats.add(txn.written, txn.bytes);
+        self.publisher.stats.add(txn.written, txn.bytes);
         *position = Some(txn.position.clone());
         self.source.committed(&txn.position).await
+    }
+}
+
+impl Publisher {
+    fn name(&self) -> &str {
+        &self.section.common.name
     }
 
     /// Sends one batch's records in the open transaction (begun if there is none).
