@@ -564,6 +564,17 @@ fn bench_connect_reports_json_and_checks_every_output() {
         parquet["sluice"]["seconds"].as_f64().unwrap() > 0.0,
         "{report}"
     );
+    assert!(
+        parquet["direct"]["seconds"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        parquet["direct_seconds_over_sluice_seconds"]
+            .as_f64()
+            .unwrap()
+            > 0.0,
+        "{report}"
+    );
     if duckdb {
         assert_eq!(parquet["outputs_checked"], true, "{report}");
         assert!(
