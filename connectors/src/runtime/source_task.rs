@@ -7,7 +7,11 @@
 //! in at the commit), so a bulk load pays for a transaction's fsyncs a few times a second,
 //! not once per batch. A source with nothing new, or done, commits at once.
 //!
-//! Backpressure: the source is polled again only when its last batch is in the log.
+//! Backpressure: at most one batch is read ahead. After a full batch (the source had more
+//! at hand) the task sends it from a scoped thread while polling the source for the next
+//! one, so reading and parsing overlap encoding and appending; the next batch is sent
+//! only once this one is in the log. After a short batch (the source caught up) nothing
+//! is read ahead.
 //! Outside failures abort the open transaction and are retried with backoff from the last
 //! committed position.
 
