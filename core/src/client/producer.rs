@@ -218,17 +218,18 @@ impl Producer {
     pub fn send(&self, record: ProducerRecord) -> Result<Delivery> {
         let now = Instant::now();
         let mut state = self.state.lock();
-        let delivery = self.buffer(&mut state, record, now, true, true)?;
+        let delivery = self.buffer(&mut state, record, (now, crate::now_ms()), true, true)?;
         self.ship_lingered(&mut state, now);
         delivery.ok_or_else(|| Error::InvalidArgument("internal error: no delivery".into()))
     }
 
     /// Buffers records in order, as [`send`](Self::send) does each, under one lock and one
-    /// clock read, and without a [`Delivery`] per record: if a batch holding any of them
+    /// clock read (records without a timestamp all take that reading's), and without a
+    /// [`Delivery`] per record: if a batch holding any of them
     /// fails, the next [`flush`](Self::flush) (or `commit_transaction`) returns the error.
     /// On an error, the records before the failing one are buffered, the rest are not.
     pub fn send_all(&self, records: impl IntoIterator<Item = ProducerRecord>) -> Result<()> {
-        let now = Instant::now();
+        let now = (Instant::now(), crate::now_ms());
         let mut state = self.state.lock();
         let mut check_txn = true;
         for record in records {
@@ -241,12 +242,14 @@ impl Producer {
     }
 
     /// Adds a record to its partition's batch (shipping the batch if that fills it); a
-    /// delivery for it if `delivery`.
+    /// delivery for it if `delivery`. `now`: the monotonic clock (for lingering) and the
+    /// wall clock in milliseconds (a record's timestamp if it has none), read once by the
+    /// caller.
     fn buffer(
         &self,
         state: &mut State,
         record: ProducerRecord,
-        now: Instant,
+        (now, now_ms): (Instant, i64),
         delivery: bool,
         check_txn: bool,
     ) -> Result<Option<Delivery>> {
@@ -309,7 +312,7 @@ impl Producer {
             batch.opened = now;
             state.oldest = Some(state.oldest.map_or(now, |o| o.min(now)));
         }
-        let timestamp = record.timestamp.unwrap_or_else(crate::now_ms);
+        let timestamp = record.timestamp.unwrap_or(now_ms);
         let offset_delta = batch.records.len() as i64;
         let delivery = if delivery {
             let outcome = batch
