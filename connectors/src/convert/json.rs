@@ -16,6 +16,7 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::json::{LineDelimitedWriter, ReaderBuilder};
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::db::types::civil_from_days;
 use crate::error::{Error, Result};
 
 pub(super) fn encode(rows: &RecordBatch) -> Result<Vec<Bytes>> {
@@ -255,22 +256,8 @@ fn split_timestamp(array: &ArrayRef, unit: TimeUnit, row: usize) -> (i64, u32) {
     (secs, (sub * (1_000_000_000 / per_sec)) as u32)
 }
 
-/// Year, month and day of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 fn civil_year_in_range(days: i64) -> bool {
-    (0..=9999).contains(&civil(days).0)
+    (0..=9999).contains(&civil_from_days(days).0)
 }
 
 /// A date or timestamp's text, built on the stack and copied into the buffer once: a
@@ -318,7 +305,7 @@ impl Text {
 
     /// `YYYY-MM-DD` (years 0..=9999, checked by the caller).
     fn date(&mut self, days: i64) {
-        let (year, month, day) = civil(days);
+        let (year, month, day) = civil_from_days(days);
         self.digits(year as u32, 4);
         self.push(b'-');
         self.digits(month, 2);

@@ -17,6 +17,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 
+use crate::db::types::{days_from_civil, days_in_month};
+
 /// Decodes `values` into rows of `schema`, or `None` to leave them to arrow-json.
 pub(super) fn decode(schema: &SchemaRef, values: &[&[u8]]) -> Option<RecordBatch> {
     let mut columns = schema
@@ -330,31 +332,11 @@ fn parse_date(text: &[u8]) -> Option<i64> {
     let year = digits(text.get(0..4)?)?;
     let month = digits(text.get(5..7)?)?;
     let day = digits(text.get(8..10)?)?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    let (month, day) = (u32::try_from(month).ok()?, u32::try_from(day).ok()?);
+    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
         return None;
     }
     Some(days_from_civil(year, month, day))
-}
-
-/// Days in a month of the proleptic Gregorian calendar (`month` 1..=12).
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a valid date (the inverse of the encoder's `civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    // Years start in March, so the leap day ends the year.
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.f]` (or a space for the `T`; no zone) in units of 10^-`scale`

@@ -29,6 +29,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 use super::decode::Value;
+use crate::db::types::{days_from_civil, days_in_month};
 use crate::error::Result;
 
 /// The metadata columns every row gets, after the table's own.
@@ -434,26 +435,6 @@ pub(crate) fn parse_date(text: &str) -> Option<i32> {
         return None;
     }
     i32::try_from(days_from_civil(year, month, day)).ok()
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Unix microseconds of `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM[:SS]]]`; the offset is
