@@ -428,7 +428,7 @@ mod tests {
             for month in 0..=13 {
                 for day in 0..=32 {
                     let text = format!("{year:04}-{month:02}-{day:02}");
-                    let want = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)
+                    let want = chrono::NaiveDate::from_ymd_opt(year, month, day)
                         .map(|d| d.signed_duration_since(epoch).num_days());
                     assert_eq!(parse_date(text.as_bytes()), want, "{text}");
                 }
