@@ -225,7 +225,12 @@ impl SourceTask {
         let runtime = tokio::runtime::Handle::current();
         tokio::task::block_in_place(|| {
             std::thread::scope(|scope| {
-                let sending = scope.spawn(|| publisher.send(writer, batch));
+                let sending = scope.spawn(|| {
+                    // The runtime's context, as the task's own thread has it (a `sql`
+                    // transform runs its query on it).
+                    let _runtime = runtime.enter();
+                    publisher.send(writer, batch)
+                });
                 let next = runtime.block_on(source.poll(rows));
                 let sent = sending.join().unwrap_or_else(|_| {
                     Err(Error::connector(
