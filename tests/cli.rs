@@ -2,11 +2,8 @@
 //! produce / consume commands, as a user runs them, against the embedded log and (with
 //! `--bootstrap`) against a `sluice serve` child, which must print the same.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 mod common;
 use common::*;
@@ -41,75 +38,13 @@ impl<'a> Backend<'a> {
     }
 }
 
-/// A `sluice serve` child on a free loopback port, stopped when dropped.
-struct ServeGuard {
-    child: Child,
-    addr: String,
-}
-
-impl ServeGuard {
-    /// Longest the broker may take to print its ready line.
-    const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-    fn start(data_dir: &Path) -> Self {
-        let mut args = vec![
-            "serve".to_string(),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ];
-        // A build with a metrics endpoint defaults it to a fixed port; parallel brokers
-        // would contend for it, and these tests do not need it.
-        let help = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "--help"])
-            .output()
-            .expect("run sluice serve --help");
-        if String::from_utf8_lossy(&help.stdout).contains("--no-metrics") {
-            args.push("--no-metrics".into());
-        }
-        // The same for the PostgreSQL endpoint's fixed default port.
-        if String::from_utf8_lossy(&help.stdout).contains("--no-pg") {
-            args.push("--no-pg".into());
-        }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(&args)
-            .env_remove("SLUICE_DATA_DIR")
-            .env_remove("SLUICE_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sluice serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining stderr after the ready line so the broker never blocks on it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        // The guard exists before the wait, so a broker that never gets ready is killed.
-        let mut guard = ServeGuard {
-            child,
-            addr: String::new(),
-        };
-        guard.addr = rx
-            .recv_timeout(Self::READY_TIMEOUT)
-            .expect("sluice serve printed no ready line");
-        guard
-    }
-}
-
-impl Drop for ServeGuard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A `sluice serve` child over `data_dir` (Kafka only), stopped when dropped.
+fn serve_broker(data_dir: &Path) -> Served {
+    let dir = data_dir.parent().unwrap_or(data_dir);
+    serve(
+        dir,
+        &["--data-dir", &data_dir.display().to_string(), "--no-pg"],
+    )
 }
 
 // The README's first command must work on a fresh directory and when run again.
@@ -169,8 +104,8 @@ fn topics_lifecycle() {
 #[test]
 fn topics_lifecycle_over_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = ServeGuard::start(&dir.path().join("broker-data"));
-    topics_lifecycle_in(&Backend::remote(dir.path(), &broker.addr));
+    let broker = serve_broker(&dir.path().join("broker-data"));
+    topics_lifecycle_in(&Backend::remote(dir.path(), &broker.kafka));
 }
 
 fn topics_lifecycle_in(d: &Backend) {
@@ -218,8 +153,8 @@ fn produce_and_consume() {
 #[test]
 fn produce_and_consume_over_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = ServeGuard::start(&dir.path().join("broker-data"));
-    produce_and_consume_in(&Backend::remote(dir.path(), &broker.addr));
+    let broker = serve_broker(&dir.path().join("broker-data"));
+    produce_and_consume_in(&Backend::remote(dir.path(), &broker.kafka));
 }
 
 fn produce_and_consume_in(d: &Backend) {
@@ -355,11 +290,11 @@ fn broken_pipe_is_quiet() {
 #[test]
 fn bench_produce_and_consume_report_json() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = ServeGuard::start(&dir.path().join("broker-data"));
+    let broker = serve_broker(&dir.path().join("broker-data"));
     let bench = |args: &[&str]| -> serde_json::Value {
         let mut all = vec!["bench"];
         all.extend_from_slice(args);
-        all.extend(["--bootstrap", broker.addr.as_str(), "--json"]);
+        all.extend(["--bootstrap", broker.kafka.as_str(), "--json"]);
         let out = ok(&sluice(dir.path(), &all));
         serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
     };

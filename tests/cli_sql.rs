@@ -3,11 +3,6 @@
 //! wiring (data directory, catalog across runs, printing) rather than SQL semantics,
 //! which sql/tests/slt/ pins.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
 mod common;
 use common::*;
 
@@ -105,77 +100,15 @@ fn sql_over_produced_records() {
     );
 }
 
-/// Kills the child on drop, so a failing test leaves no server behind.
-struct Kill(std::process::Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A `sluice serve` child in `dir`, Kafka and PostgreSQL on free ports.
+fn serve_both(dir: &std::path::Path) -> common::Served {
+    common::serve(dir, &["--pg-listen", "127.0.0.1:0"])
 }
 
-/// A `sluice serve` child in `dir` (Kafka and PostgreSQL on free ports), killed on drop.
-struct Served {
-    _child: Kill,
-    /// The Kafka listener, HOST:PORT.
-    kafka: String,
-    /// The PostgreSQL endpoint's port.
-    pg_port: String,
-}
-
-impl Served {
-    fn start(dir: &std::path::Path) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--no-metrics",
-                "--pg-listen",
-                "127.0.0.1:0",
-            ])
-            .current_dir(dir)
-            .env_remove("SLUICE_DATA_DIR")
-            .env_remove("SLUICE_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sluice serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let child = Kill(child);
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining stderr after the ready lines so the server never blocks on it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send((false, addr.to_string()));
-                }
-                if let Some(addr) = line.strip_prefix("sluice sql (PostgreSQL wire) on ") {
-                    let _ = tx.send((true, addr.trim().to_string()));
-                }
-            }
-        });
-        let (mut kafka, mut pg) = (String::new(), String::new());
-        while kafka.is_empty() || pg.is_empty() {
-            match rx
-                .recv_timeout(Duration::from_secs(20))
-                .expect("no ready lines")
-            {
-                (false, a) => kafka = a,
-                (true, a) => pg = a,
-            }
-        }
-        let pg_port = pg.rsplit(':').next().unwrap_or_default().to_string();
-        Served {
-            _child: child,
-            kafka,
-            pg_port,
-        }
-    }
+/// The port of a served PostgreSQL endpoint.
+fn pg_port(served: &common::Served) -> String {
+    let addr = served.pg.as_deref().unwrap_or_default();
+    addr.rsplit(':').next().unwrap_or_default().to_string()
 }
 
 // `sluice serve` answers SQL on its PostgreSQL endpoint over the tables of its data
@@ -195,8 +128,8 @@ fn serve_answers_sql_over_the_postgres_wire() {
         ],
         "",
     ));
-    let served = Served::start(d);
-    let port = served.pg_port.clone();
+    let served = serve_both(d);
+    let port = pg_port(&served);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -237,7 +170,7 @@ fn serve_answers_sql_over_the_postgres_wire() {
 fn sql_over_a_broker_with_bootstrap() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let served = Served::start(d);
+    let served = serve_both(d);
     let addr = served.kafka.clone();
 
     let sql = |statements: &str| {
@@ -265,7 +198,7 @@ fn sql_over_a_broker_with_bootstrap() {
     assert!(described.contains("Partitions: 2"), "{described}");
 
     // The endpoint's session was open before the table existed.
-    let port = served.pg_port.clone();
+    let port = pg_port(&served);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -14,6 +14,8 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sluice::prelude::*;
 
+mod common;
+
 fn example(name: &str) -> PathBuf {
     // target/<profile>/deps/<test-binary> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().expect("test binary path");
@@ -378,43 +380,19 @@ fn sessions_on_data_dir() {
 
 /// A `sluice serve` child on a free port; killed on drop.
 struct Broker {
-    child: Child,
+    _served: common::Served,
     addr: String,
 }
 
 impl Broker {
     fn start(data: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["serve", "--data-dir"])
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--no-metrics", "--no-pg"])
-            .env_remove("SLUICE_DATA_DIR")
-            .env_remove("SLUICE_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start sluice serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        // Keeps draining stderr after the ready line so the broker never blocks on it.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send(addr.to_string());
-                }
-            }
-        });
-        let mut broker = Broker {
-            child,
-            addr: String::new(),
-        };
-        broker.addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("sluice serve printed no ready line");
-        broker
+        let dir = data.parent().unwrap_or(data);
+        let served = common::serve(dir, &["--data-dir", &data.display().to_string(), "--no-pg"]);
+        let addr = served.kafka.clone();
+        Broker {
+            _served: served,
+            addr,
+        }
     }
 
     /// Runs the `sluice` CLI against this broker; asserts success.
@@ -439,13 +417,6 @@ impl Broker {
             "sluice {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

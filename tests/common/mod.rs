@@ -115,3 +115,74 @@ pub fn duckdb(dir: &Path, query: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// A `sluice serve` child, killed (and reaped) on drop, so a failing test leaves no
+/// server behind; with the addresses its ready lines announced.
+pub struct Served {
+    child: std::process::Child,
+    /// The Kafka listener, HOST:PORT (`sluice broker ready on ...`).
+    pub kafka: String,
+    /// The PostgreSQL endpoint, HOST:PORT (`sluice sql (PostgreSQL wire) on ...`); `None`
+    /// when `--no-pg` was given.
+    pub pg: Option<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `sluice serve ARGS` in `dir` with the Kafka listener on a free loopback port and
+/// no metrics endpoint (add `--pg-listen 127.0.0.1:0` or `--no-pg` for the PostgreSQL
+/// one), and waits up to 20 s for its ready lines.
+pub fn serve(dir: &Path, args: &[&str]) -> Served {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-metrics"])
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SLUICE_DATA_DIR")
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sluice serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    // Keeps draining stderr after the ready lines so the server never blocks on it.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("sluice broker ready on ") {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                let _ = tx.send((false, addr.to_string()));
+            }
+            if let Some(addr) = line.strip_prefix("sluice sql (PostgreSQL wire) on ") {
+                let _ = tx.send((true, addr.trim().to_string()));
+            }
+        }
+    });
+    // In the guard before the wait, so a server that never gets ready is killed.
+    let mut served = Served {
+        child,
+        kafka: String::new(),
+        pg: None,
+    };
+    let want_pg = !args.contains(&"--no-pg");
+    while served.kafka.is_empty() || (want_pg && served.pg.is_none()) {
+        match rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("sluice serve printed no ready line")
+        {
+            (false, addr) => served.kafka = addr,
+            (true, addr) => served.pg = Some(addr),
+        }
+    }
+    served
+}
