@@ -38,7 +38,7 @@ pub struct Converter {
 enum Format {
     Json,
     Csv,
-    Avro(Box<apache_avro::Schema>),
+    Avro(Box<avro::Codec>),
     Raw,
 }
 
@@ -51,7 +51,7 @@ impl Converter {
                 csv::check(&schema)?;
                 Format::Csv
             }
-            "avro" => Format::Avro(Box::new(avro::avro_schema(&schema)?)),
+            "avro" => Format::Avro(Box::new(avro::Codec::new(&schema)?)),
             "raw" => {
                 raw::check(&schema)?;
                 Format::Raw
@@ -85,8 +85,8 @@ impl Converter {
     pub fn encode(&self, rows: &RecordBatch) -> Result<Vec<Bytes>> {
         let owned = match &self.format {
             Format::Json => return json::encode(rows),
+            Format::Avro(codec) => return codec.encode(rows),
             Format::Csv => csv::encode(rows),
-            Format::Avro(schema) => avro::encode(schema, rows),
             Format::Raw => raw::encode(rows),
         };
         Ok(owned?.into_iter().map(Bytes::from).collect())
@@ -124,7 +124,7 @@ impl Converter {
         match &self.format {
             Format::Json => json::decode(&self.schema, values),
             Format::Csv => csv::decode(&self.schema, values),
-            Format::Avro(schema) => avro::decode(schema, &self.schema, values),
+            Format::Avro(codec) => codec.decode(values),
             Format::Raw => raw::decode(&self.schema, values),
         }
     }

@@ -50,6 +50,12 @@ pub struct ConnectBenchArgs {
     #[arg(long, default_value = "duckdb", value_parser = ["duckdb", "none"])]
     pub reference: String,
 
+    /// How rows are encoded in the topic, in both scenarios (the sources' and the sinks'
+    /// `value_format`): `avro`, the binary format for moving many rows, or `json`, the
+    /// pipelines' default.
+    #[arg(long, default_value = "avro", value_parser = ["avro", "json", "csv"])]
+    pub value_format: String,
+
     /// The Parquet codec, for Sluice's sink and DuckDB alike.
     #[arg(long, default_value = "snappy", value_parser = ["snappy", "zstd"])]
     pub compression: String,
@@ -228,6 +234,7 @@ pub fn run(args: &ConnectBenchArgs) -> anyhow::Result<()> {
         "rows": args.rows,
         "csv_bytes": csv_bytes,
         "columns": COLUMNS,
+        "value_format": args.value_format,
         "runs": args.runs,
         "expected": expected.json(),
         "parquet": parquet,
@@ -244,9 +251,10 @@ pub fn run(args: &ConnectBenchArgs) -> anyhow::Result<()> {
 fn print_text(report: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
-        "{} rows ({:.1} MB of CSV); medians of {} runs",
+        "{} rows ({:.1} MB of CSV, {} values in the topic); medians of {} runs",
         report["rows"],
         f(&report["csv_bytes"]) / 1e6,
+        report["value_format"].as_str().unwrap_or_default(),
         report["runs"]
     );
     let p = &report["parquet"];

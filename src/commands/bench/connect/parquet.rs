@@ -1,5 +1,5 @@
-//! CSV -> topic -> Parquet: a `file` source (csv, columns declared) writing a topic and a
-//! `parquet` sink reading it, in one pipeline run with `once`, against DuckDB converting
+//! CSV -> topic -> Parquet: a `file` source (csv, columns declared) writing a topic (in
+//! `--value-format`) and a `parquet` sink reading it, in one pipeline run with `once`, against DuckDB converting
 //! the same file with the same codec.
 //!
 //! What the clock covers:
@@ -46,7 +46,7 @@ pub(super) fn run(
         let log_dir = scratch.phase_dir(&format!("parquet-log-{run}"))?;
         let out = scratch.phase_dir(&format!("parquet-out-{run}"))?;
         let log = Log::open(&log_dir).context("opening the log")?;
-        let text = pipeline(csv, &out, &args.compression);
+        let text = pipeline(csv, &out, &args.compression, &args.value_format);
         let seconds = run_pipeline(runtime, &log, "bench-connect-parquet.toml", &text)?;
         log.close().context("closing the log")?;
         scratch.remove_phase_dir(&format!("parquet-log-{run}"))?;
@@ -107,7 +107,7 @@ pub(super) fn run(
     let reference = duckdb.as_ref().filter(|d| !d.seconds.is_empty());
     let ratio = reference.map(|d| median(d.seconds.clone()) / sluice_s);
     Ok(json!({
-        "pipeline": "file (csv) -> topic (json values) -> parquet",
+        "pipeline": format!("file (csv) -> topic ({} values) -> parquet", args.value_format),
         "compression": args.compression,
         "sluice": timing(args.rows, &sluice),
         // The same parser and writer without the topic: the floor the libraries set.
@@ -211,7 +211,7 @@ fn run_direct(csv: &Path, out: &Path, compression: &str) -> anyhow::Result<f64> 
 }
 
 /// The pipeline file of one run.
-fn pipeline(csv: &Path, out: &Path, compression: &str) -> String {
+fn pipeline(csv: &Path, out: &Path, compression: &str, value_format: &str) -> String {
     let s = |p: &Path| super::toml_string(&p.display().to_string());
     format!(
         r#"[pipeline]
@@ -224,6 +224,7 @@ path = {csv}
 format = "csv"
 columns = "{COLUMNS}"
 topic = "{TOPIC}"
+value_format = "{value_format}"
 
 [[sink]]
 name = "lake"

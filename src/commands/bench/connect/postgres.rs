@@ -4,7 +4,8 @@
 //!
 //! What the clock covers:
 //! - not the preload: the CSV file goes into a topic once, untimed, by a `file` -> topic
-//!   pipeline (JSON values and the schema entry, as any Sluice source leaves them);
+//!   pipeline (values in `--value-format`, and the schema entry, as any Sluice source
+//!   leaves them);
 //! - Sluice: from building the pipeline to `Pipeline::run` returning (`once`), by when every
 //!   row is committed in the table with its offsets: connecting, creating the table,
 //!   consuming, decoding, binary COPY and the commits. A fresh table and consumer group per
@@ -50,7 +51,12 @@ pub(super) fn run(
 
     let log = Log::open(scratch.phase_dir("postgres-log")?).context("opening the log")?;
     let started = Instant::now();
-    run_pipeline(runtime, &log, "bench-connect-preload.toml", &preload(csv))?;
+    run_pipeline(
+        runtime,
+        &log,
+        "bench-connect-preload.toml",
+        &preload(csv, &args.value_format),
+    )?;
     if !args.json {
         eprintln!(
             "preloaded topic {TOPIC} in {:.1} s (untimed)",
@@ -187,7 +193,7 @@ fn one_run(
 }
 
 /// The file -> topic pipeline that preloads the topic.
-fn preload(csv: &Path) -> String {
+fn preload(csv: &Path, value_format: &str) -> String {
     format!(
         r#"[pipeline]
 name = "bench-connect-preload"
@@ -199,6 +205,7 @@ path = {csv}
 format = "csv"
 columns = "{COLUMNS}"
 topic = "{TOPIC}"
+value_format = "{value_format}"
 "#,
         csv = super::toml_string(&csv.display().to_string()),
     )
