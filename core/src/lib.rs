@@ -50,8 +50,8 @@ pub mod record;
 mod txn;
 
 pub use client::{
-    Consumer, ConsumerConfig, ConsumerRecord, Delivery, IsolationLevel, OffsetReset, Producer,
-    ProducerConfig, ProducerRecord, RecordMetadata, Seek, TopicPartition,
+    Consumer, ConsumerConfig, ConsumerRecord, Delivery, IsolationLevel, OffsetReset, Payload,
+    Producer, ProducerConfig, ProducerRecord, RecordMetadata, Seek, TopicPartition,
 };
 pub use config::{CleanupPolicy, Config, Durability, LogConfig, TopicConfig};
 pub use error::{Error, Result};

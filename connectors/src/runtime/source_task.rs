@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, BooleanArray, RecordBatch, TimestampMillisecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use sluice_core::{Log, NewTopic, Producer, ProducerConfig, ProducerRecord};
+use sluice_core::{Log, NewTopic, Payload, Producer, ProducerConfig, ProducerRecord};
 use tokio::sync::watch;
 
 use super::dead_letter;
@@ -296,7 +296,6 @@ impl Publisher {
             rejects,
             position,
         } = batch;
-        let input_rows = rows.num_rows();
         let out = self.chain.apply(rows.clone())?;
 
         let mut bad: Vec<(Reject, Option<Vec<u8>>)> =
@@ -323,7 +322,8 @@ impl Publisher {
             &self.stats,
         )?;
 
-        let mut records = Vec::with_capacity(input_rows + 2);
+        // Each routed topic's records, sent once the transaction is open.
+        let mut by_topic: Vec<(String, Vec<Payload>)> = Vec::with_capacity(out.routed.len());
         let mut bytes = 0usize;
         let mut written = 0usize;
         let mut origin = out.origin.iter();
@@ -365,35 +365,34 @@ impl Publisher {
                 None => None,
             };
             let times = self.timestamps(rows)?;
+            let mut records = Vec::with_capacity(values.len());
             for (i, value) in values.into_iter().enumerate() {
                 let tombstone = tombstones.as_ref().zip(origins.get(i)).is_some_and(
                     |(t, &o): (&BooleanArray, &u32)| t.is_valid(o as usize) && t.value(o as usize),
                 );
                 bytes += value.len();
-                let mut record = ProducerRecord::to(topic.clone()).value(value);
-                if let Some(keys) = &keys {
-                    record = record.key(keys[i].clone());
-                }
-                if let Some(times) = &times
-                    && times.is_valid(i)
-                {
-                    record = record.timestamp(times.value(i));
-                }
+                let record = Payload {
+                    key: keys.as_ref().map(|keys| keys[i].clone()),
+                    value: Some(value),
+                    timestamp: times
+                        .as_ref()
+                        .filter(|times| times.is_valid(i))
+                        .map(|times| times.value(i)),
+                };
                 // A deleted row is the row, then its key alone (Debezium's delete event and
                 // tombstone): logs keep the change, upsert sinks delete, compaction drops it.
-                let tombstone_record = (tombstone && record.key.is_some()).then(|| {
-                    let mut t = record.clone();
-                    t.value = None;
-                    t
+                let tombstone_record = (tombstone && record.key.is_some()).then(|| Payload {
+                    value: None,
+                    ..record.clone()
                 });
                 records.push(record);
                 records.extend(tombstone_record);
                 written += 1;
             }
+            by_topic.push((topic, records));
         }
-        for record in dead {
+        if !dead.is_empty() {
             self.ready(w, &self.dead_letter_topic)?;
-            records.push(record);
         }
         if w.open.is_none() {
             w.producer.begin_transaction()?;
@@ -407,7 +406,10 @@ impl Publisher {
         open.position = position;
         open.written += written;
         open.bytes += bytes;
-        w.producer.send_all(records).map_err(log_error)
+        for (topic, records) in by_topic {
+            w.producer.send_all_to(&topic, records).map_err(log_error)?;
+        }
+        w.producer.send_all(dead).map_err(log_error)
     }
 
     /// Creates a topic the source writes to if it is missing.

@@ -10,7 +10,7 @@ mod producer;
 mod transactions;
 
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetReset, Seek};
-pub use producer::{Delivery, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
+pub use producer::{Delivery, Payload, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
 /// A topic and partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

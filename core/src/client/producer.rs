@@ -17,7 +17,8 @@
 //! the records of a batch share one outcome (`delivery.rs`) from which a [`Delivery`]
 //! builds its `RecordMetadata` when asked. [`Producer::send_all`] buffers many records
 //! under one lock and one clock read, without deliveries: a failed batch of theirs fails
-//! the next [`Producer::flush`] (or `commit_transaction`).
+//! the next [`Producer::flush`] (or `commit_transaction`). [`Producer::send_all_to`] does
+//! the same for records of one topic given as [`Payload`]s, looking the topic up once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -168,6 +169,19 @@ impl ProducerRecord {
     }
 }
 
+/// A record for [`Producer::send_all_to`]: what a [`ProducerRecord`] holds besides its
+/// topic, partition and headers. A source handing one topic many rows builds one of these
+/// per row instead of a `ProducerRecord` with its own copy of the topic's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Payload {
+    /// Key; the partition is chosen from it (or, without one, the sticky partition).
+    pub key: Option<Bytes>,
+    /// Value (`None` is a tombstone).
+    pub value: Option<Bytes>,
+    /// Timestamp (ms since epoch); defaults to now.
+    pub timestamp: Option<i64>,
+}
+
 /// Sends records to the log. Thread-safe; share it behind an `Arc`.
 pub struct Producer {
     log: Log,
@@ -241,6 +255,39 @@ impl Producer {
         Ok(())
     }
 
+    /// Buffers records of one topic in order, as [`send_all`](Self::send_all) does, without
+    /// a [`ProducerRecord`] (and a copy of the topic's name) per record: the topic is looked
+    /// up once. Keys choose partitions as in [`send`](Self::send); records carry no
+    /// headers.
+    pub fn send_all_to(
+        &self,
+        topic: &str,
+        records: impl IntoIterator<Item = Payload>,
+    ) -> Result<()> {
+        let now = (Instant::now(), crate::now_ms());
+        let mut state = self.state.lock();
+        let t = state.topic_slot(&self.log, topic)?;
+        let mut check_txn = true;
+        for Payload {
+            key,
+            value,
+            timestamp,
+        } in records
+        {
+            let record = Record {
+                offset: 0,
+                timestamp: timestamp.unwrap_or(now.1),
+                key,
+                value,
+                headers: Vec::new(),
+            };
+            self.buffer_in(&mut state, t, None, record, now.0, false, check_txn)?;
+            check_txn = false;
+        }
+        self.ship_lingered(&mut state, Instant::now());
+        Ok(())
+    }
+
     /// Adds a record to its partition's batch (shipping the batch if that fills it); a
     /// delivery for it if `delivery`. `now`: the monotonic clock (for lingering) and the
     /// wall clock in milliseconds (a record's timestamp if it has none), read once by the
@@ -254,6 +301,37 @@ impl Producer {
         check_txn: bool,
     ) -> Result<Option<Delivery>> {
         let t = state.topic_slot(&self.log, &record.topic)?;
+        let ProducerRecord {
+            partition,
+            key,
+            value,
+            timestamp,
+            headers,
+            ..
+        } = record;
+        let record = Record {
+            offset: 0,
+            timestamp: timestamp.unwrap_or(now_ms),
+            key,
+            value,
+            headers,
+        };
+        self.buffer_in(state, t, partition, record, now, delivery, check_txn)
+    }
+
+    /// [`buffer`](Self::buffer) into topic slot `t`, the record's offset yet to be set to
+    /// its place in the batch.
+    #[allow(clippy::too_many_arguments)]
+    fn buffer_in(
+        &self,
+        state: &mut State,
+        t: usize,
+        partition: Option<i32>,
+        mut record: Record,
+        now: Instant,
+        delivery: bool,
+        check_txn: bool,
+    ) -> Result<Option<Delivery>> {
         let topic = state
             .topics
             .get_mut(t)
@@ -274,7 +352,7 @@ impl Producer {
             .topics
             .get_mut(t)
             .ok_or_else(|| Error::InvalidArgument("internal error: topic slot".into()))?;
-        let partition = match (record.partition, &record.key) {
+        let partition = match (partition, &record.key) {
             (Some(p), _) => {
                 if !(0..partitions).contains(&p) {
                     // The cached count may be stale: partitions may have been added.
@@ -283,7 +361,7 @@ impl Producer {
                 }
                 if !(0..partitions).contains(&p) {
                     return Err(Error::UnknownPartition {
-                        topic: record.topic,
+                        topic: topic.name.clone(),
                         partition: p,
                         partitions,
                     });
@@ -312,7 +390,7 @@ impl Producer {
             batch.opened = now;
             state.oldest = Some(state.oldest.map_or(now, |o| o.min(now)));
         }
-        let timestamp = record.timestamp.unwrap_or(now_ms);
+        let timestamp = record.timestamp;
         let offset_delta = batch.records.len() as i64;
         let delivery = if delivery {
             let outcome = batch
@@ -326,13 +404,8 @@ impl Producer {
         batch.bytes += record.key.as_ref().map_or(0, Bytes::len)
             + record.value.as_ref().map_or(0, Bytes::len)
             + 16;
-        batch.records.push(Record {
-            offset: offset_delta,
-            timestamp,
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-        });
+        record.offset = offset_delta;
+        batch.records.push(record);
         let full = batch.records.len() >= self.config.batch_records
             || batch.bytes >= self.config.batch_bytes;
         if full {

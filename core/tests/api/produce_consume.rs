@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_core::record::{BatchIter, Header, Record, partition_for_key};
 use sluice_core::{
-    Compression, ConsumerConfig, NewTopic, ProducerConfig, ProducerRecord, TopicPartition,
+    Compression, ConsumerConfig, NewTopic, Payload, ProducerConfig, ProducerRecord, TopicPartition,
 };
 
 use crate::common::{append_with, open, poll_n, read_all, read_from};
@@ -251,6 +251,7 @@ fn send_all_places_records_as_send_does_and_flush_reports_its_failures() {
     let log = open(dir.path());
     log.create_topic(NewTopic::new("one-by-one", 3)).unwrap();
     log.create_topic(NewTopic::new("all-at-once", 3)).unwrap();
+    log.create_topic(NewTopic::new("payloads", 3)).unwrap();
     let config = ProducerConfig::default()
         .batch_records(5)
         .linger(Duration::from_secs(600));
@@ -271,19 +272,40 @@ fn send_all_places_records_as_send_does_and_flush_reports_its_failures() {
         single.send(r).unwrap();
     }
     single.flush().unwrap();
-    let many = log.producer(config).unwrap();
+    let many = log.producer(config.clone()).unwrap();
     many.send_all(records("all-at-once")).unwrap();
     many.flush().unwrap();
+    // `send_all_to`: the same records as payloads of one topic.
+    let payloads = log.producer(config.clone()).unwrap();
+    payloads
+        .send_all_to(
+            "payloads",
+            records("payloads").map(|r| Payload {
+                key: r.key,
+                value: r.value,
+                timestamp: r.timestamp,
+            }),
+        )
+        .unwrap();
+    payloads.flush().unwrap();
     for p in 0..3 {
         let a = read_all(&log, "one-by-one", p);
         let b = read_all(&log, "all-at-once", p);
+        let c = read_all(&log, "payloads", p);
         let fields = |rs: &[Record]| -> Vec<_> {
             rs.iter()
                 .map(|r| (r.offset, r.timestamp, r.key.clone(), r.value.clone()))
                 .collect()
         };
         assert_eq!(fields(&a), fields(&b), "partition {p}");
+        assert_eq!(fields(&a), fields(&c), "partition {p}");
     }
+    assert!(
+        payloads
+            .send_all_to("no-such-topic", [Payload::default()])
+            .is_err(),
+        "a missing topic is an error"
+    );
 
     log.create_topic(NewTopic::new("doomed", 1)).unwrap();
     many.send_all([ProducerRecord::to("doomed").value("lost")])
