@@ -19,7 +19,7 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
@@ -121,7 +121,9 @@ impl Codec {
             })
             .collect::<Result<Vec<_>>>()?;
         let rows = rows.num_rows();
-        let mut buf = BytesMut::with_capacity(rows * 8 * columns.len().max(1));
+        // A Vec, whose one-byte pushes inline to a store (a BytesMut's go through
+        // `put_slice`); one `Bytes` over it at the end, without a copy.
+        let mut buf = Vec::with_capacity(rows * 8 * columns.len().max(1));
         let mut ends = Vec::with_capacity(rows);
         for row in 0..rows {
             for column in &columns {
@@ -129,7 +131,7 @@ impl Codec {
             }
             ends.push(buf.len());
         }
-        let all = buf.freeze();
+        let all = Bytes::from(buf);
         let mut start = 0;
         Ok(ends
             .into_iter()
@@ -251,28 +253,28 @@ impl Column {
 
     /// Writes row `row`'s field: the union branch first when the column is nullable.
     #[inline]
-    fn write(&self, buf: &mut BytesMut, row: usize) {
+    fn write(&self, buf: &mut Vec<u8>, row: usize) {
         macro_rules! field {
             ($array:expr, $nullable:expr, $v:ident => $write:expr) => {{
                 if *$nullable {
                     if $array.is_null(row) {
-                        buf.put_u8(0);
+                        buf.push(0);
                         return;
                     }
                     // Branch 1 of ["null", T], zigzag-encoded.
-                    buf.put_u8(2);
+                    buf.push(2);
                 }
                 let $v = $array.value(row);
                 $write;
             }};
         }
         match self {
-            Column::Boolean(a, n) => field!(a, n, v => buf.put_u8(u8::from(v))),
+            Column::Boolean(a, n) => field!(a, n, v => buf.push(u8::from(v))),
             Column::Int16(a, n) => field!(a, n, v => write_long(buf, i64::from(v))),
             Column::Int32(a, n) => field!(a, n, v => write_long(buf, i64::from(v))),
             Column::Int64(a, n) => field!(a, n, v => write_long(buf, v)),
-            Column::Float32(a, n) => field!(a, n, v => buf.put_f32_le(v)),
-            Column::Float64(a, n) => field!(a, n, v => buf.put_f64_le(v)),
+            Column::Float32(a, n) => field!(a, n, v => buf.extend_from_slice(&v.to_le_bytes())),
+            Column::Float64(a, n) => field!(a, n, v => buf.extend_from_slice(&v.to_le_bytes())),
             Column::Utf8(a, n) => field!(a, n, v => write_bytes(buf, v.as_bytes())),
             Column::Binary(a, n) => field!(a, n, v => write_bytes(buf, v)),
             Column::Date32(a, n) => field!(a, n, v => write_long(buf, i64::from(v))),
@@ -299,20 +301,20 @@ fn redundant_sign_bytes(v: i128) -> usize {
 
 /// An Avro `long` (or `int`): zigzag, then a little-endian base-128 varint.
 #[inline]
-fn write_long(buf: &mut BytesMut, v: i64) {
+fn write_long(buf: &mut Vec<u8>, v: i64) {
     let mut n = ((v << 1) ^ (v >> 63)) as u64;
     while n >= 0x80 {
-        buf.put_u8((n as u8) | 0x80);
+        buf.push((n as u8) | 0x80);
         n >>= 7;
     }
-    buf.put_u8(n as u8);
+    buf.push(n as u8);
 }
 
 /// Avro `bytes` or `string`: the length as a long, then the bytes.
 #[inline]
-fn write_bytes(buf: &mut BytesMut, v: &[u8]) {
+fn write_bytes(buf: &mut Vec<u8>, v: &[u8]) {
     write_long(buf, v.len() as i64);
-    buf.put_slice(v);
+    buf.extend_from_slice(v);
 }
 
 /// The unread rest of one datum.

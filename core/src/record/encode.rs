@@ -45,17 +45,19 @@ fn varlong_len(v: i64) -> usize {
     n
 }
 
-fn put_varint(buf: &mut BytesMut, v: i32) {
+#[inline]
+fn put_varint(buf: &mut Vec<u8>, v: i32) {
     put_varlong(buf, i64::from(v));
 }
 
-fn put_varlong(buf: &mut BytesMut, v: i64) {
+#[inline]
+fn put_varlong(buf: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
     while z >= 0x80 {
-        buf.put_u8((z as u8) | 0x80);
+        buf.push((z as u8) | 0x80);
         z >>= 7;
     }
-    buf.put_u8(z as u8);
+    buf.push(z as u8);
 }
 
 /// A length as Kafka's signed 32-bit length, or the error naming what was too large.
@@ -93,12 +95,13 @@ fn body_len(r: &Record, min_offset: i64, min_timestamp: i64) -> Result<(usize, i
     Ok((n, offset_delta))
 }
 
-fn put_bytes(buf: &mut BytesMut, b: Option<&[u8]>) {
+#[inline]
+fn put_bytes(buf: &mut Vec<u8>, b: Option<&[u8]>) {
     match b {
         Some(b) => {
             // Lengths were checked to fit an i32 when the record was sized.
             put_varint(buf, b.len() as i32);
-            buf.put_slice(b);
+            buf.extend_from_slice(b);
         }
         None => put_varint(buf, -1),
     }
@@ -140,7 +143,9 @@ pub(super) fn encode_uncompressed(records: &[Record], stamp: ProducerStamp) -> R
         attributes |= TRANSACTIONAL;
     }
 
-    let mut buf = BytesMut::with_capacity(total);
+    // A Vec, whose pushes inline to a store, rather than a BytesMut, whose one-byte puts
+    // each go through `put_slice`; handed over as a BytesMut without a copy at the end.
+    let mut buf = Vec::with_capacity(total);
     buf.put_i64(min_offset);
     buf.put_i32(batch_length);
     buf.put_i32(-1); // partition leader epoch
@@ -157,7 +162,7 @@ pub(super) fn encode_uncompressed(records: &[Record], stamp: ProducerStamp) -> R
     for r in records {
         let (body, offset_delta) = body_len(r, min_offset, min_timestamp)?;
         put_varint(&mut buf, body as i32);
-        buf.put_i8(0); // record attributes
+        buf.push(0); // record attributes
         put_varlong(&mut buf, r.timestamp - min_timestamp);
         put_varint(&mut buf, offset_delta);
         put_bytes(&mut buf, r.key.as_deref());
@@ -173,7 +178,7 @@ pub(super) fn encode_uncompressed(records: &[Record], stamp: ProducerStamp) -> R
     if let Some(slot) = buf.get_mut(17..CRC_START) {
         slot.copy_from_slice(&crc.to_be_bytes());
     }
-    Ok(buf)
+    Ok(BytesMut::from(bytes::Bytes::from(buf)))
 }
 
 #[cfg(test)]
