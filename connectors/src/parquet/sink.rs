@@ -5,12 +5,17 @@
 //!
 //! Rows are written with arrow's `ArrowWriter` in large row groups (`row_group_rows`,
 //! default 1 000 000, and at most [`ROW_GROUP_BYTES_MAX`] buffered); nothing is done per
-//! row unless the rows are partitioned. Deletes are skipped: Parquet files are append-only.
+//! row unless the rows are partitioned. Each open file's writer encodes on a thread of its
+//! own, a batch or two behind the sink, so Parquet encoding overlaps consuming and
+//! decoding. Deletes are skipped: Parquet files are append-only.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -206,12 +211,36 @@ impl Sink for ParquetSink {
     }
 }
 
-/// One Parquet file being written.
+/// One Parquet file being written. Its `ArrowWriter` runs on a thread of its own, fed
+/// through a short queue, so encoding a batch overlaps consuming and decoding the next.
+/// A failure on that thread is returned by the next call after it (at the latest by
+/// `finish`, before the commit that would store the offsets).
 struct ParquetPart {
     path: PathBuf,
     schema: SchemaRef,
-    writer: ArrowWriter<BufWriter<File>>,
+    jobs: Option<SyncSender<Job>>,
+    worker: Option<JoinHandle<Result<()>>>,
+    /// What the writer last reported: bytes written plus buffered, and memory held.
+    sizes: Arc<Sizes>,
 }
+
+#[derive(Default)]
+struct Sizes {
+    bytes: AtomicU64,
+    memory: AtomicUsize,
+}
+
+/// Work for a part's writer thread.
+enum Job {
+    Write(RecordBatch),
+    /// Write out the row group in memory, then answer.
+    Flush(SyncSender<Result<()>>),
+    /// Add the footer's metadata, finish, fsync and stop.
+    Finish(Vec<KeyValue>),
+}
+
+/// Batches queued for a part's writer thread beyond the one it is encoding.
+const QUEUED_BATCHES: usize = 2;
 
 impl ParquetPart {
     fn create(path: &Path, schema: SchemaRef, properties: WriterProperties) -> Result<ParquetPart> {
@@ -222,12 +251,93 @@ impl ParquetPart {
             Some(properties),
         )
         .map_err(|e| parquet_error(path, e))?;
+        let sizes = Arc::new(Sizes::default());
+        let (jobs, queue) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
+        let worker = {
+            let path = path.to_path_buf();
+            let sizes = sizes.clone();
+            std::thread::Builder::new()
+                .name("sluice-parquet".into())
+                .spawn(move || encode(&path, writer, &queue, &sizes))
+        }
+        .map_err(|e| Error::io(path, e))?;
         Ok(ParquetPart {
             path: path.to_path_buf(),
             schema,
-            writer,
+            jobs: Some(jobs),
+            worker: Some(worker),
+            sizes,
         })
     }
+
+    /// Hands a job to the writer thread; its error if it has stopped.
+    fn send(&mut self, job: Job) -> Result<()> {
+        let sent = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        if sent { Ok(()) } else { Err(self.stopped()) }
+    }
+
+    /// Why the writer thread stopped (it stops early only on an error).
+    fn stopped(&mut self) -> Error {
+        self.jobs = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            Some(Err(_)) => Error::connector(
+                self.path.display().to_string(),
+                "the Parquet writer thread panicked (a bug, please report)",
+            ),
+            Some(Ok(Ok(()))) | None => Error::connector(
+                self.path.display().to_string(),
+                "the Parquet writer thread has stopped",
+            ),
+        }
+    }
+}
+
+/// The writer thread of a part: encodes what it is sent until told to finish (or the
+/// part is dropped, which abandons the file).
+fn encode(
+    path: &Path,
+    mut writer: ArrowWriter<BufWriter<File>>,
+    queue: &Receiver<Job>,
+    sizes: &Sizes,
+) -> Result<()> {
+    let report = |writer: &ArrowWriter<BufWriter<File>>| {
+        sizes.bytes.store(
+            (writer.bytes_written() + writer.in_progress_size()) as u64,
+            Ordering::Relaxed,
+        );
+        sizes.memory.store(writer.memory_size(), Ordering::Relaxed);
+    };
+    while let Ok(job) = queue.recv() {
+        match job {
+            Job::Write(rows) => {
+                writer.write(&rows).map_err(|e| parquet_error(path, e))?;
+                if writer.in_progress_size() > ROW_GROUP_BYTES_MAX {
+                    writer.flush().map_err(|e| parquet_error(path, e))?;
+                }
+            }
+            Job::Flush(done) => {
+                let flushed = writer.flush().map_err(|e| parquet_error(path, e));
+                let failed = flushed.is_err();
+                // The part waits for the answer; if it is gone, so is the file.
+                let _ = done.send(flushed);
+                if failed {
+                    return Ok(());
+                }
+            }
+            Job::Finish(metadata) => {
+                for kv in metadata {
+                    writer.append_key_value_metadata(kv);
+                }
+                writer.finish().map_err(|e| parquet_error(path, e))?;
+                let out = writer.inner_mut();
+                out.flush().map_err(|e| Error::io(path, e))?;
+                return out.get_ref().sync_all().map_err(|e| Error::io(path, e));
+            }
+        }
+        report(&writer);
+    }
+    Ok(())
 }
 
 fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Error {
@@ -251,29 +361,24 @@ impl PartWriter for ParquetPart {
         } else {
             RecordBatch::try_new(self.schema.clone(), rows.columns().to_vec())?
         };
-        self.writer
-            .write(&rows)
-            .map_err(|e| parquet_error(&self.path, e))?;
-        if self.writer.in_progress_size() > ROW_GROUP_BYTES_MAX {
-            self.writer
-                .flush()
-                .map_err(|e| parquet_error(&self.path, e))?;
-        }
-        Ok(())
+        self.send(Job::Write(rows))
     }
 
     fn bytes(&self) -> u64 {
-        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
+        self.sizes.bytes.load(Ordering::Relaxed)
     }
 
     fn memory(&self) -> usize {
-        self.writer.memory_size()
+        self.sizes.memory.load(Ordering::Relaxed)
     }
 
     fn flush_memory(&mut self) -> Result<()> {
-        self.writer
-            .flush()
-            .map_err(|e| parquet_error(&self.path, e))
+        let (done, answer) = std::sync::mpsc::sync_channel(1);
+        self.send(Job::Flush(done))?;
+        match answer.recv() {
+            Ok(flushed) => flushed,
+            Err(_) => Err(self.stopped()),
+        }
     }
 
     fn finish(mut self: Box<Self>, info: &FinishInfo<'_>) -> Result<()> {
@@ -284,25 +389,23 @@ impl PartWriter for ParquetPart {
                 .collect();
             serde_json::Value::Object(map).to_string()
         };
-        self.writer
-            .append_key_value_metadata(KeyValue::new("sluice.sink".into(), info.sink.to_string()));
+        let mut metadata = vec![KeyValue::new("sluice.sink".into(), info.sink.to_string())];
         if let Some(start) = info.start {
-            self.writer.append_key_value_metadata(KeyValue::new(
+            metadata.push(KeyValue::new(
                 "sluice.offsets.start".into(),
                 offsets(start),
             ));
         }
-        self.writer.append_key_value_metadata(KeyValue::new(
+        metadata.push(KeyValue::new(
             "sluice.offsets.end".into(),
             offsets(info.end),
         ));
-        self.writer
-            .finish()
-            .map_err(|e| parquet_error(&self.path, e))?;
-        let out = self.writer.inner_mut();
-        out.flush().map_err(|e| Error::io(&self.path, e))?;
-        out.get_ref()
-            .sync_all()
-            .map_err(|e| Error::io(&self.path, e))
+        self.send(Job::Finish(metadata))?;
+        // The thread ends after finishing: its result is the file's.
+        self.jobs = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(self.stopped()),
+        }
     }
 }
