@@ -323,8 +323,20 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    #[inline]
+    #[inline(always)]
     fn long(&mut self) -> std::result::Result<i64, String> {
+        // Most numbers here are union branches, lengths and small values: one byte.
+        if let Some((&byte, rest)) = self.rest.split_first()
+            && byte < 0x80
+        {
+            self.rest = rest;
+            return Ok(i64::from(byte >> 1) ^ -i64::from(byte & 1));
+        }
+        self.long_slow()
+    }
+
+    /// A number of more than one byte (or a bad one).
+    fn long_slow(&mut self) -> std::result::Result<i64, String> {
         let mut n: u64 = 0;
         for (i, &byte) in self.rest.iter().enumerate().take(10) {
             n |= u64::from(byte & 0x7F) << (7 * i);

@@ -272,7 +272,10 @@ impl ParquetPart {
 
     /// Hands a job to the writer thread; its error if it has stopped.
     fn send(&mut self, job: Job) -> Result<()> {
-        let sent = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
         if sent { Ok(()) } else { Err(self.stopped()) }
     }
 
@@ -391,10 +394,7 @@ impl PartWriter for ParquetPart {
         };
         let mut metadata = vec![KeyValue::new("sluice.sink".into(), info.sink.to_string())];
         if let Some(start) = info.start {
-            metadata.push(KeyValue::new(
-                "sluice.offsets.start".into(),
-                offsets(start),
-            ));
+            metadata.push(KeyValue::new("sluice.offsets.start".into(), offsets(start)));
         }
         metadata.push(KeyValue::new(
             "sluice.offsets.end".into(),
