@@ -17,6 +17,7 @@ use arrow::array::{
     Int64Builder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
     TimestampMicrosecondBuilder,
 };
+use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use bytes::Bytes;
@@ -148,7 +149,8 @@ impl Codec {
         let mut builders = self
             .fields
             .iter()
-            .map(|&(kind, _)| Builder::new(kind, values.len()))
+            .zip(self.schema.fields())
+            .map(|(&(kind, _), field)| Builder::new(kind, field.data_type(), values.len()))
             .collect::<Vec<_>>();
         for (i, value) in values.iter().enumerate() {
             let mut reader = Reader { rest: value };
@@ -180,7 +182,7 @@ impl Codec {
                         }
                     }
                 }
-                builder.read(*kind, &mut reader).map_err(bad)?;
+                builder.read(&mut reader).map_err(bad)?;
             }
             if !reader.rest.is_empty() {
                 return Err(Error::Data {
@@ -195,9 +197,7 @@ impl Codec {
         }
         let columns = builders
             .into_iter()
-            .zip(&self.fields)
-            .zip(self.schema.fields())
-            .map(|((builder, (kind, _)), field)| builder.finish(*kind, field.data_type()))
+            .map(Builder::finish)
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
@@ -216,73 +216,78 @@ fn avro_type(kind: Kind) -> &'static str {
     }
 }
 
-/// One column of rows being encoded.
-enum Column {
-    Boolean(BooleanArray, bool),
-    Int16(Int16Array, bool),
-    Int32(Int32Array, bool),
-    Int64(Int64Array, bool),
-    Float32(Float32Array, bool),
-    Float64(Float64Array, bool),
-    Utf8(StringArray, bool),
-    Binary(BinaryArray, bool),
-    Date32(Date32Array, bool),
-    TimestampMicros(TimestampMicrosecondArray, bool),
-    Decimal(Decimal128Array, bool),
+/// One column of rows being encoded: its values, and whether it is a `["null", T]` union
+/// (with the nulls it holds).
+struct Column {
+    nullable: bool,
+    nulls: Option<NullBuffer>,
+    values: Values,
+}
+
+/// A column's values, typed.
+enum Values {
+    Boolean(BooleanArray),
+    Int16(Int16Array),
+    Int32(Int32Array),
+    Int64(Int64Array),
+    Float32(Float32Array),
+    Float64(Float64Array),
+    Utf8(StringArray),
+    Binary(BinaryArray),
+    Date32(Date32Array),
+    TimestampMicros(TimestampMicrosecondArray),
+    Decimal(Decimal128Array),
 }
 
 impl Column {
     /// `array` is of the kind's Arrow type (the caller cast it).
     fn new(kind: Kind, nullable: bool, array: &ArrayRef) -> Column {
-        match kind {
-            Kind::Boolean => Column::Boolean(array.as_boolean().clone(), nullable),
-            Kind::Int16 => Column::Int16(array.as_primitive().clone(), nullable),
-            Kind::Int32 => Column::Int32(array.as_primitive().clone(), nullable),
-            Kind::Int64 => Column::Int64(array.as_primitive().clone(), nullable),
-            Kind::Float32 => Column::Float32(array.as_primitive().clone(), nullable),
-            Kind::Float64 => Column::Float64(array.as_primitive().clone(), nullable),
-            Kind::Utf8 => Column::Utf8(array.as_string().clone(), nullable),
-            Kind::Binary => Column::Binary(array.as_binary().clone(), nullable),
-            Kind::Date32 => Column::Date32(array.as_primitive().clone(), nullable),
-            Kind::TimestampMicros => {
-                Column::TimestampMicros(array.as_primitive().clone(), nullable)
-            }
-            Kind::Decimal(..) => Column::Decimal(array.as_primitive().clone(), nullable),
+        let values = match kind {
+            Kind::Boolean => Values::Boolean(array.as_boolean().clone()),
+            Kind::Int16 => Values::Int16(array.as_primitive().clone()),
+            Kind::Int32 => Values::Int32(array.as_primitive().clone()),
+            Kind::Int64 => Values::Int64(array.as_primitive().clone()),
+            Kind::Float32 => Values::Float32(array.as_primitive().clone()),
+            Kind::Float64 => Values::Float64(array.as_primitive().clone()),
+            Kind::Utf8 => Values::Utf8(array.as_string().clone()),
+            Kind::Binary => Values::Binary(array.as_binary().clone()),
+            Kind::Date32 => Values::Date32(array.as_primitive().clone()),
+            Kind::TimestampMicros => Values::TimestampMicros(array.as_primitive().clone()),
+            Kind::Decimal(..) => Values::Decimal(array.as_primitive().clone()),
+        };
+        Column {
+            nullable,
+            nulls: array.nulls().cloned(),
+            values,
         }
     }
 
     /// Writes row `row`'s field: the union branch first when the column is nullable.
     #[inline]
     fn write(&self, buf: &mut Vec<u8>, row: usize) {
-        macro_rules! field {
-            ($array:expr, $nullable:expr, $v:ident => $write:expr) => {{
-                if *$nullable {
-                    if $array.is_null(row) {
-                        buf.push(0);
-                        return;
-                    }
-                    // Branch 1 of ["null", T], zigzag-encoded.
-                    buf.push(2);
-                }
-                let $v = $array.value(row);
-                $write;
-            }};
+        if self.nullable {
+            if self.nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+                buf.push(0);
+                return;
+            }
+            // Branch 1 of ["null", T], zigzag-encoded.
+            buf.push(2);
         }
-        match self {
-            Column::Boolean(a, n) => field!(a, n, v => buf.push(u8::from(v))),
-            Column::Int16(a, n) => field!(a, n, v => write_long(buf, i64::from(v))),
-            Column::Int32(a, n) => field!(a, n, v => write_long(buf, i64::from(v))),
-            Column::Int64(a, n) => field!(a, n, v => write_long(buf, v)),
-            Column::Float32(a, n) => field!(a, n, v => buf.extend_from_slice(&v.to_le_bytes())),
-            Column::Float64(a, n) => field!(a, n, v => buf.extend_from_slice(&v.to_le_bytes())),
-            Column::Utf8(a, n) => field!(a, n, v => write_bytes(buf, v.as_bytes())),
-            Column::Binary(a, n) => field!(a, n, v => write_bytes(buf, v)),
-            Column::Date32(a, n) => field!(a, n, v => write_long(buf, i64::from(v))),
-            Column::TimestampMicros(a, n) => field!(a, n, v => write_long(buf, v)),
-            Column::Decimal(a, n) => field!(a, n, v => {
-                let be = v.to_be_bytes();
-                write_bytes(buf, &be[redundant_sign_bytes(v)..])
-            }),
+        match &self.values {
+            Values::Boolean(a) => buf.push(u8::from(a.value(row))),
+            Values::Int16(a) => write_long(buf, i64::from(a.value(row))),
+            Values::Int32(a) => write_long(buf, i64::from(a.value(row))),
+            Values::Int64(a) => write_long(buf, a.value(row)),
+            Values::Float32(a) => buf.extend_from_slice(&a.value(row).to_le_bytes()),
+            Values::Float64(a) => buf.extend_from_slice(&a.value(row).to_le_bytes()),
+            Values::Utf8(a) => write_bytes(buf, a.value(row).as_bytes()),
+            Values::Binary(a) => write_bytes(buf, a.value(row)),
+            Values::Date32(a) => write_long(buf, i64::from(a.value(row))),
+            Values::TimestampMicros(a) => write_long(buf, a.value(row)),
+            Values::Decimal(a) => {
+                let v = a.value(row);
+                write_bytes(buf, &v.to_be_bytes()[redundant_sign_bytes(v)..]);
+            }
         }
     }
 }
@@ -400,12 +405,15 @@ enum Builder {
     Utf8(StringBuilder),
     Binary(BinaryBuilder),
     Date32(Date32Builder),
-    TimestampMicros(TimestampMicrosecondBuilder),
-    Decimal(Decimal128Builder),
+    /// With the column's time zone, if any.
+    TimestampMicros(TimestampMicrosecondBuilder, Option<Arc<str>>),
+    /// With the column's precision and scale.
+    Decimal(Decimal128Builder, u8, i8),
 }
 
 impl Builder {
-    fn new(kind: Kind, rows: usize) -> Builder {
+    /// A builder of `rows` values of a column of `kind` and Arrow type `ty`.
+    fn new(kind: Kind, ty: &DataType, rows: usize) -> Builder {
         match kind {
             Kind::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(rows)),
             Kind::Int16 => Builder::Int16(Int16Builder::with_capacity(rows)),
@@ -417,9 +425,13 @@ impl Builder {
             Kind::Binary => Builder::Binary(BinaryBuilder::with_capacity(rows, rows * 16)),
             Kind::Date32 => Builder::Date32(Date32Builder::with_capacity(rows)),
             Kind::TimestampMicros => {
-                Builder::TimestampMicros(TimestampMicrosecondBuilder::with_capacity(rows))
+                let tz = match ty {
+                    DataType::Timestamp(_, tz) => tz.clone(),
+                    _ => None,
+                };
+                Builder::TimestampMicros(TimestampMicrosecondBuilder::with_capacity(rows), tz)
             }
-            Kind::Decimal(..) => Builder::Decimal(Decimal128Builder::with_capacity(rows)),
+            Kind::Decimal(p, s) => Builder::Decimal(Decimal128Builder::with_capacity(rows), p, s),
         }
     }
 
@@ -434,14 +446,14 @@ impl Builder {
             Builder::Utf8(b) => b.append_null(),
             Builder::Binary(b) => b.append_null(),
             Builder::Date32(b) => b.append_null(),
-            Builder::TimestampMicros(b) => b.append_null(),
-            Builder::Decimal(b) => b.append_null(),
+            Builder::TimestampMicros(b, _) => b.append_null(),
+            Builder::Decimal(b, ..) => b.append_null(),
         }
     }
 
-    /// Reads one non-null field of `kind` and appends it.
+    /// Reads one non-null field and appends it.
     #[inline]
-    fn read(&mut self, kind: Kind, reader: &mut Reader) -> std::result::Result<(), String> {
+    fn read(&mut self, reader: &mut Reader) -> std::result::Result<(), String> {
         match self {
             Builder::Boolean(b) => match reader.take(1)? {
                 [0] => b.append_value(false),
@@ -464,14 +476,13 @@ impl Builder {
             }
             Builder::Binary(b) => b.append_value(reader.bytes()?),
             Builder::Date32(b) => b.append_value(reader.int()?),
-            Builder::TimestampMicros(b) => b.append_value(reader.long()?),
-            Builder::Decimal(b) => {
+            Builder::TimestampMicros(b, _) => b.append_value(reader.long()?),
+            Builder::Decimal(b, p, s) => {
                 let bytes = reader.bytes()?;
                 if bytes.len() > 16 {
                     return Err(format!(
-                        "a {}-byte decimal; {} holds 16 at most",
-                        bytes.len(),
-                        avro_kind_sql(kind)
+                        "a {}-byte decimal; DECIMAL({p},{s}) holds 16 at most",
+                        bytes.len()
                     ));
                 }
                 // Sign-extend the big-endian two's complement bytes to 16.
@@ -488,7 +499,7 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self, kind: Kind, ty: &DataType) -> Result<ArrayRef> {
+    fn finish(self) -> Result<ArrayRef> {
         Ok(match self {
             Builder::Boolean(mut b) => Arc::new(b.finish()),
             Builder::Int16(mut b) => Arc::new(b.finish()),
@@ -499,26 +510,9 @@ impl Builder {
             Builder::Utf8(mut b) => Arc::new(b.finish()),
             Builder::Binary(mut b) => Arc::new(b.finish()),
             Builder::Date32(mut b) => Arc::new(b.finish()),
-            Builder::TimestampMicros(mut b) => {
-                let tz = match ty {
-                    DataType::Timestamp(_, tz) => tz.clone(),
-                    _ => None,
-                };
-                Arc::new(b.finish().with_timezone_opt(tz))
-            }
-            Builder::Decimal(mut b) => match kind {
-                Kind::Decimal(p, s) => Arc::new(b.finish().with_precision_and_scale(p, s)?),
-                _ => Arc::new(b.finish()),
-            },
+            Builder::TimestampMicros(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
+            Builder::Decimal(mut b, p, s) => Arc::new(b.finish().with_precision_and_scale(p, s)?),
         })
-    }
-}
-
-/// The SQL type of a decimal kind, for error messages.
-fn avro_kind_sql(kind: Kind) -> String {
-    match kind {
-        Kind::Decimal(p, s) => format!("DECIMAL({p},{s})"),
-        _ => avro_type(kind).into(),
     }
 }
 
