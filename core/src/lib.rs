@@ -51,7 +51,8 @@ mod txn;
 
 pub use client::{
     Consumer, ConsumerConfig, ConsumerRecord, Delivery, IsolationLevel, OffsetReset, Payload,
-    Producer, ProducerConfig, ProducerRecord, RecordMetadata, Seek, TopicPartition,
+    Polled, PolledRecord, Producer, ProducerConfig, ProducerRecord, RecordMetadata, Seek,
+    TopicPartition,
 };
 pub use config::{CleanupPolicy, Config, Durability, LogConfig, TopicConfig};
 pub use error::{Error, Result};

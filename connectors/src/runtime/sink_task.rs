@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
 use sluice_core::{
-    Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, Log, NewTopic, ProducerConfig, Seek,
-    TopicPartition,
+    Consumer, ConsumerConfig, IsolationLevel, Log, NewTopic, Polled, PolledRecord, ProducerConfig,
+    Seek, TopicPartition,
 };
 use tokio::sync::watch;
 
@@ -183,7 +183,7 @@ impl SinkTask {
                         return Ok(());
                     }
                 }
-                let records = tokio::task::block_in_place(|| consumer.poll(POLL_WAIT))?;
+                let records = tokio::task::block_in_place(|| consumer.poll_batch(POLL_WAIT))?;
                 if records.is_empty() {
                     tokio::select! {
                         _ = tokio::task::yield_now() => {}
@@ -192,7 +192,8 @@ impl SinkTask {
                     continue;
                 }
                 let rows = records.len();
-                let batches = self.decode(&log, &decoding, records)?;
+                let batches = self.decode(&log, &decoding, &records)?;
+                drop(records);
                 for batch in batches {
                     if let Err(e) = self.sink.write(batch).await {
                         retry::wait(&self.stats, &mut backoff, e, &mut stop).await?;
@@ -347,24 +348,17 @@ impl SinkTask {
 
     /// Records to sink batches, one per topic, as runs of upserts and deletes in offset
     /// order; bad records go to `on_error`.
-    fn decode(
-        &self,
-        log: &Log,
-        decoding: &Decoding,
-        records: Vec<ConsumerRecord>,
-    ) -> Result<Vec<SinkBatch>> {
-        let mut by_topic: BTreeMap<String, Vec<ConsumerRecord>> = BTreeMap::new();
-        let one_topic = records.first().map(|r| r.topic.clone());
-        if let Some(topic) = one_topic
-            && records.iter().all(|r| r.topic == topic)
-        {
-            by_topic.insert(topic, records);
-        } else {
-            for record in records {
-                by_topic
-                    .entry(record.topic.clone())
-                    .or_default()
-                    .push(record);
+    fn decode(&self, log: &Log, decoding: &Decoding, polled: &Polled) -> Result<Vec<SinkBatch>> {
+        let records: Vec<PolledRecord<'_>> = polled.iter().collect();
+        let mut by_topic: BTreeMap<&str, Vec<PolledRecord<'_>>> = BTreeMap::new();
+        match records.first() {
+            Some(first) if records.iter().all(|r| r.topic == first.topic) => {
+                by_topic.insert(first.topic, records);
+            }
+            _ => {
+                for record in records {
+                    by_topic.entry(record.topic).or_default().push(record);
+                }
             }
         }
         let mut batches = Vec::new();
@@ -372,30 +366,20 @@ impl SinkTask {
         for (topic, records) in by_topic {
             let bytes: u64 = records
                 .iter()
-                .map(|r| r.value.as_ref().map_or(0, |v| v.len() as u64))
+                .map(|r| r.value.map_or(0, |v| v.len() as u64))
                 .sum();
             let mut ops = Vec::new();
-            let mut start = 0;
-            while start < records.len() {
-                let deleting = records[start].value.is_none();
-                let end = records[start..]
-                    .iter()
-                    .position(|r| r.value.is_none() != deleting)
-                    .map_or(records.len(), |n| start + n);
-                let run = &records[start..end];
-                start = end;
-                if deleting {
+            for run in records.chunk_by(|a, b| a.value.is_none() == b.value.is_none()) {
+                if run[0].value.is_none() {
                     let Some(key) = &decoding.key else {
                         // Without key fields a tombstone names nothing to delete.
                         continue;
                     };
-                    let keys: Vec<&[u8]> = run.iter().filter_map(|r| r.key.as_deref()).collect();
+                    // A tombstone without a key fails to decode as one, and is named.
+                    let keys: Vec<&[u8]> = run.iter().map(|r| r.key.unwrap_or_default()).collect();
                     let (rows, failed) = key.decode_lenient(&keys);
                     for (i, error) in failed {
-                        bad.push((
-                            reject(&run[i], format!("tombstone key: {error}")),
-                            run[i].key.as_ref().map(|k| k.to_vec()),
-                        ));
+                        bad.push(reject(&run[i], format!("tombstone key: {error}")));
                     }
                     let rows = rows?;
                     if rows.num_rows() > 0 {
@@ -403,31 +387,27 @@ impl SinkTask {
                     }
                 } else {
                     let values: Vec<&[u8]> =
-                        run.iter().filter_map(|r| r.value.as_deref()).collect();
+                        run.iter().map(|r| r.value.unwrap_or_default()).collect();
                     let (rows, failed) = decoding.value.decode_lenient(&values);
                     let failed_set: std::collections::HashSet<usize> =
                         failed.iter().map(|(i, _)| *i).collect();
                     for (i, error) in failed {
-                        bad.push((
-                            reject(&run[i], error),
-                            run[i].key.as_ref().map(|k| k.to_vec()),
-                        ));
+                        bad.push(reject(&run[i], error));
                     }
                     let rows = rows?;
-                    // Rows of the decoded batch, by record (skipping the failed ones).
-                    let survivors: Vec<&ConsumerRecord> = run
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| !failed_set.contains(i))
-                        .map(|(_, r)| r)
-                        .collect();
                     let out = self.chain.apply(rows)?;
-                    for (row, error) in out.rejected {
-                        if let Some(record) = survivors.get(row) {
-                            bad.push((
-                                reject(record, error),
-                                record.key.as_ref().map(|k| k.to_vec()),
-                            ));
+                    if !out.rejected.is_empty() {
+                        // Rows of the decoded batch, by record (skipping the failed ones).
+                        let survivors: Vec<&PolledRecord<'_>> = run
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| !failed_set.contains(i))
+                            .map(|(_, r)| r)
+                            .collect();
+                        for (row, error) in out.rejected {
+                            if let Some(record) = survivors.get(row) {
+                                bad.push(reject(record, error));
+                            }
                         }
                     }
                     for (_, rows) in out.routed {
@@ -441,7 +421,11 @@ impl SinkTask {
                 ops.iter().map(|op| op.rows().num_rows()).sum(),
                 bytes as usize,
             );
-            batches.push(SinkBatch { topic, ops, bytes });
+            batches.push(SinkBatch {
+                topic: topic.to_string(),
+                ops,
+                bytes,
+            });
         }
         let dead = dead_letter::handle(
             self.on_error,
@@ -462,16 +446,14 @@ impl SinkTask {
     }
 }
 
-fn reject(record: &ConsumerRecord, error: String) -> Reject {
-    Reject {
+/// A bad record, with its key, for `on_error`.
+fn reject(record: &PolledRecord<'_>, error: String) -> (Reject, Option<Vec<u8>>) {
+    let reject = Reject {
         position: format!("{}/{}@{}", record.topic, record.partition, record.offset),
-        bytes: record
-            .value
-            .as_ref()
-            .map(|v| v.to_vec())
-            .unwrap_or_default(),
+        bytes: record.value.map(<[u8]>::to_vec).unwrap_or_default(),
         error,
-    }
+    };
+    (reject, record.key.map(<[u8]>::to_vec))
 }
 
 /// Records of the partitions beyond the consumer's positions (read_committed ends).

@@ -10,15 +10,16 @@
 //! last stable offset and records of aborted transactions are dropped, exactly as the
 //! broker's read_committed Fetch decides (`Partition::stable_part`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::TopicPartition;
+use super::polled::{Buffer, Polled};
 use crate::error::{Error, Result};
 use crate::log::{Log, is_aborted};
-use crate::record::{BatchIter, Header, decode_batch};
+use crate::record::{BatchIter, Header, visit_batch_section};
 
 /// Which transactional records a consumer sees (Kafka's `isolation.level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -156,7 +157,7 @@ pub struct Consumer {
     membership: Option<Membership>,
     assignment: Vec<TopicPartition>,
     positions: HashMap<TopicPartition, i64>,
-    buffer: VecDeque<ConsumerRecord>,
+    buffer: Buffer,
     next_partition: usize,
     last_commit: Instant,
 }
@@ -179,7 +180,7 @@ impl Log {
             membership: None,
             assignment: Vec::new(),
             positions: HashMap::new(),
-            buffer: VecDeque::new(),
+            buffer: Buffer::default(),
             next_partition: 0,
             last_commit: Instant::now(),
         }
@@ -230,11 +231,7 @@ impl Consumer {
 
     fn set_assignment(&mut self, partitions: Vec<TopicPartition>) {
         self.positions.retain(|tp, _| partitions.contains(tp));
-        self.buffer.retain(|r| {
-            partitions
-                .iter()
-                .any(|tp| tp.topic == r.topic && tp.partition == r.partition)
-        });
+        self.buffer.retain(|tp| partitions.contains(tp));
         self.assignment = partitions;
         self.next_partition = 0;
     }
@@ -305,12 +302,8 @@ impl Consumer {
     /// buffered count as not yet consumed: the position is the first of them, so a
     /// caller that reads "until the position reaches the end" has seen every record.
     pub fn position(&mut self, tp: &TopicPartition) -> Result<i64> {
-        if let Some(r) = self
-            .buffer
-            .iter()
-            .find(|r| r.partition == tp.partition && r.topic == tp.topic)
-        {
-            return Ok(r.offset);
+        if let Some(offset) = self.buffer.first_offset(tp) {
+            return Ok(offset);
         }
         self.fetch_position(tp)
     }
@@ -341,8 +334,7 @@ impl Consumer {
                 .offset_for_timestamp(ts)?
                 .unwrap_or_else(|| partition.log_end_offset()),
         };
-        self.buffer
-            .retain(|r| !(r.topic == tp.topic && r.partition == tp.partition));
+        self.buffer.retain(|held| held != tp);
         self.positions.insert(tp.clone(), offset);
         Ok(())
     }
@@ -358,6 +350,21 @@ impl Consumer {
     /// Returns up to `max_poll_records` records, waiting up to `timeout` for the first.
     /// Records of one partition come in offset order.
     pub fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        let n = self.config.max_poll_records;
+        self.poll_with(timeout, |buffer| buffer.take_owned(n))
+    }
+
+    /// [`poll`](Self::poll), with the records left in the bytes of the batches they were
+    /// read from: no allocation per record. For readers that turn records into something
+    /// else at once, such as a sink decoding values into columns.
+    pub fn poll_batch(&mut self, timeout: Duration) -> Result<Polled> {
+        let n = self.config.max_poll_records;
+        self.poll_with(timeout, |buffer| buffer.take(n))
+    }
+
+    /// Waits up to `timeout` for records, then hands up to a poll's worth out with `take`
+    /// (or an empty one: `take` of an empty buffer).
+    fn poll_with<T>(&mut self, timeout: Duration, take: impl Fn(&mut Buffer) -> T) -> Result<T> {
         self.sync_group()?;
         if self.config.enable_auto_commit
             && self.config.group_id.is_some()
@@ -368,8 +375,7 @@ impl Consumer {
         let deadline = Instant::now() + timeout;
         loop {
             if !self.buffer.is_empty() {
-                let n = self.buffer.len().min(self.config.max_poll_records);
-                return Ok(self.buffer.drain(..n).collect());
+                return Ok(take(&mut self.buffer));
             }
             let seen = self.log.notifier().generation();
             self.fetch()?;
@@ -378,7 +384,7 @@ impl Consumer {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Ok(Vec::new());
+                return Ok(take(&mut self.buffer));
             }
             // Wake on new data, and at least every 100 ms to notice rebalances.
             self.log
@@ -391,6 +397,8 @@ impl Consumer {
     /// Reads from assigned partitions, round robin, until a poll's worth is buffered or
     /// every partition has been read once.
     fn fetch(&mut self) -> Result<()> {
+        // Called with nothing buffered: what the last records pointed into can go.
+        self.buffer.clear();
         let n = self.assignment.len();
         for i in 0..n {
             let tp = self.assignment[(self.next_partition + i) % n].clone();
@@ -422,33 +430,39 @@ impl Consumer {
                 }
                 Err(e) => return Err(e),
             };
-            let mut next = position;
-            for item in BatchIter::new(&records) {
-                let (start, header) = item.map_err(|e| Error::CorruptRead {
+            // A corrupt batch fails the poll with none of this read's records held, so
+            // nothing is handed out twice when the caller polls again.
+            let held = self.buffer.len();
+            let corrupt = |buffer: &mut Buffer, offset, reason| {
+                buffer.truncate(held);
+                Error::CorruptRead {
                     topic: tp.topic.clone(),
                     partition: tp.partition,
-                    offset: next,
-                    reason: e.to_string(),
-                })?;
+                    offset,
+                    reason,
+                }
+            };
+            let mut next = position;
+            for item in BatchIter::new(&records) {
+                let (start, header) = match item {
+                    Ok(item) => item,
+                    Err(e) => return Err(corrupt(&mut self.buffer, next, e.to_string())),
+                };
                 let batch_next = header.last_offset() + 1;
                 if !header.attributes().control() && !is_aborted(&header, &aborted) {
                     let bytes = records.slice(start..start + header.batch_bytes());
-                    let records = decode_batch(bytes).map_err(|reason| Error::CorruptRead {
-                        topic: tp.topic.clone(),
-                        partition: tp.partition,
-                        offset: header.base_offset(),
-                        reason,
-                    })?;
-                    for r in records.into_iter().filter(|r| r.offset >= position) {
-                        self.buffer.push_back(ConsumerRecord {
-                            topic: tp.topic.clone(),
-                            partition: tp.partition,
-                            offset: r.offset,
-                            timestamp: r.timestamp,
-                            key: r.key,
-                            value: r.value,
-                            headers: r.headers,
-                        });
+                    let buffer = &mut self.buffer;
+                    let read = visit_batch_section(bytes, |section, _| {
+                        let at = buffer.section(&tp, section);
+                        move |record| {
+                            if record.offset >= position {
+                                buffer.push(at, record);
+                            }
+                            true
+                        }
+                    });
+                    if let Err(reason) = read {
+                        return Err(corrupt(&mut self.buffer, header.base_offset(), reason));
                     }
                 }
                 next = next.max(batch_next);

@@ -6,10 +6,12 @@ mod batches;
 mod consumer;
 mod delivery;
 mod groups;
+mod polled;
 mod producer;
 mod transactions;
 
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, IsolationLevel, OffsetReset, Seek};
+pub use polled::{Polled, PolledRecord};
 pub use producer::{Delivery, Payload, Producer, ProducerConfig, ProducerRecord, RecordMetadata};
 
 /// A topic and partition.

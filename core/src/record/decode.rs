@@ -85,7 +85,7 @@ pub fn visit_batch(bytes: Bytes, visit: impl FnMut(RecordRef<'_>) -> bool) -> Re
 }
 
 /// Decodes one batch, handing its records to the visitor `make(section, count)` returns.
-fn visit_batch_section<V: FnMut(RecordRef<'_>) -> bool>(
+pub(crate) fn visit_batch_section<V: FnMut(RecordRef<'_>) -> bool>(
     bytes: Bytes,
     make: impl FnOnce(&Bytes, usize) -> V,
 ) -> Result<(), String> {

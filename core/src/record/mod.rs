@@ -18,6 +18,7 @@ pub use batch::{BATCH_HEADER_BYTES, BatchError, BatchHeader, BatchIter, RecordBa
 pub(crate) use batch::{restore_span, set_base_offset, set_log_append_time};
 pub(crate) use codec::encode_marker;
 pub use codec::{Compression, Header, ProducerStamp, Record, TimestampType, encode_batch};
+pub(crate) use decode::visit_batch_section;
 pub use decode::{RecordRef, decode_batch, visit_batch};
 pub use decompress::MAX_DECOMPRESSED_BATCH_BYTES;
 pub use partitioner::{murmur2, partition_for_key};

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use sluice_core::record::{BatchIter, Header, Record, partition_for_key};
 use sluice_core::{
-    Compression, ConsumerConfig, NewTopic, Payload, ProducerConfig, ProducerRecord, TopicPartition,
+    Compression, ConsumerConfig, NewTopic, Payload, ProducerConfig, ProducerRecord, Seek,
+    TopicPartition,
 };
 
 use crate::common::{append_with, open, poll_n, read_all, read_from};
@@ -348,4 +349,115 @@ fn sticky_partition_keeps_cycling() {
     }
     // Twelve full batches of 5, round robin: four per partition.
     assert_eq!(per_partition.into_values().collect::<Vec<_>>(), vec![20; 3]);
+}
+
+#[test]
+fn poll_batch_lends_exactly_what_poll_returns() {
+    // Guards against the borrowing poll diverging from `poll`: records lost or repeated
+    // where a poll's worth ends inside a fetch, keys, values or headers pointing at the
+    // wrong bytes (compressed batches are read from a decompressed copy), the wrong topic
+    // or partition, and positions that skip records still held.
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let mut partitions = Vec::new();
+    for (topic, codec) in [("lend-a", Compression::None), ("lend-b", Compression::Lz4)] {
+        log.create_topic(NewTopic::new(topic, 2)).unwrap();
+        for p in 0..2 {
+            partitions.push(TopicPartition::new(topic, p));
+            for batch in 0..3i64 {
+                let records: Vec<Record> = (0..7i64)
+                    .map(|i| {
+                        let n = batch * 7 + i;
+                        Record {
+                            offset: i,
+                            timestamp: 1_000 + n,
+                            key: (n % 3 != 0).then(|| Bytes::from(format!("k{topic}{p}-{n}"))),
+                            value: (n % 5 != 0).then(|| Bytes::from(format!("v{topic}{p}-{n}"))),
+                            headers: (n % 4 == 0)
+                                .then(|| Header {
+                                    key: format!("h{n}"),
+                                    value: (n % 8 == 0).then(|| Bytes::from(n.to_string())),
+                                })
+                                .into_iter()
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                append_with(&log, topic, p, &records, codec);
+            }
+        }
+    }
+    let config = || ConsumerConfig::default().max_poll_records(5);
+    let mut reference = log.consumer(config());
+    reference.assign(partitions.clone()).unwrap();
+    let want = poll_n(&mut reference, 84);
+    assert_eq!(want.len(), 84);
+
+    let mut lender = log.consumer(config());
+    lender.assign(partitions.clone()).unwrap();
+    let mut got = Vec::new();
+    let mut round = 0;
+    while got.len() < want.len() && round < 1_000 {
+        round += 1;
+        // Alternate the two polls on one consumer: they share its buffer.
+        if round % 3 == 0 {
+            got.extend(lender.poll(Duration::from_millis(100)).unwrap());
+            continue;
+        }
+        let polled = lender.poll_batch(Duration::from_millis(100)).unwrap();
+        assert!(polled.len() <= 5, "a poll's worth is max_poll_records");
+        assert_eq!(polled.iter().len(), polled.len());
+        for (i, r) in polled.iter().enumerate() {
+            assert_eq!(polled.get(i), Some(r));
+            // Held records are not consumed yet: the position is the first one held.
+            let tp = TopicPartition::new(r.topic, r.partition);
+            assert!(lender.position(&tp).unwrap() > r.offset);
+        }
+        let owned: Vec<_> = polled.iter().collect();
+        let copies = polled.clone().into_records();
+        for (r, copy) in owned.iter().zip(&copies) {
+            assert_eq!(
+                (r.topic, r.partition, r.offset, r.timestamp),
+                (
+                    copy.topic.as_str(),
+                    copy.partition,
+                    copy.offset,
+                    copy.timestamp
+                )
+            );
+            assert_eq!(r.key, copy.key.as_deref());
+            assert_eq!(r.value, copy.value.as_deref());
+            assert_eq!(r.headers, copy.headers.as_slice());
+        }
+        got.extend(copies);
+    }
+    assert_eq!(got, want);
+    assert!(
+        lender
+            .poll_batch(Duration::from_millis(20))
+            .unwrap()
+            .is_empty()
+    );
+
+    // A seek drops what is held for that partition only.
+    lender.seek_all(Seek::Beginning).unwrap();
+    let first = lender.poll_batch(Duration::from_millis(100)).unwrap();
+    let tp = TopicPartition::new(first.get(0).unwrap().topic, first.get(0).unwrap().partition);
+    lender.seek(&tp, Seek::Offset(20)).unwrap();
+    let mut rest = Vec::new();
+    for _ in 0..100 {
+        let polled = lender.poll_batch(Duration::from_millis(20)).unwrap();
+        if polled.is_empty() {
+            break;
+        }
+        rest.extend(polled.into_records());
+    }
+    let of_tp: Vec<i64> = rest
+        .iter()
+        .filter(|r| r.topic == tp.topic && r.partition == tp.partition)
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(of_tp, vec![20], "after the seek, {tp} resumes at 20");
+    // The other three partitions' 21 records each come whole.
+    assert_eq!(rest.len(), 1 + 3 * 21);
 }
