@@ -14,6 +14,7 @@ use std::sync::Arc;
 use arrow::array::{RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use super::csv_fast::FastCsv;
 use crate::batch::Reject;
 use crate::error::{Error, Result};
 
@@ -78,6 +79,8 @@ pub struct RecordParser {
     format: TextFormat,
     schema: SchemaRef,
     csv: CsvOptions,
+    /// The fast path for CSV, when the schema's types allow it.
+    fast: Option<FastCsv>,
 }
 
 /// The schema of the `lines` format.
@@ -88,10 +91,15 @@ pub fn lines_schema() -> SchemaRef {
 impl RecordParser {
     /// A parser of `format` records into rows of `schema`.
     pub fn new(format: TextFormat, schema: SchemaRef, csv: CsvOptions) -> RecordParser {
+        let fast = match format {
+            TextFormat::Csv => FastCsv::new(&schema, csv),
+            _ => None,
+        };
         RecordParser {
             format,
             schema,
             csv,
+            fast,
         }
     }
 
@@ -175,6 +183,9 @@ impl RecordParser {
     fn decode(&self, chunk: &[u8]) -> Result<RecordBatch> {
         // A row per line at most: an upper bound on the rows, so one flush takes them all.
         let rows_max = count_newlines(chunk) as usize + 1;
+        if let Some(rows) = self.fast.as_ref().and_then(|f| f.decode(chunk, rows_max)) {
+            return Ok(rows);
+        }
         let batch = match self.format {
             TextFormat::Csv => {
                 let mut decoder = arrow::csv::ReaderBuilder::new(self.schema.clone())
