@@ -14,8 +14,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder,
     Date32Array, Date32Builder, Decimal128Array, Decimal128Builder, Float32Array, Float32Builder,
     Float64Array, Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder, Int64Array,
-    Int64Builder, RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
-    TimestampMicrosecondBuilder,
+    Int64Builder, RecordBatch, StringArray, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
@@ -197,10 +196,29 @@ impl Codec {
         }
         let columns = builders
             .into_iter()
-            .map(Builder::finish)
+            .zip(self.schema.fields())
+            .map(|(builder, field)| builder.finish(field.name()))
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
+}
+
+/// A string column's bytes as text, or an error naming the first value that is not UTF-8
+/// (one check of the whole column, rather than one per value).
+fn utf8(bytes: BinaryArray, field: &str) -> Result<StringArray> {
+    StringArray::try_from_binary(bytes.clone()).map_err(|_| {
+        let (i, error) = bytes
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| std::str::from_utf8(v?).err().map(|e| (i, e.to_string())))
+            .unwrap_or((0, "not UTF-8".into()));
+        Error::Data {
+            position: format!("value {i}"),
+            reason: format!(
+                "not an Avro datum of the topic's schema: field `{field}`: a string that is not UTF-8: {error}"
+            ),
+        }
+    })
 }
 
 /// The Avro type name of a kind, for error messages.
@@ -402,7 +420,8 @@ enum Builder {
     Int64(Int64Builder),
     Float32(Float32Builder),
     Float64(Float64Builder),
-    Utf8(StringBuilder),
+    /// Bytes, checked to be UTF-8 once, when the column is finished.
+    Utf8(BinaryBuilder),
     Binary(BinaryBuilder),
     Date32(Date32Builder),
     /// With the column's time zone, if any.
@@ -421,7 +440,7 @@ impl Builder {
             Kind::Int64 => Builder::Int64(Int64Builder::with_capacity(rows)),
             Kind::Float32 => Builder::Float32(Float32Builder::with_capacity(rows)),
             Kind::Float64 => Builder::Float64(Float64Builder::with_capacity(rows)),
-            Kind::Utf8 => Builder::Utf8(StringBuilder::with_capacity(rows, rows * 16)),
+            Kind::Utf8 => Builder::Utf8(BinaryBuilder::with_capacity(rows, rows * 16)),
             Kind::Binary => Builder::Binary(BinaryBuilder::with_capacity(rows, rows * 16)),
             Kind::Date32 => Builder::Date32(Date32Builder::with_capacity(rows)),
             Kind::TimestampMicros => {
@@ -469,11 +488,7 @@ impl Builder {
             Builder::Int64(b) => b.append_value(reader.long()?),
             Builder::Float32(b) => b.append_value(f32::from_le_bytes(reader.fixed()?)),
             Builder::Float64(b) => b.append_value(f64::from_le_bytes(reader.fixed()?)),
-            Builder::Utf8(b) => {
-                let text = std::str::from_utf8(reader.bytes()?)
-                    .map_err(|e| format!("a string that is not UTF-8: {e}"))?;
-                b.append_value(text);
-            }
+            Builder::Utf8(b) => b.append_value(reader.bytes()?),
             Builder::Binary(b) => b.append_value(reader.bytes()?),
             Builder::Date32(b) => b.append_value(reader.int()?),
             Builder::TimestampMicros(b, _) => b.append_value(reader.long()?),
@@ -499,7 +514,8 @@ impl Builder {
         Ok(())
     }
 
-    fn finish(self) -> Result<ArrayRef> {
+    /// The column `field`.
+    fn finish(self, field: &str) -> Result<ArrayRef> {
         Ok(match self {
             Builder::Boolean(mut b) => Arc::new(b.finish()),
             Builder::Int16(mut b) => Arc::new(b.finish()),
@@ -507,7 +523,7 @@ impl Builder {
             Builder::Int64(mut b) => Arc::new(b.finish()),
             Builder::Float32(mut b) => Arc::new(b.finish()),
             Builder::Float64(mut b) => Arc::new(b.finish()),
-            Builder::Utf8(mut b) => Arc::new(b.finish()),
+            Builder::Utf8(mut b) => Arc::new(utf8(b.finish(), field)?),
             Builder::Binary(mut b) => Arc::new(b.finish()),
             Builder::Date32(mut b) => Arc::new(b.finish()),
             Builder::TimestampMicros(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
