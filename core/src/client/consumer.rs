@@ -452,8 +452,8 @@ impl Consumer {
                 if !header.attributes().control() && !is_aborted(&header, &aborted) {
                     let bytes = records.slice(start..start + header.batch_bytes());
                     let buffer = &mut self.buffer;
-                    let read = visit_batch_section(bytes, |section, _| {
-                        let at = buffer.section(&tp, section);
+                    let read = visit_batch_section(bytes, |section, count| {
+                        let at = buffer.section(&tp, section, count);
                         move |record| {
                             if record.offset >= position {
                                 buffer.push(at, record);

@@ -182,9 +182,15 @@ impl Buffer {
         self.parts.headers.clear();
     }
 
-    /// Starts a batch's records section; returns what [`push`](Self::push) takes with its
-    /// records.
-    pub(super) fn section(&mut self, tp: &TopicPartition, section: &Bytes) -> Section {
+    /// Starts a batch's records section of `count` records; returns what
+    /// [`push`](Self::push) takes with its records.
+    pub(super) fn section(
+        &mut self,
+        tp: &TopicPartition,
+        section: &Bytes,
+        count: usize,
+    ) -> Section {
+        self.records.reserve(count);
         let partition = match self.parts.partitions.iter().position(|p| p == tp) {
             Some(i) => i,
             None => {

@@ -91,7 +91,10 @@ pub(super) fn run(
     copy_timing["wall_runs"] = json!(copy_wall);
     copy_timing["version"] = json!(psql(url, &["SHOW server_version"]).unwrap_or_default());
     Ok(json!({
-        "pipeline": "topic (json values) -> postgres (mode insert, create_table, exactly_once)",
+        "pipeline": format!(
+            "topic ({} values) -> postgres (mode insert, create_table, exactly_once)",
+            args.value_format
+        ),
         "url": url,
         "skipped": null,
         "sluice": timing(args.rows, &sluice),
