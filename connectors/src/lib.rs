@@ -23,6 +23,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
+mod columns;
 pub mod config;
 pub mod convert;
 pub mod db;

@@ -8,19 +8,17 @@
 //! field: this is the format for pipelines that move many rows. The tests check it both
 //! ways against the `apache-avro` crate's reader and writer.
 
-use std::sync::Arc;
-
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, BooleanArray, BooleanBuilder,
-    Date32Array, Date32Builder, Decimal128Array, Decimal128Builder, Float32Array, Float32Builder,
-    Float64Array, Float64Builder, Int16Array, Int16Builder, Int32Array, Int32Builder, Int64Array,
-    Int64Builder, RecordBatch, StringArray, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array,
+    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use bytes::Bytes;
 
+use crate::columns::{ColumnBuilder, Unfinished};
 use crate::error::{Error, Result};
 
 /// What a column is in Avro.
@@ -145,12 +143,21 @@ impl Codec {
 
     /// The rows of `values`, all of them or an error naming the first bad one.
     pub(super) fn decode(&self, values: &[&[u8]]) -> Result<RecordBatch> {
-        let mut builders = self
-            .fields
-            .iter()
-            .zip(self.schema.fields())
-            .map(|(&(kind, _), field)| Builder::new(kind, field.data_type(), values.len()))
-            .collect::<Vec<_>>();
+        let mut builders =
+            self.schema
+                .fields()
+                .iter()
+                .map(|field| {
+                    ColumnBuilder::new(field.data_type(), values.len(), values.len() * 16)
+                        .ok_or_else(|| {
+                            Error::config(format!(
+                                "value_format avro cannot carry column `{}` of type {}",
+                                field.name(),
+                                field.data_type()
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<_>>>()?;
         for (i, value) in values.iter().enumerate() {
             let mut reader = Reader { rest: value };
             for (((kind, nullable), builder), field) in self
@@ -181,7 +188,7 @@ impl Codec {
                         }
                     }
                 }
-                builder.read(&mut reader).map_err(bad)?;
+                read(builder, &mut reader).map_err(bad)?;
             }
             if !reader.rest.is_empty() {
                 return Err(Error::Data {
@@ -197,28 +204,22 @@ impl Codec {
         let columns = builders
             .into_iter()
             .zip(self.schema.fields())
-            .map(|(builder, field)| builder.finish(field.name()))
+            .map(|(builder, field)| {
+                builder.finish().map_err(|unfinished| match unfinished {
+                    Unfinished::NotUtf8 { row, error } => Error::Data {
+                        position: format!("value {row}"),
+                        reason: format!(
+                            "not an Avro datum of the topic's schema: field `{}`: a string \
+                             that is not UTF-8: {error}",
+                            field.name()
+                        ),
+                    },
+                    Unfinished::Arrow(e) => e.into(),
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
-}
-
-/// A string column's bytes as text, or an error naming the first value that is not UTF-8
-/// (one check of the whole column, rather than one per value).
-fn utf8(bytes: BinaryArray, field: &str) -> Result<StringArray> {
-    StringArray::try_from_binary(bytes.clone()).map_err(|_| {
-        let (i, error) = bytes
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| std::str::from_utf8(v?).err().map(|e| (i, e.to_string())))
-            .unwrap_or((0, "not UTF-8".into()));
-        Error::Data {
-            position: format!("value {i}"),
-            reason: format!(
-                "not an Avro datum of the topic's schema: field `{field}`: a string that is not UTF-8: {error}"
-            ),
-        }
-    })
 }
 
 /// The Avro type name of a kind, for error messages.
@@ -412,128 +413,54 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A column being filled from Avro data.
-enum Builder {
-    Boolean(BooleanBuilder),
-    Int16(Int16Builder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float32(Float32Builder),
-    Float64(Float64Builder),
-    /// Bytes, checked to be UTF-8 once, when the column is finished.
-    Utf8(BinaryBuilder),
-    Binary(BinaryBuilder),
-    Date32(Date32Builder),
-    /// With the column's time zone, if any.
-    TimestampMicros(TimestampMicrosecondBuilder, Option<Arc<str>>),
-    /// With the column's precision and scale.
-    Decimal(Decimal128Builder, u8, i8),
-}
-
-impl Builder {
-    /// A builder of `rows` values of a column of `kind` and Arrow type `ty`.
-    fn new(kind: Kind, ty: &DataType, rows: usize) -> Builder {
-        match kind {
-            Kind::Boolean => Builder::Boolean(BooleanBuilder::with_capacity(rows)),
-            Kind::Int16 => Builder::Int16(Int16Builder::with_capacity(rows)),
-            Kind::Int32 => Builder::Int32(Int32Builder::with_capacity(rows)),
-            Kind::Int64 => Builder::Int64(Int64Builder::with_capacity(rows)),
-            Kind::Float32 => Builder::Float32(Float32Builder::with_capacity(rows)),
-            Kind::Float64 => Builder::Float64(Float64Builder::with_capacity(rows)),
-            Kind::Utf8 => Builder::Utf8(BinaryBuilder::with_capacity(rows, rows * 16)),
-            Kind::Binary => Builder::Binary(BinaryBuilder::with_capacity(rows, rows * 16)),
-            Kind::Date32 => Builder::Date32(Date32Builder::with_capacity(rows)),
-            Kind::TimestampMicros => {
-                let tz = match ty {
-                    DataType::Timestamp(_, tz) => tz.clone(),
-                    _ => None,
-                };
-                Builder::TimestampMicros(TimestampMicrosecondBuilder::with_capacity(rows), tz)
+/// Reads one non-null field and appends it.
+#[inline]
+fn read(builder: &mut ColumnBuilder, reader: &mut Reader) -> std::result::Result<(), String> {
+    match builder {
+        ColumnBuilder::Boolean(b) => match reader.take(1)? {
+            [0] => b.append_value(false),
+            [1] => b.append_value(true),
+            other => return Err(format!("boolean byte {other:?}, not 0 or 1")),
+        },
+        ColumnBuilder::Int16(b) => {
+            let v = reader.int()?;
+            let v = i16::try_from(v).map_err(|_| format!("{v} does not fit SMALLINT"))?;
+            b.append_value(v);
+        }
+        ColumnBuilder::Int32(b) => b.append_value(reader.int()?),
+        ColumnBuilder::Int64(b) => b.append_value(reader.long()?),
+        ColumnBuilder::Float32(b) => b.append_value(f32::from_le_bytes(reader.fixed()?)),
+        ColumnBuilder::Float64(b) => b.append_value(f64::from_le_bytes(reader.fixed()?)),
+        ColumnBuilder::Utf8(b) => b.append_value(reader.bytes()?),
+        ColumnBuilder::Binary(b) => b.append_value(reader.bytes()?),
+        ColumnBuilder::Date32(b) => b.append_value(reader.int()?),
+        ColumnBuilder::TimestampMicros(b, _) => b.append_value(reader.long()?),
+        ColumnBuilder::Decimal128(b, p, s) => {
+            let bytes = reader.bytes()?;
+            if bytes.len() > 16 {
+                return Err(format!(
+                    "a {}-byte decimal; DECIMAL({p},{s}) holds 16 at most",
+                    bytes.len()
+                ));
             }
-            Kind::Decimal(p, s) => Builder::Decimal(Decimal128Builder::with_capacity(rows), p, s),
+            // Sign-extend the big-endian two's complement bytes to 16.
+            let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+                0xFF
+            } else {
+                0
+            };
+            let mut wide = [fill; 16];
+            wide[16 - bytes.len()..].copy_from_slice(bytes);
+            b.append_value(i128::from_be_bytes(wide));
         }
     }
-
-    fn append_null(&mut self) {
-        match self {
-            Builder::Boolean(b) => b.append_null(),
-            Builder::Int16(b) => b.append_null(),
-            Builder::Int32(b) => b.append_null(),
-            Builder::Int64(b) => b.append_null(),
-            Builder::Float32(b) => b.append_null(),
-            Builder::Float64(b) => b.append_null(),
-            Builder::Utf8(b) => b.append_null(),
-            Builder::Binary(b) => b.append_null(),
-            Builder::Date32(b) => b.append_null(),
-            Builder::TimestampMicros(b, _) => b.append_null(),
-            Builder::Decimal(b, ..) => b.append_null(),
-        }
-    }
-
-    /// Reads one non-null field and appends it.
-    #[inline]
-    fn read(&mut self, reader: &mut Reader) -> std::result::Result<(), String> {
-        match self {
-            Builder::Boolean(b) => match reader.take(1)? {
-                [0] => b.append_value(false),
-                [1] => b.append_value(true),
-                other => return Err(format!("boolean byte {other:?}, not 0 or 1")),
-            },
-            Builder::Int16(b) => {
-                let v = reader.int()?;
-                let v = i16::try_from(v).map_err(|_| format!("{v} does not fit SMALLINT"))?;
-                b.append_value(v);
-            }
-            Builder::Int32(b) => b.append_value(reader.int()?),
-            Builder::Int64(b) => b.append_value(reader.long()?),
-            Builder::Float32(b) => b.append_value(f32::from_le_bytes(reader.fixed()?)),
-            Builder::Float64(b) => b.append_value(f64::from_le_bytes(reader.fixed()?)),
-            Builder::Utf8(b) => b.append_value(reader.bytes()?),
-            Builder::Binary(b) => b.append_value(reader.bytes()?),
-            Builder::Date32(b) => b.append_value(reader.int()?),
-            Builder::TimestampMicros(b, _) => b.append_value(reader.long()?),
-            Builder::Decimal(b, p, s) => {
-                let bytes = reader.bytes()?;
-                if bytes.len() > 16 {
-                    return Err(format!(
-                        "a {}-byte decimal; DECIMAL({p},{s}) holds 16 at most",
-                        bytes.len()
-                    ));
-                }
-                // Sign-extend the big-endian two's complement bytes to 16.
-                let fill = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
-                    0xFF
-                } else {
-                    0
-                };
-                let mut wide = [fill; 16];
-                wide[16 - bytes.len()..].copy_from_slice(bytes);
-                b.append_value(i128::from_be_bytes(wide));
-            }
-        }
-        Ok(())
-    }
-
-    /// The column `field`.
-    fn finish(self, field: &str) -> Result<ArrayRef> {
-        Ok(match self {
-            Builder::Boolean(mut b) => Arc::new(b.finish()),
-            Builder::Int16(mut b) => Arc::new(b.finish()),
-            Builder::Int32(mut b) => Arc::new(b.finish()),
-            Builder::Int64(mut b) => Arc::new(b.finish()),
-            Builder::Float32(mut b) => Arc::new(b.finish()),
-            Builder::Float64(mut b) => Arc::new(b.finish()),
-            Builder::Utf8(mut b) => Arc::new(utf8(b.finish(), field)?),
-            Builder::Binary(mut b) => Arc::new(b.finish()),
-            Builder::Date32(mut b) => Arc::new(b.finish()),
-            Builder::TimestampMicros(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
-            Builder::Decimal(mut b, p, s) => Arc::new(b.finish().with_precision_and_scale(p, s)?),
-        })
-    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use apache_avro::types::Value;
     use serde_json::json;
 

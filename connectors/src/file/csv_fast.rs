@@ -17,13 +17,7 @@
 //! NULL in a NOT NULL column, and any column type it does not build. The tests compare
 //! both decoders on generated and mutated input.
 
-use std::sync::Arc;
-
-use arrow::array::{
-    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
-    Float64Builder, Int16Builder, Int32Builder, Int64Builder, RecordBatch, StringArray,
-    TimestampMicrosecondBuilder,
-};
+use arrow::array::RecordBatch;
 use arrow::compute::kernels::cast_utils::{Parser, parse_decimal, string_to_datetime};
 use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int16Type, Int32Type,
@@ -31,31 +25,15 @@ use arrow::datatypes::{
 };
 
 use super::parse::CsvOptions;
+use crate::columns::ColumnBuilder;
 
 /// A decoder of CSV records into rows of one schema, if every column is of a type it
 /// builds.
 #[derive(Debug, Clone)]
 pub(super) struct FastCsv {
     schema: SchemaRef,
-    kinds: Vec<Kind>,
     delimiter: u8,
     quote: u8,
-}
-
-/// A column's type, as this decoder builds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Boolean,
-    Int16,
-    Int32,
-    Int64,
-    Float32,
-    Float64,
-    Utf8,
-    Date32,
-    /// Microseconds, naive (`false`) or in UTC (`true`): arrow reads both through `Utc`.
-    TimestampMicros(bool),
-    Decimal128(u8, i8),
 }
 
 impl FastCsv {
@@ -69,38 +47,27 @@ impl FastCsv {
         if csv.delimiter == csv.quote {
             return None;
         }
-        let kinds = schema
-            .fields()
-            .iter()
-            .map(|field| {
-                Some(match field.data_type() {
-                    DataType::Boolean => Kind::Boolean,
-                    DataType::Int16 => Kind::Int16,
-                    DataType::Int32 => Kind::Int32,
-                    DataType::Int64 => Kind::Int64,
-                    DataType::Float32 => Kind::Float32,
-                    DataType::Float64 => Kind::Float64,
-                    DataType::Utf8 => Kind::Utf8,
-                    DataType::Date32 => Kind::Date32,
-                    DataType::Timestamp(TimeUnit::Microsecond, None) => {
-                        Kind::TimestampMicros(false)
-                    }
-                    DataType::Timestamp(TimeUnit::Microsecond, Some(tz))
-                        if tz.as_ref() == "UTC" =>
-                    {
-                        Kind::TimestampMicros(true)
-                    }
-                    DataType::Decimal128(p, s) => Kind::Decimal128(*p, *s),
-                    _ => return None,
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        if kinds.is_empty() {
+        let built = |ty: &DataType| match ty {
+            DataType::Boolean
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Utf8
+            | DataType::Date32
+            | DataType::Decimal128(..) => true,
+            // arrow reads a naive timestamp, and one in UTC, through `Utc`.
+            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+                tz.as_ref().is_none_or(|tz| tz.as_ref() == "UTC")
+            }
+            _ => false,
+        };
+        if schema.fields().is_empty() || !schema.fields().iter().all(|f| built(f.data_type())) {
             return None;
         }
         Some(FastCsv {
             schema: schema.clone(),
-            kinds,
             delimiter: csv.delimiter,
             quote: csv.quote,
         })
@@ -110,11 +77,15 @@ impl FastCsv {
     /// `None` where arrow's decoder is to decide. `rows` is an upper bound on the records,
     /// for the builders' capacity.
     pub(super) fn decode(&self, chunk: &[u8], rows: usize) -> Option<RecordBatch> {
-        let mut columns: Vec<Column> = self
-            .kinds
+        // A string column holds at most the chunk's bytes; a typical one far less.
+        let bytes = (chunk.len() / 4).max(64);
+        let mut columns = self
+            .schema
+            .fields()
             .iter()
-            .map(|&kind| Column::new(kind, rows, chunk.len()))
-            .collect();
+            .map(|f| ColumnBuilder::new(f.data_type(), rows, bytes))
+            .collect::<Option<Vec<_>>>()?;
+        let last = columns.len().saturating_sub(1);
         let mut scratch = Vec::new();
         let mut at = 0;
         let end = chunk.len();
@@ -137,17 +108,17 @@ impl FastCsv {
                     Field::InPlace(start, stop) => &chunk[start..stop],
                     Field::Unescaped => scratch.as_slice(),
                 };
-                column.push(field)?;
+                push(column, field)?;
                 at = next;
                 // The record must end at its last field, and only there.
-                if ended != (i + 1 == self.kinds.len()) {
+                if ended != (i == last) {
                     return None;
                 }
             }
         }
         let arrays = columns
             .into_iter()
-            .map(Column::finish)
+            .map(|c| c.finish().ok())
             .collect::<Option<Vec<_>>>()?;
         RecordBatch::try_new(self.schema.clone(), arrays).ok()
     }
@@ -222,128 +193,59 @@ enum Field {
     Unescaped,
 }
 
-/// A column being built.
-enum Column {
-    Boolean(BooleanBuilder),
-    Int16(Int16Builder),
-    Int32(Int32Builder),
-    Int64(Int64Builder),
-    Float32(Float32Builder),
-    Float64(Float64Builder),
-    /// Bytes, checked to be UTF-8 once at the end.
-    Utf8(BinaryBuilder),
-    Date32(Date32Builder),
-    TimestampMicros(TimestampMicrosecondBuilder, Option<Arc<str>>),
-    Decimal128(Decimal128Builder, u8, i8),
-}
-
-impl Column {
-    fn new(kind: Kind, rows: usize, bytes: usize) -> Column {
-        match kind {
-            Kind::Boolean => Column::Boolean(BooleanBuilder::with_capacity(rows)),
-            Kind::Int16 => Column::Int16(Int16Builder::with_capacity(rows)),
-            Kind::Int32 => Column::Int32(Int32Builder::with_capacity(rows)),
-            Kind::Int64 => Column::Int64(Int64Builder::with_capacity(rows)),
-            Kind::Float32 => Column::Float32(Float32Builder::with_capacity(rows)),
-            Kind::Float64 => Column::Float64(Float64Builder::with_capacity(rows)),
-            // A string column holds at most the chunk's bytes; a typical one far less.
-            Kind::Utf8 => Column::Utf8(BinaryBuilder::with_capacity(rows, (bytes / 4).max(64))),
-            Kind::Date32 => Column::Date32(Date32Builder::with_capacity(rows)),
-            Kind::TimestampMicros(utc) => Column::TimestampMicros(
-                TimestampMicrosecondBuilder::with_capacity(rows),
-                utc.then(|| Arc::from("UTC")),
-            ),
-            Kind::Decimal128(p, s) => {
-                Column::Decimal128(Decimal128Builder::with_capacity(rows), p, s)
+/// Appends one field's value (an empty field is NULL, as arrow's decoder reads it);
+/// `None` if arrow's parser for the type would not take it either.
+#[inline]
+fn push(column: &mut ColumnBuilder, field: &[u8]) -> Option<()> {
+    if field.is_empty() {
+        column.append_null();
+        return Some(());
+    }
+    match column {
+        ColumnBuilder::Boolean(b) => {
+            if field.eq_ignore_ascii_case(b"true") {
+                b.append_value(true);
+            } else if field.eq_ignore_ascii_case(b"false") {
+                b.append_value(false);
+            } else {
+                return None;
             }
         }
-    }
-
-    /// Appends one field's value (an empty field is NULL, as arrow's decoder reads it);
-    /// `None` if arrow's parser for the type would not take it either.
-    #[inline]
-    fn push(&mut self, field: &[u8]) -> Option<()> {
-        if field.is_empty() {
-            self.append_null();
-            return Some(());
-        }
-        match self {
-            Column::Boolean(b) => {
-                if field.eq_ignore_ascii_case(b"true") {
-                    b.append_value(true);
-                } else if field.eq_ignore_ascii_case(b"false") {
-                    b.append_value(false);
-                } else {
-                    return None;
-                }
-            }
-            Column::Int16(b) => b.append_value(match int(field) {
-                Some(v) => i16::try_from(v).ok()?,
-                None => Int16Type::parse(text(field)?)?,
-            }),
-            Column::Int32(b) => b.append_value(match int(field) {
-                Some(v) => i32::try_from(v).ok()?,
-                None => Int32Type::parse(text(field)?)?,
-            }),
-            Column::Int64(b) => b.append_value(match int(field) {
-                Some(v) => v,
-                None => Int64Type::parse(text(field)?)?,
-            }),
-            Column::Float32(b) => b.append_value(Float32Type::parse(text(field)?)?),
-            Column::Float64(b) => b.append_value(match decimal(field) {
-                Some(v) => v,
-                None => Float64Type::parse(text(field)?)?,
-            }),
-            Column::Utf8(b) => b.append_value(field),
-            Column::Date32(b) => b.append_value(match date(field) {
-                Some(days) => days,
-                None => Date32Type::parse(text(field)?)?,
-            }),
-            Column::TimestampMicros(b, _) => b.append_value(match timestamp_micros(field) {
-                Some(micros) => micros,
-                None => string_to_datetime(&chrono::Utc, text(field)?)
-                    .ok()?
-                    .timestamp_micros(),
-            }),
-            Column::Decimal128(b, p, s) => {
-                b.append_value(parse_decimal::<Decimal128Type>(text(field)?, *p, *s).ok()?)
-            }
-        }
-        Some(())
-    }
-
-    fn append_null(&mut self) {
-        match self {
-            Column::Boolean(b) => b.append_null(),
-            Column::Int16(b) => b.append_null(),
-            Column::Int32(b) => b.append_null(),
-            Column::Int64(b) => b.append_null(),
-            Column::Float32(b) => b.append_null(),
-            Column::Float64(b) => b.append_null(),
-            Column::Utf8(b) => b.append_null(),
-            Column::Date32(b) => b.append_null(),
-            Column::TimestampMicros(b, _) => b.append_null(),
-            Column::Decimal128(b, ..) => b.append_null(),
+        ColumnBuilder::Int16(b) => b.append_value(match int(field) {
+            Some(v) => i16::try_from(v).ok()?,
+            None => Int16Type::parse(text(field)?)?,
+        }),
+        ColumnBuilder::Int32(b) => b.append_value(match int(field) {
+            Some(v) => i32::try_from(v).ok()?,
+            None => Int32Type::parse(text(field)?)?,
+        }),
+        ColumnBuilder::Int64(b) => b.append_value(match int(field) {
+            Some(v) => v,
+            None => Int64Type::parse(text(field)?)?,
+        }),
+        ColumnBuilder::Float32(b) => b.append_value(Float32Type::parse(text(field)?)?),
+        ColumnBuilder::Float64(b) => b.append_value(match decimal(field) {
+            Some(v) => v,
+            None => Float64Type::parse(text(field)?)?,
+        }),
+        ColumnBuilder::Utf8(b) => b.append_value(field),
+        // Not a type the fast path is made for (`FastCsv::new`).
+        ColumnBuilder::Binary(_) => return None,
+        ColumnBuilder::Date32(b) => b.append_value(match date(field) {
+            Some(days) => days,
+            None => Date32Type::parse(text(field)?)?,
+        }),
+        ColumnBuilder::TimestampMicros(b, _) => b.append_value(match timestamp_micros(field) {
+            Some(micros) => micros,
+            None => string_to_datetime(&chrono::Utc, text(field)?)
+                .ok()?
+                .timestamp_micros(),
+        }),
+        ColumnBuilder::Decimal128(b, p, s) => {
+            b.append_value(parse_decimal::<Decimal128Type>(text(field)?, *p, *s).ok()?)
         }
     }
-
-    /// The column; `None` if a string column is not UTF-8 or a decimal does not fit.
-    fn finish(self) -> Option<ArrayRef> {
-        Some(match self {
-            Column::Boolean(mut b) => Arc::new(b.finish()),
-            Column::Int16(mut b) => Arc::new(b.finish()),
-            Column::Int32(mut b) => Arc::new(b.finish()),
-            Column::Int64(mut b) => Arc::new(b.finish()),
-            Column::Float32(mut b) => Arc::new(b.finish()),
-            Column::Float64(mut b) => Arc::new(b.finish()),
-            Column::Utf8(mut b) => Arc::new(StringArray::try_from_binary(b.finish()).ok()?),
-            Column::Date32(mut b) => Arc::new(b.finish()),
-            Column::TimestampMicros(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
-            Column::Decimal128(mut b, p, s) => {
-                Arc::new(b.finish().with_precision_and_scale(p, s).ok()?)
-            }
-        })
-    }
+    Some(())
 }
 
 /// A field as text, for arrow's parsers.
@@ -486,7 +388,9 @@ fn timestamp_micros(field: &[u8]) -> Option<i64> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -558,7 +462,7 @@ mod tests {
     /// A field of the column `c` of `COLUMNS`: mostly values the fast path reads itself,
     /// some that only arrow's parsers read, and empty (NULL) ones.
     fn field(rng: &mut Xorshift, c: usize) -> String {
-        if rng.next() % 13 == 0 {
+        if rng.next().is_multiple_of(13) {
             return String::new();
         }
         let n = rng.next();
