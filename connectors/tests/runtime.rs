@@ -564,6 +564,59 @@ async fn tombstones_reach_the_sink_as_deletes_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tombstone_without_a_key_is_a_bad_record_named_by_its_offset() {
+    // Proves: a tombstone that carries no key (written by some other producer) names no
+    // row to delete: it goes to on_error as itself, at its own offset, while the records
+    // around it (an upsert, a keyed tombstone) still reach the sink in order.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    log.ensure_topic(sluice_core::NewTopic::new("raw", 1))
+        .unwrap();
+    let producer = log
+        .producer(sluice_core::ProducerConfig::default())
+        .unwrap();
+    let to = || sluice_core::ProducerRecord::to("raw").partition(0);
+    producer
+        .send(to().key(r#"{"id":1}"#).value(r#"{"id":1}"#))
+        .unwrap();
+    producer.send(to().key(r#"{"id":1}"#)).unwrap();
+    producer.send(to()).unwrap();
+    producer
+        .send(to().key(r#"{"id":3}"#).value(r#"{"id":3}"#))
+        .unwrap();
+    producer.flush().unwrap();
+    let h = Harness::new(Plan::default());
+    let text = r#"
+[pipeline]
+name = "k"
+commit_interval_ms = 50
+on_error = "dead_letter"
+
+[[sink]]
+name = "dst"
+type = "mem"
+topics = ["raw"]
+schema = "id BIGINT"
+key = ["id"]
+"#;
+    h.run(&log, text).await.unwrap();
+    assert_eq!(h.sink.lock().committed, vec![1, -1, 3]);
+    let mut consumer =
+        log.consumer(ConsumerConfig::default().isolation_level(IsolationLevel::ReadCommitted));
+    let tp = TopicPartition::new("k.dead-letter", 0);
+    consumer.assign(vec![tp.clone()]).unwrap();
+    consumer.seek(&tp, Seek::Beginning).unwrap();
+    let dead = consumer.poll(Duration::from_millis(200)).unwrap();
+    assert_eq!(dead.len(), 1);
+    let position = dead[0]
+        .headers
+        .iter()
+        .find(|h| h.key == "sluice.position")
+        .and_then(|h| h.value.clone());
+    assert_eq!(position.as_deref(), Some(&b"raw/0@2"[..]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_and_sink_transforms_shape_what_arrives() {
     // Proves: a source's route transform splits rows across topics by a field, and a
     // sink's filter transform drops rows before the sink sees them.
