@@ -132,15 +132,9 @@ impl FastCsv {
         at: usize,
         scratch: &mut Vec<u8>,
     ) -> Option<(Field, usize, bool)> {
-        let (delimiter, quote) = (self.delimiter, self.quote);
+        let quote = self.quote;
         if chunk.get(at) != Some(&quote) {
-            let mut i = at;
-            while let Some(&b) = chunk.get(i) {
-                if b == delimiter || b == b'\n' || b == b'\r' {
-                    break;
-                }
-                i += 1;
-            }
+            let i = self.unquoted_end(chunk, at);
             let (next, ended) = self.after_field(chunk, i)?;
             return Some((Field::InPlace(at, i), next, ended));
         }
@@ -160,15 +154,23 @@ impl FastCsv {
             }
         }
         let start = i;
-        while let Some(&b) = chunk.get(i) {
-            if b == delimiter || b == b'\n' || b == b'\r' {
-                break;
-            }
-            i += 1;
-        }
+        let i = self.unquoted_end(chunk, start);
         scratch.extend_from_slice(&chunk[start..i]);
         let (next, ended) = self.after_field(chunk, i)?;
         Some((Field::Unescaped, next, ended))
+    }
+
+    /// Where unquoted field bytes starting at `at` end: at the delimiter, a line end, or
+    /// the chunk's end.
+    #[inline]
+    fn unquoted_end(&self, chunk: &[u8], at: usize) -> usize {
+        let delimiter = self.delimiter;
+        chunk
+            .get(at..)
+            .unwrap_or_default()
+            .iter()
+            .position(|&b| b == delimiter || b == b'\n' || b == b'\r')
+            .map_or(chunk.len(), |n| at + n)
     }
 
     /// Past the byte that ended a field at `i` (a delimiter, a newline, `\r\n`, or the
