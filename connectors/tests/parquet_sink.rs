@@ -208,6 +208,75 @@ async fn every_compression_is_readable_by_duckdb_with_the_right_values() {
     }
 }
 
+/// Which columns of `file`'s first row group have a dictionary page, by name.
+fn dictionary_columns(file: &Path) -> Vec<String> {
+    let reader = SerializedFileReader::new(std::fs::File::open(file).unwrap()).unwrap();
+    let group = reader.metadata().row_group(0);
+    group
+        .columns()
+        .iter()
+        .filter(|c| c.dictionary_page_offset().is_some())
+        .map(|c| c.column_path().string())
+        .collect()
+}
+
+#[tokio::test]
+async fn dictionaries_are_kept_for_repeating_columns_and_skipped_for_distinct_ones() {
+    // Proves `dictionary = "auto"` (the default) writes the mostly distinct columns of the
+    // first batch (id, amount, ts) plain and keeps the repeating one's (region), that a
+    // first batch too small to judge keeps every dictionary, that "on" and "off" force
+    // them, and that the values read back the same (DuckDB) whatever the encoding.
+    let cases = [
+        ("", 20_000, vec!["region"]),
+        ("", 500, vec!["id", "region", "amount", "ts"]),
+        (
+            "dictionary = \"on\"",
+            20_000,
+            vec!["id", "region", "amount", "ts"],
+        ),
+        ("dictionary = \"off\"", 20_000, vec![]),
+    ];
+    for (setting, first_batch, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = sink(&format!(
+            "path = {:?}\n{setting}",
+            dir.path().to_str().unwrap()
+        ));
+        s.open(&context(&rows(0, 1).schema())).await.unwrap();
+        s.write(batch(rows(0, first_batch))).await.unwrap();
+        s.write(batch(rows(first_batch, 30_000))).await.unwrap();
+        assert!(s.commit(&offsets(30_000), true).await.unwrap());
+        let files = parquet_files(dir.path());
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            dictionary_columns(&files[0]),
+            expected,
+            "{setting:?}, first batch of {first_batch} rows"
+        );
+        assert_eq!(
+            duckdb(&format!(
+                "select count(*), sum(id), count(distinct region), sum(amount), count(distinct ts) \
+                 from read_parquet('{}')",
+                files[0].display()
+            )),
+            "30000,449985000,3,224992500.0,30000",
+            "{setting:?}"
+        );
+    }
+    let err = ParquetSink::new(&Settings::from_table(
+        "lake",
+        "parquet",
+        toml::from_str("path = \"x\"\ndictionary = \"sometimes\"").unwrap(),
+    ))
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("dictionary") && err.contains("auto, on or off"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn rows_go_to_hive_directories_by_field_and_event_time() {
     // Proves partition_by makes `region=value/` directories (escaped, nulls as Hive's

@@ -7,8 +7,11 @@
 //! default 1 000 000, and at most [`ROW_GROUP_BYTES_MAX`] buffered); nothing is done per
 //! row unless the rows are partitioned. Each open file's writer encodes on a thread of its
 //! own, a batch or two behind the sink, so Parquet encoding overlaps consuming and
-//! decoding. Deletes are skipped: Parquet files are append-only.
+//! decoding. Which columns get a dictionary is chosen from each file's first batch
+//! ([`Dictionary::Auto`], the `dictionary` key). Deletes are skipped: Parquet files are
+//! append-only.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,12 +21,14 @@ use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::Deserialize;
 
 use super::partition::Partitioner;
@@ -56,6 +61,8 @@ struct ParquetSinkConfig {
     partition_by: Vec<String>,
     #[serde(default)]
     time_partition: Option<TimePartition>,
+    #[serde(default = "default_dictionary")]
+    dictionary: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +80,9 @@ fn default_compression() -> String {
 fn default_row_group_rows() -> usize {
     1_000_000
 }
+fn default_dictionary() -> String {
+    "auto".into()
+}
 fn default_time_format() -> String {
     "dt=%Y-%m-%d".into()
 }
@@ -83,6 +93,7 @@ pub struct ParquetSink {
     root: PathBuf,
     compression: Compression,
     row_group_rows: usize,
+    dictionary: Dictionary,
     roll: Roll,
     partition_by: Vec<String>,
     time_partition: Option<(Option<String>, String)>,
@@ -109,6 +120,17 @@ impl ParquetSink {
                 ));
             }
         };
+        let dictionary = match config.dictionary.as_str() {
+            "auto" => Dictionary::Auto,
+            "on" => Dictionary::On,
+            "off" => Dictionary::Off,
+            other => {
+                return Err(settings.error(
+                    Some("dictionary"),
+                    format!("unknown dictionary setting `{other}`: use auto, on or off"),
+                ));
+            }
+        };
         if config.row_group_rows == 0 {
             return Err(settings.error(Some("row_group_rows"), "row_group_rows must be at least 1"));
         }
@@ -123,6 +145,7 @@ impl ParquetSink {
             root: settings.resolve_path(&config.path),
             compression,
             row_group_rows: config.row_group_rows,
+            dictionary,
             roll,
             partition_by: config.partition_by,
             time_partition: config.time_partition.map(|t| (t.field, t.format)),
@@ -167,12 +190,15 @@ impl Sink for ParquetSink {
         let properties = WriterProperties::builder()
             .set_compression(self.compression)
             .set_max_row_group_row_count(Some(self.row_group_rows))
+            .set_dictionary_enabled(self.dictionary != Dictionary::Off)
             .build();
+        let dictionary = self.dictionary;
         let make = Box::new(move |path: &Path| -> Result<Box<dyn PartWriter>> {
             Ok(Box::new(ParquetPart::create(
                 path,
                 schema.clone(),
                 properties.clone(),
+                dictionary,
             )?))
         });
         self.parts = Some(Parts::new(
@@ -239,18 +265,108 @@ enum Job {
     Finish(Vec<KeyValue>),
 }
 
+/// Whether columns are dictionary-encoded (the sink's `dictionary` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dictionary {
+    /// Each file's first batch decides, column by column: a column whose values there are
+    /// mostly distinct ([`DISTINCT_SHARE_MAX`]) is written plain.
+    Auto,
+    /// Every column is dictionary-encoded (until its dictionary outgrows a page, as the
+    /// parquet crate does).
+    On,
+    /// No column is.
+    Off,
+}
+
+/// Rows of a file's first batch looked at by [`Dictionary::Auto`], at most.
+const SAMPLE_ROWS: usize = 10_000;
+/// Fewer rows than this in the first batch say too little: every column keeps its
+/// dictionary.
+const SAMPLE_ROWS_MIN: usize = 1_000;
+/// The share of distinct values in the sample above which a column is written plain.
+///
+/// A column that is mostly distinct (ids, timestamps, measurements) fills the parquet
+/// crate's dictionary page (1 MiB) long before a row group ends; the crate then falls
+/// back to plain encoding for the rest of the column chunk, having hashed every value up
+/// to there for nothing. parquet-mr gives up on such a dictionary after the first page
+/// for the same reason.
+const DISTINCT_SHARE_MAX: f64 = 0.5;
+
+/// What a part's writer thread opens its `ArrowWriter` with.
+struct Unopened {
+    out: BufWriter<File>,
+    schema: SchemaRef,
+    properties: WriterProperties,
+    dictionary: Dictionary,
+}
+
+impl Unopened {
+    /// The writer, its columns' encodings chosen from `sample` (the file's first batch).
+    fn open(
+        self,
+        sample: Option<&RecordBatch>,
+    ) -> parquet::errors::Result<ArrowWriter<BufWriter<File>>> {
+        let properties = match sample {
+            Some(rows) if self.dictionary == Dictionary::Auto => mostly_distinct(rows)
+                .into_iter()
+                .fold(self.properties.into_builder(), |builder, column| {
+                    builder.set_column_dictionary_enabled(ColumnPath::from(column), false)
+                })
+                .build(),
+            _ => self.properties,
+        };
+        ArrowWriter::try_new(self.out, self.schema, Some(properties))
+    }
+}
+
+/// The columns of `rows` (flat ones, not booleans) whose first [`SAMPLE_ROWS`] values are
+/// more than [`DISTINCT_SHARE_MAX`] distinct; none if `rows` has fewer than
+/// [`SAMPLE_ROWS_MIN`] rows.
+fn mostly_distinct(rows: &RecordBatch) -> Vec<String> {
+    let n = rows.num_rows().min(SAMPLE_ROWS);
+    if n < SAMPLE_ROWS_MIN {
+        return Vec::new();
+    }
+    let schema = rows.schema();
+    schema
+        .fields()
+        .iter()
+        .zip(rows.columns())
+        .filter(|(field, _)| {
+            let dt = field.data_type();
+            !dt.is_nested() && *dt != DataType::Boolean && *dt != DataType::Null
+        })
+        .filter(|(_, column)| {
+            // Values as comparable byte rows: one way to count them for every type.
+            let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())]);
+            let Ok(values) = converter.and_then(|c| c.convert_columns(&[column.slice(0, n)]))
+            else {
+                return false;
+            };
+            let distinct: HashSet<_> = values.iter().collect();
+            distinct.len() as f64 > n as f64 * DISTINCT_SHARE_MAX
+        })
+        .map(|(field, _)| field.name().clone())
+        .collect()
+}
+
 /// Batches queued for a part's writer thread beyond the one it is encoding.
 const QUEUED_BATCHES: usize = 2;
 
 impl ParquetPart {
-    fn create(path: &Path, schema: SchemaRef, properties: WriterProperties) -> Result<ParquetPart> {
+    fn create(
+        path: &Path,
+        schema: SchemaRef,
+        properties: WriterProperties,
+        dictionary: Dictionary,
+    ) -> Result<ParquetPart> {
         let file = File::create(path).map_err(|e| Error::io(path, e))?;
-        let writer = ArrowWriter::try_new(
-            BufWriter::with_capacity(1 << 20, file),
-            schema.clone(),
-            Some(properties),
-        )
-        .map_err(|e| parquet_error(path, e))?;
+        let unopened = Unopened {
+            out: BufWriter::with_capacity(1 << 20, file),
+            schema: schema.clone(),
+            properties,
+            dictionary,
+        };
         let sizes = Arc::new(Sizes::default());
         let (jobs, queue) = std::sync::mpsc::sync_channel(QUEUED_BATCHES);
         let worker = {
@@ -258,7 +374,7 @@ impl ParquetPart {
             let sizes = sizes.clone();
             std::thread::Builder::new()
                 .name("sluice-parquet".into())
-                .spawn(move || encode(&path, writer, &queue, &sizes))
+                .spawn(move || encode(&path, unopened, &queue, &sizes))
         }
         .map_err(|e| Error::io(path, e))?;
         Ok(ParquetPart {
@@ -297,13 +413,9 @@ impl ParquetPart {
 }
 
 /// The writer thread of a part: encodes what it is sent until told to finish (or the
-/// part is dropped, which abandons the file).
-fn encode(
-    path: &Path,
-    mut writer: ArrowWriter<BufWriter<File>>,
-    queue: &Receiver<Job>,
-    sizes: &Sizes,
-) -> Result<()> {
+/// part is dropped, which abandons the file). The `ArrowWriter` is made at the first job,
+/// so that the first batch can choose the columns' encodings ([`Dictionary::Auto`]).
+fn encode(path: &Path, unopened: Unopened, queue: &Receiver<Job>, sizes: &Sizes) -> Result<()> {
     let report = |writer: &ArrowWriter<BufWriter<File>>| {
         sizes.bytes.store(
             (writer.bytes_written() + writer.in_progress_size()) as u64,
@@ -311,7 +423,15 @@ fn encode(
         );
         sizes.memory.store(writer.memory_size(), Ordering::Relaxed);
     };
-    while let Ok(job) = queue.recv() {
+    let Ok(first) = queue.recv() else {
+        return Ok(());
+    };
+    let sample = match &first {
+        Job::Write(rows) => Some(rows),
+        Job::Flush(_) | Job::Finish(_) => None,
+    };
+    let mut writer = unopened.open(sample).map_err(|e| parquet_error(path, e))?;
+    for job in std::iter::once(first).chain(queue.iter()) {
         match job {
             Job::Write(rows) => {
                 writer.write(&rows).map_err(|e| parquet_error(path, e))?;
