@@ -16,8 +16,8 @@ use arrow::array::{
 use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use bytes::Bytes;
 
+use super::Encoded;
 use crate::columns::{ColumnBuilder, Unfinished};
 use crate::error::{Error, Result};
 
@@ -85,8 +85,8 @@ impl Codec {
         })
     }
 
-    /// One datum per row, each a slice of one buffer.
-    pub(super) fn encode(&self, rows: &RecordBatch) -> Result<Vec<Bytes>> {
+    /// One datum per row, all in one buffer.
+    pub(super) fn encode(&self, rows: &RecordBatch) -> Result<Encoded> {
         if rows.num_columns() != self.fields.len() {
             return Err(Error::Data {
                 position: "avro encoder".into(),
@@ -119,26 +119,15 @@ impl Codec {
             })
             .collect::<Result<Vec<_>>>()?;
         let rows = rows.num_rows();
-        // A Vec, whose one-byte pushes inline to a store (a BytesMut's go through
-        // `put_slice`); one `Bytes` over it at the end, without a copy.
-        let mut buf = Vec::with_capacity(rows * 8 * columns.len().max(1));
-        let mut ends = Vec::with_capacity(rows);
+        let mut values = Encoded::with_capacity(rows, rows * 8 * columns.len().max(1));
         for row in 0..rows {
+            let buf = values.buffer();
             for column in &columns {
-                column.write(&mut buf, row);
+                column.write(buf, row);
             }
-            ends.push(buf.len());
+            values.end_value();
         }
-        let all = Bytes::from(buf);
-        let mut start = 0;
-        Ok(ends
-            .into_iter()
-            .map(|end| {
-                let value = all.slice(start..end);
-                start = end;
-                value
-            })
-            .collect())
+        Ok(values)
     }
 
     /// The rows of `values`, all of them or an error naming the first bad one.
@@ -819,7 +808,7 @@ mod tests {
         };
         let mut decoded = 0;
         for round in 0..20_000 {
-            let mut bytes = valid[round % valid.len()].to_vec();
+            let mut bytes = valid.get(round % valid.len()).unwrap().to_vec();
             match next() % 4 {
                 0 => bytes = (0..next() % 48).map(|_| next() as u8).collect(),
                 1 if !bytes.is_empty() => {
@@ -834,7 +823,11 @@ mod tests {
             };
             decoded += 1;
             let again = codec.encode(&back).unwrap();
-            assert_eq!(codec.decode(&[&again[0]]).unwrap(), back, "{bytes:?}");
+            assert_eq!(
+                codec.decode(&[again.get(0).unwrap()]).unwrap(),
+                back,
+                "{bytes:?}"
+            );
         }
         assert!(decoded > 1000, "only {decoded} inputs decoded");
     }
@@ -860,7 +853,7 @@ mod tests {
             RecordBatch::try_new(narrow, vec![Arc::new(Int32Array::from(vec![7, -7]))]).unwrap();
         let codec = Codec::new(&schema).unwrap();
         let values = codec.encode(&rows).unwrap();
-        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+        let refs: Vec<&[u8]> = values.iter().collect();
         let back = codec.decode(&refs).unwrap();
         assert_eq!(
             back.column(0)

@@ -5,6 +5,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
+use super::Encoded;
 use crate::error::{Error, Result};
 
 /// CSV cannot carry bytes: arrow-csv reads no BYTEA column.
@@ -22,7 +23,7 @@ pub(super) fn check(schema: &SchemaRef) -> Result<()> {
     }
 }
 
-pub(super) fn encode(rows: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+pub(super) fn encode(rows: &RecordBatch) -> Result<Encoded> {
     check(&rows.schema())?;
     let options = FormatOptions::default().with_null("");
     let formatters = rows
@@ -30,10 +31,10 @@ pub(super) fn encode(rows: &RecordBatch) -> Result<Vec<Vec<u8>>> {
         .iter()
         .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut values = Vec::with_capacity(rows.num_rows());
+    let mut values = Encoded::with_capacity(rows.num_rows(), rows.num_rows() * 64);
     let mut cell = String::new();
     for row in 0..rows.num_rows() {
-        let mut line = Vec::with_capacity(64);
+        let line = values.buffer();
         for (i, formatter) in formatters.iter().enumerate() {
             if i > 0 {
                 line.push(b',');
@@ -54,7 +55,7 @@ pub(super) fn encode(rows: &RecordBatch) -> Result<Vec<Vec<u8>>> {
                 line.extend_from_slice(cell.as_bytes());
             }
         }
-        values.push(line);
+        values.end_value();
     }
     Ok(values)
 }

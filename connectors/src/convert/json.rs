@@ -14,12 +14,13 @@ use arrow::array::{
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::json::{LineDelimitedWriter, ReaderBuilder};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::BufMut;
 
+use super::Encoded;
 use crate::db::types::civil_from_days;
 use crate::error::{Error, Result};
 
-pub(super) fn encode(rows: &RecordBatch) -> Result<Vec<Bytes>> {
+pub(super) fn encode(rows: &RecordBatch) -> Result<Encoded> {
     match FastColumns::new(rows)? {
         Some(columns) => Ok(columns.encode(rows.num_rows())),
         None => encode_with_arrow(rows),
@@ -27,23 +28,27 @@ pub(super) fn encode(rows: &RecordBatch) -> Result<Vec<Bytes>> {
 }
 
 /// arrow-json's writer, for column types the fast path does not take.
-fn encode_with_arrow(rows: &RecordBatch) -> Result<Vec<Bytes>> {
+fn encode_with_arrow(rows: &RecordBatch) -> Result<Encoded> {
     let mut out = Vec::with_capacity(rows.num_rows() * 64);
     {
         let mut writer = LineDelimitedWriter::new(&mut out);
         writer.write(rows)?;
         writer.finish()?;
     }
-    let out = Bytes::from(out);
     // JSON escapes newlines inside strings, so every '\n' ends a row.
-    let mut values = Vec::with_capacity(rows.num_rows());
+    let mut spans = Vec::with_capacity(rows.num_rows());
     let mut start = 0;
     for end in memchr::memchr_iter(b'\n', &out) {
         if end > start {
-            values.push(out.slice(start..end));
+            spans.push((start, end));
         }
         start = end + 1;
     }
+    let values = Encoded {
+        open: out.len(),
+        bytes: out,
+        spans,
+    };
     if values.len() != rows.num_rows() {
         return Err(Error::Data {
             position: "json encoder".into(),
@@ -114,10 +119,10 @@ impl FastColumns {
         Ok(in_range.then_some(FastColumns { columns }))
     }
 
-    fn encode(&self, rows: usize) -> Vec<Bytes> {
-        let mut buf = BytesMut::with_capacity(rows * 16 * self.columns.len().max(1));
-        let mut ends = Vec::with_capacity(rows);
+    fn encode(&self, rows: usize) -> Encoded {
+        let mut values = Encoded::with_capacity(rows, rows * 16 * self.columns.len().max(1));
         for row in 0..rows {
+            let buf = values.buffer();
             buf.put_u8(b'{');
             let mut first = true;
             for (key, column) in &self.columns {
@@ -129,20 +134,12 @@ impl FastColumns {
                 }
                 first = false;
                 buf.put_slice(key);
-                write_value(&mut buf, column, row);
+                write_value(buf, column, row);
             }
             buf.put_u8(b'}');
-            ends.push(buf.len());
+            values.end_value();
         }
-        let all = buf.freeze();
-        let mut start = 0;
-        ends.into_iter()
-            .map(|end| {
-                let value = all.slice(start..end);
-                start = end;
-                value
-            })
-            .collect()
+        values
     }
 }
 
@@ -158,7 +155,7 @@ fn column_valid(column: &FastColumn, row: usize) -> bool {
     }
 }
 
-fn write_value(buf: &mut BytesMut, column: &FastColumn, row: usize) {
+fn write_value(buf: &mut Vec<u8>, column: &FastColumn, row: usize) {
     // Zeroed only for the numbers that use it (the zeroing costs on every call).
     let digits = || [0u8; lexical_core::BUFFER_SIZE];
     match column {
@@ -188,7 +185,7 @@ fn write_value(buf: &mut BytesMut, column: &FastColumn, row: usize) {
 }
 
 fn write_float<F: lexical_core::ToLexical + FloatLike>(
-    buf: &mut BytesMut,
+    buf: &mut Vec<u8>,
     v: F,
     digits: &mut [u8; lexical_core::BUFFER_SIZE],
 ) {
@@ -217,7 +214,7 @@ impl FloatLike for f64 {
 }
 
 /// A JSON string, escaped as serde_json (and so arrow-json) escapes it.
-fn write_string(buf: &mut BytesMut, s: &str) {
+fn write_string(buf: &mut Vec<u8>, s: &str) {
     let needs_escape = s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
     if needs_escape {
         let mut writer = buf.writer();
@@ -299,7 +296,7 @@ impl Text {
         self.len = end;
     }
 
-    fn put(&self, buf: &mut BytesMut) {
+    fn put(&self, buf: &mut Vec<u8>) {
         buf.put_slice(self.bytes.get(..self.len).unwrap_or_default());
     }
 
@@ -561,7 +558,7 @@ mod tests {
         let values = encode(&far).unwrap();
         assert_eq!(values.len(), 1);
         assert_eq!(
-            String::from_utf8(values[0].to_vec()).unwrap(),
+            String::from_utf8(values.get(0).unwrap().to_vec()).unwrap(),
             via_arrow(&far)[0]
         );
     }

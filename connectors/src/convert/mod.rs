@@ -20,12 +20,74 @@ mod raw;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
 /// The value formats a topic's records can have.
 pub const FORMATS: &[&str] = &["json", "csv", "avro", "raw"];
+
+/// The values (or keys) a batch of rows encodes to, in one buffer: no allocation and no
+/// reference count per value, and the producer copies each straight into its batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    bytes: Vec<u8>,
+    /// Where each value starts and ends in `bytes`.
+    spans: Vec<(usize, usize)>,
+    /// Where the value being written started.
+    open: usize,
+}
+
+impl Encoded {
+    /// Room for `values` values of `bytes` bytes in all.
+    fn with_capacity(values: usize, bytes: usize) -> Encoded {
+        Encoded {
+            bytes: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(values),
+            open: 0,
+        }
+    }
+
+    /// The buffer the value being written goes at the end of; [`Encoded::end_value`]
+    /// closes it.
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+
+    /// Closes the value being written: it is what the buffer gained since the last one.
+    fn end_value(&mut self) {
+        self.spans.push((self.open, self.bytes.len()));
+        self.open = self.bytes.len();
+    }
+
+    /// Adds a value.
+    fn push(&mut self, value: &[u8]) {
+        self.bytes.extend_from_slice(value);
+        self.end_value();
+    }
+
+    /// How many values there are.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Value `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let &(start, end) = self.spans.get(i)?;
+        self.bytes.get(start..end)
+    }
+
+    /// The values in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.spans
+            .iter()
+            .map(|&(start, end)| self.bytes.get(start..end).unwrap_or_default())
+    }
+}
 
 /// Rows to record values and back, for one schema.
 #[derive(Debug, Clone)]
@@ -81,15 +143,14 @@ impl Converter {
         &self.schema
     }
 
-    /// One record value per row.
-    pub fn encode(&self, rows: &RecordBatch) -> Result<Vec<Bytes>> {
-        let owned = match &self.format {
-            Format::Json => return json::encode(rows),
-            Format::Avro(codec) => return codec.encode(rows),
+    /// One record value per row, all in one buffer.
+    pub fn encode(&self, rows: &RecordBatch) -> Result<Encoded> {
+        match &self.format {
+            Format::Json => json::encode(rows),
+            Format::Avro(codec) => codec.encode(rows),
             Format::Csv => csv::encode(rows),
             Format::Raw => raw::encode(rows),
-        };
-        Ok(owned?.into_iter().map(Bytes::from).collect())
+        }
     }
 
     /// The key side of rows of `schema` keyed by `key_fields` (`None` when there are
@@ -254,7 +315,7 @@ mod tests {
             let converter = Converter::new(format, rows.schema()).unwrap();
             let values = converter.encode(&rows).unwrap();
             assert_eq!(values.len(), 3, "{format}");
-            let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+            let refs: Vec<&[u8]> = values.iter().collect();
             let back = converter.decode(&refs).unwrap();
             assert_eq!(back, rows, "{format}");
         }
@@ -270,8 +331,8 @@ mod tests {
         .unwrap();
         let converter = Converter::new("raw", schema).unwrap();
         let values = converter.encode(&rows).unwrap();
-        assert_eq!(values, vec![Bytes::from_static(b"x"), Bytes::new()]);
-        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_ref()).collect();
+        assert_eq!(values.iter().collect::<Vec<_>>(), [b"x".as_slice(), b""]);
+        let refs: Vec<&[u8]> = values.iter().collect();
         assert_eq!(converter.decode(&refs).unwrap(), rows);
         assert!(Converter::new("raw", parse_schema("a INT, b INT").unwrap()).is_err());
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, SchemaRef};
 
+use super::Encoded;
 use crate::error::{Error, Result};
 
 pub(super) fn check(schema: &SchemaRef) -> Result<()> {
@@ -19,20 +20,21 @@ pub(super) fn check(schema: &SchemaRef) -> Result<()> {
     }
 }
 
-pub(super) fn encode(rows: &RecordBatch) -> Result<Vec<Vec<u8>>> {
+pub(super) fn encode(rows: &RecordBatch) -> Result<Encoded> {
     check(&rows.schema())?;
     let column = rows.column(0);
+    let mut values = Encoded::with_capacity(rows.num_rows(), column.get_buffer_memory_size());
     if let Some(strings) = column.as_any().downcast_ref::<StringArray>() {
-        return Ok(strings
-            .iter()
-            .map(|v| v.unwrap_or_default().as_bytes().to_vec())
-            .collect());
+        for v in strings {
+            values.push(v.unwrap_or_default().as_bytes());
+        }
+        return Ok(values);
     }
     if let Some(bytes) = column.as_any().downcast_ref::<BinaryArray>() {
-        return Ok(bytes
-            .iter()
-            .map(|v| v.unwrap_or_default().to_vec())
-            .collect());
+        for v in bytes {
+            values.push(v.unwrap_or_default());
+        }
+        return Ok(values);
     }
     Err(Error::config(
         "value_format raw: the column is neither VARCHAR nor BYTEA",

@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, BooleanArray, RecordBatch, TimestampMillisecondArray};
+use arrow::array::{Array, RecordBatch, TimestampMillisecondArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use sluice_core::{Log, NewTopic, Payload, Producer, ProducerConfig, ProducerRecord};
@@ -322,8 +322,8 @@ impl Publisher {
             &self.stats,
         )?;
 
-        // Each routed topic's records, sent once the transaction is open.
-        let mut by_topic: Vec<(String, Vec<Payload>)> = Vec::with_capacity(out.routed.len());
+        // Each routed topic's encoded rows, sent once the transaction is open.
+        let mut by_topic = Vec::with_capacity(out.routed.len());
         let mut bytes = 0usize;
         let mut written = 0usize;
         let mut origin = out.origin.iter();
@@ -365,31 +365,16 @@ impl Publisher {
                 None => None,
             };
             let times = self.timestamps(rows)?;
-            let mut records = Vec::with_capacity(values.len());
-            for (i, value) in values.into_iter().enumerate() {
-                let tombstone = tombstones.as_ref().zip(origins.get(i)).is_some_and(
-                    |(t, &o): (&BooleanArray, &u32)| t.is_valid(o as usize) && t.value(o as usize),
-                );
-                bytes += value.len();
-                let record = Payload {
-                    key: keys.as_ref().map(|keys| keys[i].clone()),
-                    value: Some(value),
-                    timestamp: times
-                        .as_ref()
-                        .filter(|times| times.is_valid(i))
-                        .map(|times| times.value(i)),
-                };
-                // A deleted row is the row, then its key alone (Debezium's delete event and
-                // tombstone): logs keep the change, upsert sinks delete, compaction drops it.
-                let tombstone_record = (tombstone && record.key.is_some()).then(|| Payload {
-                    value: None,
-                    ..record.clone()
-                });
-                records.push(record);
-                records.extend(tombstone_record);
-                written += 1;
-            }
-            by_topic.push((topic, records));
+            let deleted: Vec<bool> = match &tombstones {
+                Some(t) => origins
+                    .iter()
+                    .map(|&o| t.is_valid(o as usize) && t.value(o as usize))
+                    .collect(),
+                None => Vec::new(),
+            };
+            bytes += values.iter().map(<[u8]>::len).sum::<usize>();
+            written += values.len();
+            by_topic.push((topic, values, keys, times, deleted));
         }
         if !dead.is_empty() {
             self.ready(w, &self.dead_letter_topic)?;
@@ -406,8 +391,26 @@ impl Publisher {
         open.position = position;
         open.written += written;
         open.bytes += bytes;
-        for (topic, records) in by_topic {
-            w.producer.send_all_to(&topic, records).map_err(log_error)?;
+        for (topic, values, keys, times, deleted) in &by_topic {
+            let records = values.iter().enumerate().flat_map(|(i, value)| {
+                let record = Payload {
+                    key: keys.as_ref().and_then(|keys| keys.get(i)),
+                    value: Some(value),
+                    timestamp: times
+                        .as_ref()
+                        .filter(|times| times.is_valid(i))
+                        .map(|times| times.value(i)),
+                };
+                // A deleted row is the row, then its key alone (Debezium's delete event and
+                // tombstone): logs keep the change, upsert sinks delete, compaction drops it.
+                let tombstone =
+                    (deleted.get(i) == Some(&true) && record.key.is_some()).then_some(Payload {
+                        value: None,
+                        ..record
+                    });
+                std::iter::once(record).chain(tombstone)
+            });
+            w.producer.send_all_to(topic, records).map_err(log_error)?;
         }
         w.producer.send_all(dead).map_err(log_error)
     }

@@ -11,25 +11,25 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use super::delivery::{Appended, BatchOutcome};
 use super::transactions::TxnProducer;
 use crate::error::{Error, Result};
 use crate::log::Log;
-use crate::record::Record;
+use crate::record::{BatchBuilder, Compression, ProducerStamp};
 
 /// The records buffered for one partition, and its idempotent sequence.
 pub(super) struct PartitionBatch {
     /// The sequence of the next batch's first record.
     pub(super) sequence: i32,
-    /// Buffered records; their `offset` is their index (the batch's offset deltas).
-    pub(super) records: Vec<Record>,
-    /// How many records the last shipped batch held: the next batch reserves that many at
-    /// its first record, so a busy partition does not regrow its vector batch after
-    /// batch, while an idle one holds no memory.
+    /// The buffered records, encoded; their offset deltas are their places (0, 1, ...).
+    pub(super) builder: BatchBuilder,
+    /// Bytes the last shipped batch took, and an eighth more: the next batch reserves
+    /// that at its first record, so a busy partition does not regrow its buffer batch
+    /// after batch, while an idle one holds no memory.
     pub(super) capacity_hint: usize,
-    /// Key and value bytes buffered, plus 16 per record: what `batch_bytes` caps.
-    pub(super) bytes: usize,
-    /// When the first of `records` was buffered.
+    /// When the first of the buffered records was.
     pub(super) opened: Instant,
     /// Shared by the deliveries handed out for `records`; made at the first one.
     pub(super) outcome: Option<Arc<BatchOutcome>>,
@@ -42,20 +42,28 @@ impl PartitionBatch {
     pub(super) fn new() -> Self {
         PartitionBatch {
             sequence: 0,
-            records: Vec::new(),
+            builder: BatchBuilder::new(),
             capacity_hint: 0,
-            bytes: 0,
             opened: Instant::now(),
             outcome: None,
             unacked: false,
         }
     }
 
+    /// The buffered records as one batch, leaving none buffered.
+    pub(super) fn finish(
+        &mut self,
+        compression: Compression,
+        stamp: ProducerStamp,
+    ) -> Result<BytesMut> {
+        let size = self.builder.size();
+        self.capacity_hint = size + size / 8;
+        self.builder.finish(0, compression, stamp)
+    }
+
     /// Empties the batch, settling its deliveries with `result`.
     pub(super) fn settle(&mut self, result: std::result::Result<Appended, Arc<Error>>) {
-        self.capacity_hint = self.records.len();
-        self.records = Vec::new();
-        self.bytes = 0;
+        self.builder = BatchBuilder::new();
         self.unacked = false;
         if let Some(outcome) = self.outcome.take() {
             let _ = outcome.result.set(result);
@@ -107,7 +115,7 @@ impl State {
             .topics
             .iter()
             .flat_map(|t| &t.batches)
-            .filter(|b| !b.records.is_empty())
+            .filter(|b| !b.builder.is_empty())
             .map(|b| b.opened)
             .min();
     }

@@ -11,14 +11,17 @@
 //! `init_transactions`, records are sent only inside a transaction, and every batch is
 //! stamped transactional and appended through the log's transaction coordinator.
 //!
-//! Per record, a send does no allocation of its own beyond the buffered `Record`: batches
-//! live in a per-topic table indexed by partition (found by name, the last topic first),
+//! Per record, a send does no allocation of its own: the record is encoded into its
+//! partition's open batch at once ([`BatchBuilder`](crate::record::BatchBuilder), which
+//! grows one buffer, sized from the last batch), batches live in a per-topic table indexed
+//! by partition (found by name, the last topic first),
 //! a topic's partition count is read once per shipped batch rather than per record, and
 //! the records of a batch share one outcome (`delivery.rs`) from which a [`Delivery`]
 //! builds its `RecordMetadata` when asked. [`Producer::send_all`] buffers many records
 //! under one lock and one clock read, without deliveries: a failed batch of theirs fails
 //! the next [`Producer::flush`] (or `commit_transaction`). [`Producer::send_all_to`] does
-//! the same for records of one topic given as [`Payload`]s, looking the topic up once.
+//! the same for records of one topic given as [`Payload`]s (borrowed keys and values),
+//! looking the topic up once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,7 +37,7 @@ pub use super::delivery::{Delivery, RecordMetadata};
 use super::transactions::TxnProducer;
 use crate::error::{Error, Result};
 use crate::log::Log;
-use crate::record::{Compression, Header, ProducerStamp, Record, encode_batch, partition_for_key};
+use crate::record::{Compression, Header, ProducerStamp, partition_for_key};
 
 /// Producer settings.
 #[derive(Debug, Clone)]
@@ -170,16 +173,27 @@ impl ProducerRecord {
 }
 
 /// A record for [`Producer::send_all_to`]: what a [`ProducerRecord`] holds besides its
-/// topic, partition and headers. A source handing one topic many rows builds one of these
-/// per row instead of a `ProducerRecord` with its own copy of the topic's name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Payload {
+/// topic, partition and headers, borrowed. A source handing one topic many rows builds one
+/// of these per row (its key and value slices of the rows' encoded bytes, say) instead of
+/// a `ProducerRecord` with its own buffers and its own copy of the topic's name; the
+/// producer copies the bytes into the batch being built, so they need not outlive the call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Payload<'a> {
     /// Key; the partition is chosen from it (or, without one, the sticky partition).
-    pub key: Option<Bytes>,
+    pub key: Option<&'a [u8]>,
     /// Value (`None` is a tombstone).
-    pub value: Option<Bytes>,
+    pub value: Option<&'a [u8]>,
     /// Timestamp (ms since epoch); defaults to now.
     pub timestamp: Option<i64>,
+}
+
+/// A record on its way into a batch: a [`ProducerRecord`] or a [`Payload`], borrowed.
+struct Unsent<'a> {
+    partition: Option<i32>,
+    timestamp: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: &'a [Header],
 }
 
 /// Sends records to the log. Thread-safe; share it behind an `Arc`.
@@ -259,10 +273,10 @@ impl Producer {
     /// a [`ProducerRecord`] (and a copy of the topic's name) per record: the topic is looked
     /// up once. Keys choose partitions as in [`send`](Self::send); records carry no
     /// headers.
-    pub fn send_all_to(
+    pub fn send_all_to<'a>(
         &self,
         topic: &str,
-        records: impl IntoIterator<Item = Payload>,
+        records: impl IntoIterator<Item = Payload<'a>>,
     ) -> Result<()> {
         let now = (Instant::now(), crate::now_ms());
         let mut state = self.state.lock();
@@ -274,14 +288,14 @@ impl Producer {
             timestamp,
         } in records
         {
-            let record = Record {
-                offset: 0,
+            let record = Unsent {
+                partition: None,
                 timestamp: timestamp.unwrap_or(now.1),
                 key,
                 value,
-                headers: Vec::new(),
+                headers: &[],
             };
-            self.buffer_in(&mut state, t, None, record, now.0, false, check_txn)?;
+            self.buffer_in(&mut state, t, record, now.0, false, check_txn)?;
             check_txn = false;
         }
         self.ship_lingered(&mut state, Instant::now());
@@ -309,25 +323,23 @@ impl Producer {
             headers,
             ..
         } = record;
-        let record = Record {
-            offset: 0,
+        let record = Unsent {
+            partition,
             timestamp: timestamp.unwrap_or(now_ms),
-            key,
-            value,
-            headers,
+            key: key.as_deref(),
+            value: value.as_deref(),
+            headers: &headers,
         };
-        self.buffer_in(state, t, partition, record, now, delivery, check_txn)
+        self.buffer_in(state, t, record, now, delivery, check_txn)
     }
 
-    /// [`buffer`](Self::buffer) into topic slot `t`, the record's offset yet to be set to
-    /// its place in the batch.
-    #[allow(clippy::too_many_arguments)]
+    /// [`buffer`](Self::buffer) into topic slot `t`: the record is encoded into its
+    /// partition's batch at once.
     fn buffer_in(
         &self,
         state: &mut State,
         t: usize,
-        partition: Option<i32>,
-        mut record: Record,
+        record: Unsent<'_>,
         now: Instant,
         delivery: bool,
         check_txn: bool,
@@ -352,7 +364,7 @@ impl Producer {
             .topics
             .get_mut(t)
             .ok_or_else(|| Error::InvalidArgument("internal error: topic slot".into()))?;
-        let partition = match (partition, &record.key) {
+        let partition = match (record.partition, record.key) {
             (Some(p), _) => {
                 if !(0..partitions).contains(&p) {
                     // The cached count may be stale: partitions may have been added.
@@ -385,13 +397,20 @@ impl Producer {
             .batches
             .get_mut(p)
             .ok_or_else(|| Error::InvalidArgument("internal error: partition slot".into()))?;
-        if batch.records.is_empty() {
-            batch.records.reserve_exact(batch.capacity_hint);
+        let timestamp = record.timestamp;
+        let offset_delta = batch.builder.len() as i64;
+        let opens = batch.builder.is_empty();
+        batch.builder.push(
+            timestamp,
+            record.key,
+            record.value,
+            record.headers,
+            batch.capacity_hint,
+        )?;
+        if opens {
             batch.opened = now;
             state.oldest = Some(state.oldest.map_or(now, |o| o.min(now)));
         }
-        let timestamp = record.timestamp;
-        let offset_delta = batch.records.len() as i64;
         let delivery = if delivery {
             let outcome = batch
                 .outcome
@@ -401,13 +420,8 @@ impl Producer {
             batch.unacked = true;
             None
         };
-        batch.bytes += record.key.as_ref().map_or(0, Bytes::len)
-            + record.value.as_ref().map_or(0, Bytes::len)
-            + 16;
-        record.offset = offset_delta;
-        batch.records.push(record);
-        let full = batch.records.len() >= self.config.batch_records
-            || batch.bytes >= self.config.batch_bytes;
+        let full = batch.builder.len() >= self.config.batch_records
+            || batch.builder.size() >= self.config.batch_bytes;
         if full {
             let opened = batch.opened;
             self.ship(state, t, p);
@@ -435,7 +449,7 @@ impl Producer {
                     .get(t)
                     .and_then(|topic| topic.batches.get(p))
                     .is_some_and(|b| {
-                        !b.records.is_empty() && now.saturating_duration_since(b.opened) >= linger
+                        !b.builder.is_empty() && now.saturating_duration_since(b.opened) >= linger
                     });
                 if due {
                     self.ship(state, t, p);
@@ -482,10 +496,11 @@ impl Producer {
         } = state;
         let topic = topics.get_mut(t)?;
         let batch = topic.batches.get_mut(p)?;
-        if batch.records.is_empty() {
+        if batch.builder.is_empty() {
             return None;
         }
         let partition = p as i32;
+        let records = batch.builder.len();
         // The partition count is read again at the next send: partitions may be added.
         topic.partitions = None;
         // Unkeyed records move on to the next partition once a batch is sent.
@@ -504,21 +519,19 @@ impl Producer {
             },
             None => ProducerStamp::default(),
         };
-        let result =
-            encode_batch(&batch.records, self.config.compression, stamp).and_then(|mut bytes| {
-                match txn {
-                    Some(txn) => {
-                        let tp = TopicPartition::new(topic.name.clone(), partition);
-                        txn.append(&self.log, &stamp, &tp, &mut bytes)
-                    }
-                    None => self.log.append(&topic.name, partition, &mut bytes),
+        let result = batch
+            .finish(self.config.compression, stamp)
+            .and_then(|mut bytes| match txn {
+                Some(txn) => {
+                    let tp = TopicPartition::new(topic.name.clone(), partition);
+                    txn.append(&self.log, &stamp, &tp, &mut bytes)
                 }
+                None => self.log.append(&topic.name, partition, &mut bytes),
             });
         match result {
             Ok(info) => {
                 if producer_id.is_some() {
-                    let next = (i64::from(sequence) + batch.records.len() as i64)
-                        % (i64::from(i32::MAX) + 1);
+                    let next = (i64::from(sequence) + records as i64) % (i64::from(i32::MAX) + 1);
                     batch.sequence = next as i32;
                 }
                 batch.settle(Ok(Appended {
@@ -543,7 +556,7 @@ impl Producer {
     pub(super) fn discard_pending(state: &mut State, error: &Arc<Error>) {
         for topic in &mut state.topics {
             for batch in &mut topic.batches {
-                if !batch.records.is_empty() {
+                if !batch.builder.is_empty() {
                     batch.settle(Err(error.clone()));
                 }
             }

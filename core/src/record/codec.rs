@@ -54,6 +54,33 @@ impl Compression {
     pub fn from_id(id: i16) -> Option<Compression> {
         Compression::ALL.get(usize::try_from(id).ok()?).copied()
     }
+
+    /// The codec's Kafka id (the low three attribute bits).
+    pub fn id(self) -> i16 {
+        self as i16
+    }
+
+    /// Appends `records` (a batch's records section) to `out` compressed as Kafka frames
+    /// this codec (Snappy in xerial's framing, LZ4 as a frame), by `kafka-protocol`'s
+    /// compressors; `None` copies them.
+    pub(crate) fn compress(self, records: &[u8], out: &mut BytesMut) -> Result<()> {
+        use kafka_protocol::compression::{self as cmpr, Compressor};
+        let copy = |buf: &mut BytesMut| {
+            buf.extend_from_slice(records);
+            Ok(())
+        };
+        match self {
+            Compression::None => {
+                out.extend_from_slice(records);
+                Ok(())
+            }
+            Compression::Gzip => cmpr::Gzip::compress(out, copy),
+            Compression::Snappy => cmpr::Snappy::compress(out, copy),
+            Compression::Lz4 => cmpr::Lz4::compress(out, copy),
+            Compression::Zstd => cmpr::Zstd::compress(out, copy),
+        }
+        .map_err(|e| Error::InvalidArgument(format!("compressing record batch ({self:?}): {e}")))
+    }
 }
 
 impl FromStr for Compression {

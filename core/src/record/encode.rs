@@ -1,11 +1,13 @@
-//! Encoding an uncompressed RecordBatch v2 straight from [`Record`]s into one buffer.
+//! Encoding RecordBatch v2 straight into one buffer: [`BatchBuilder`], a record at a time
+//! (the embedded producer's batches), and `encode_uncompressed`, from [`Record`]s (the
+//! uncompressed path of [`encode_batch`](super::encode_batch)).
 //!
 //! `kafka-protocol`'s encoder wants one `kafka_protocol::records::Record` per record
 //! (every key and value `Bytes` cloned, which allocates a shared header for bytes built
-//! from a `Vec`, then dropped) and grows its buffer as it goes. This encoder sizes the
-//! buffer once and copies each key and value once. It writes exactly the bytes
-//! `kafka-protocol` writes for the same records (a test below compares them), so it is a
-//! faster path to the same format (`docs/format.md`), not a second format:
+//! from a `Vec`, then dropped) and grows its buffer as it goes. These encoders copy each
+//! key and value once, into a buffer sized ahead. `encode_uncompressed` writes exactly the
+//! bytes `kafka-protocol` writes for the same records (a test below compares them), so it
+//! is a faster path to the same format (`docs/format.md`), not a second format:
 //!
 //! ```text
 //! base offset i64 | batch length i32 | leader epoch i32 (-1) | magic i8 (2) | crc u32
@@ -16,12 +18,15 @@
 //!   headers (key length varint, key, value length varint or -1, value)
 //! ```
 //!
-//! The base offset and first timestamp are the smallest of the batch (deltas are never
-//! negative); the CRC-32C covers everything from the attributes to the end.
+//! `encode_uncompressed` bases offsets and timestamps on the smallest of the batch (deltas
+//! are never negative); a [`BatchBuilder`] bases them on its first record, as Kafka's
+//! Java producer does, so a later record with an older timestamp has a negative delta. The
+//! CRC-32C covers everything from the attributes to the end. Compressed batches compress
+//! the records section with `kafka-protocol`'s compressors (the framing Kafka expects).
 
 use bytes::{BufMut, BytesMut};
 
-use super::codec::{ProducerStamp, Record};
+use super::codec::{Compression, Header, ProducerStamp, Record};
 use crate::error::{Error, Result};
 
 /// Bytes before the records: the fixed RecordBatch v2 header.
@@ -76,23 +81,80 @@ fn bytes_len(b: Option<&[u8]>, what: &str) -> Result<usize> {
     })
 }
 
-/// The size of a record's body (everything after its length varint).
-fn body_len(r: &Record, min_offset: i64, min_timestamp: i64) -> Result<(usize, i32)> {
-    let offset_delta = i32::try_from(r.offset - min_offset).map_err(|_| {
+/// Encodes `records` (at least one) as one uncompressed RecordBatch v2.
+pub(super) fn encode_uncompressed(records: &[Record], stamp: ProducerStamp) -> Result<BytesMut> {
+    let (Some(first), Ok(count)) = (records.first(), i32::try_from(records.len())) else {
+        return Err(Error::InvalidArgument(
+            "encoding record batch: no records, or too many for one batch".into(),
+        ));
+    };
+    let (mut min_offset, mut min_timestamp) = (first.offset, first.timestamp);
+    for r in records {
+        min_offset = min_offset.min(r.offset);
+        min_timestamp = min_timestamp.min(r.timestamp);
+    }
+    let mut total = HEADER_BYTES;
+    for r in records {
+        let body = body_len(
+            offset_delta(r.offset, min_offset)?,
+            r.timestamp - min_timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+        )?;
+        total += varint_len(length(body, "")?) + body;
+    }
+    let mut builder = BatchBuilder::new();
+    builder.base_timestamps_on(min_timestamp);
+    for r in records {
+        builder.push_at(
+            offset_delta(r.offset, min_offset)?,
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            &r.headers,
+            total,
+        )?;
+    }
+    debug_assert_eq!(builder.size(), total, "record batch sized wrongly");
+    debug_assert_eq!(builder.len(), count as usize);
+    // The sequence of the record with the smallest offset (records are numbered from the
+    // first one given).
+    let stamp = ProducerStamp {
+        base_sequence: stamp
+            .base_sequence
+            .wrapping_add((min_offset - first.offset) as i32),
+        ..stamp
+    };
+    builder.finish(min_offset, Compression::None, stamp)
+}
+
+/// The offset delta of a record at `offset` in a batch based at `base`.
+fn offset_delta(offset: i64, base: i64) -> Result<i32> {
+    i32::try_from(offset - base).map_err(|_| {
         Error::InvalidArgument(format!(
-            "encoding record batch: offsets too far apart ({min_offset}, {})",
-            r.offset
+            "encoding record batch: offsets too far apart ({base}, {offset})"
         ))
-    })?;
-    let mut n = 1 + varlong_len(r.timestamp - min_timestamp) + varint_len(offset_delta);
-    n += bytes_len(r.key.as_deref(), "key")?;
-    n += bytes_len(r.value.as_deref(), "value")?;
-    n += varint_len(length(r.headers.len(), "header count")?);
-    for h in &r.headers {
+    })
+}
+
+/// The size of a record's body (everything after its length varint).
+fn body_len(
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[Header],
+) -> Result<usize> {
+    let mut n = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta);
+    n += bytes_len(key, "key")?;
+    n += bytes_len(value, "value")?;
+    n += varint_len(length(headers.len(), "header count")?);
+    for h in headers {
         n += bytes_len(Some(h.key.as_bytes()), "header key")?;
         n += bytes_len(h.value.as_deref(), "header value")?;
     }
-    Ok((n, offset_delta))
+    Ok(n)
 }
 
 #[inline]
@@ -107,78 +169,176 @@ fn put_bytes(buf: &mut Vec<u8>, b: Option<&[u8]>) {
     }
 }
 
-/// Encodes `records` (at least one) as one uncompressed RecordBatch v2.
-pub(super) fn encode_uncompressed(records: &[Record], stamp: ProducerStamp) -> Result<BytesMut> {
-    let (Some(first), Some(count)) = (records.first(), i32::try_from(records.len()).ok()) else {
-        return Err(Error::InvalidArgument(
-            "encoding record batch: no records, or too many for one batch".into(),
-        ));
-    };
-    let (mut min_offset, mut max_offset) = (first.offset, first.offset);
-    let (mut min_timestamp, mut max_timestamp) = (first.timestamp, first.timestamp);
-    for r in records {
-        min_offset = min_offset.min(r.offset);
-        max_offset = max_offset.max(r.offset);
-        min_timestamp = min_timestamp.min(r.timestamp);
-        max_timestamp = max_timestamp.max(r.timestamp);
-    }
-    let mut total = HEADER_BYTES;
-    for r in records {
-        let (body, _) = body_len(r, min_offset, min_timestamp)?;
-        total += varint_len(length(body, "")?) + body;
-    }
-    let batch_length = length(total - 12, "batch")?;
-    let last_offset_delta = i32::try_from(max_offset - min_offset).map_err(|_| {
-        Error::InvalidArgument(format!(
-            "encoding record batch: offsets too far apart ({min_offset}, {max_offset})"
-        ))
-    })?;
-    // The sequence of the record with the smallest offset (records are numbered from the
-    // first one given).
-    let base_sequence = stamp
-        .base_sequence
-        .wrapping_add((min_offset - first.offset) as i32);
-    let mut attributes = 0i16;
-    if stamp.transactional {
-        attributes |= TRANSACTIONAL;
+/// A RecordBatch v2 built a record at a time, as a producer buffers them: each record is
+/// encoded into the batch's buffer when it is added (Kafka's `MemoryRecordsBuilder` works
+/// the same way), so its key and value are copied once, need not outlive the call, and
+/// nothing is kept per record. The header is written by [`finish`](Self::finish), which
+/// also compresses the records if asked.
+///
+/// Timestamps are deltas from the first record's (Kafka's "first timestamp"; a later
+/// record may be older, its delta negative, as Java clients write them).
+#[derive(Debug, Default)]
+pub struct BatchBuilder {
+    /// The header's room, then the records; empty before the first record.
+    buf: Vec<u8>,
+    count: i32,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    last_offset_delta: i32,
+}
+
+impl BatchBuilder {
+    /// An empty builder; it allocates at its first record.
+    pub fn new() -> BatchBuilder {
+        BatchBuilder::default()
     }
 
-    // A Vec, whose pushes inline to a store, rather than a BytesMut, whose one-byte puts
-    // each go through `put_slice`; handed over as a BytesMut without a copy at the end.
-    let mut buf = Vec::with_capacity(total);
-    buf.put_i64(min_offset);
-    buf.put_i32(batch_length);
-    buf.put_i32(-1); // partition leader epoch
-    buf.put_i8(2); // magic
-    buf.put_u32(0); // CRC, filled in below
-    buf.put_i16(attributes);
-    buf.put_i32(last_offset_delta);
-    buf.put_i64(min_timestamp);
-    buf.put_i64(max_timestamp);
-    buf.put_i64(stamp.producer_id);
-    buf.put_i16(stamp.producer_epoch);
-    buf.put_i32(base_sequence);
-    buf.put_i32(count);
-    for r in records {
-        let (body, offset_delta) = body_len(r, min_offset, min_timestamp)?;
-        put_varint(&mut buf, body as i32);
-        buf.push(0); // record attributes
-        put_varlong(&mut buf, r.timestamp - min_timestamp);
-        put_varint(&mut buf, offset_delta);
-        put_bytes(&mut buf, r.key.as_deref());
-        put_bytes(&mut buf, r.value.as_deref());
-        put_varint(&mut buf, r.headers.len() as i32);
-        for h in &r.headers {
-            put_bytes(&mut buf, Some(h.key.as_bytes()));
-            put_bytes(&mut buf, h.value.as_deref());
+    /// Records added since the last [`finish`](Self::finish).
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether no record was added since the last [`finish`](Self::finish).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Bytes of the batch so far, header included (0 when empty).
+    pub fn size(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Makes `base_timestamp` the one the timestamps of an empty batch's records are
+    /// deltas from (by default the first record's).
+    fn base_timestamps_on(&mut self, base_timestamp: i64) {
+        if self.buf.is_empty() {
+            self.base_timestamp = base_timestamp;
+            self.max_timestamp = base_timestamp;
         }
     }
-    debug_assert_eq!(buf.len(), total, "record batch sized wrongly");
-    let crc = crc32c::crc32c(buf.get(CRC_START..).unwrap_or_default());
-    if let Some(slot) = buf.get_mut(17..CRC_START) {
-        slot.copy_from_slice(&crc.to_be_bytes());
+
+    /// Adds a record whose offset delta is its place in the batch (0, 1, 2, ...). The
+    /// first record of a batch reserves `capacity` bytes for the batch. On an error (a
+    /// key or value too large for Kafka's 32-bit lengths) nothing is added.
+    pub fn push(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        capacity: usize,
+    ) -> Result<()> {
+        self.base_timestamps_on(timestamp);
+        self.push_at(self.count, timestamp, key, value, headers, capacity)
     }
-    Ok(BytesMut::from(bytes::Bytes::from(buf)))
+
+    /// Adds a record at `offset_delta`; `capacity` as in [`push`](Self::push).
+    fn push_at(
+        &mut self,
+        offset_delta: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        capacity: usize,
+    ) -> Result<()> {
+        let timestamp_delta = timestamp.checked_sub(self.base_timestamp).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "encoding record batch: timestamps too far apart ({}, {timestamp})",
+                self.base_timestamp
+            ))
+        })?;
+        let count = self.count.checked_add(1).ok_or_else(|| {
+            Error::InvalidArgument("encoding record batch: too many records".into())
+        })?;
+        let body = body_len(offset_delta, timestamp_delta, key, value, headers)?;
+        let body_length = length(body, "")?;
+        let size = self.buf.len().max(HEADER_BYTES) + varint_len(body_length) + body;
+        length(size - 12, "batch")?;
+        let buf = &mut self.buf;
+        if buf.is_empty() {
+            buf.reserve_exact(capacity.max(size));
+            buf.resize(HEADER_BYTES, 0);
+        }
+        put_varint(buf, body_length);
+        buf.push(0); // record attributes
+        put_varlong(buf, timestamp_delta);
+        put_varint(buf, offset_delta);
+        put_bytes(buf, key);
+        put_bytes(buf, value);
+        put_varint(buf, headers.len() as i32);
+        for h in headers {
+            put_bytes(buf, Some(h.key.as_bytes()));
+            put_bytes(buf, h.value.as_deref());
+        }
+        self.count = count;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        self.last_offset_delta = self.last_offset_delta.max(offset_delta);
+        Ok(())
+    }
+
+    /// The batch (at base offset `base_offset`, its records compressed with
+    /// `compression`), leaving the builder empty; an error if it has no records.
+    pub fn finish(
+        &mut self,
+        base_offset: i64,
+        compression: Compression,
+        stamp: ProducerStamp,
+    ) -> Result<BytesMut> {
+        if self.count == 0 {
+            return Err(Error::InvalidArgument(
+                "cannot encode an empty batch".into(),
+            ));
+        }
+        let BatchBuilder {
+            buf,
+            count,
+            base_timestamp,
+            max_timestamp,
+            last_offset_delta,
+        } = std::mem::take(self);
+        let mut buf = match compression {
+            Compression::None => buf,
+            codec => {
+                let (header, records) = buf.split_at(HEADER_BYTES);
+                let mut out = BytesMut::with_capacity(HEADER_BYTES + records.len() / 2);
+                out.extend_from_slice(header);
+                codec.compress(records, &mut out)?;
+                length(out.len() - 12, "batch")?;
+                Vec::from(out)
+            }
+        };
+        let batch_length = (buf.len() - 12) as i32;
+        let mut attributes = compression.id();
+        if stamp.transactional {
+            attributes |= TRANSACTIONAL;
+        }
+        let mut header = [0u8; HEADER_BYTES];
+        {
+            let mut h = &mut header[..];
+            h.put_i64(base_offset);
+            h.put_i32(batch_length);
+            h.put_i32(-1); // partition leader epoch
+            h.put_i8(2); // magic
+            h.put_u32(0); // CRC, filled in below
+            h.put_i16(attributes);
+            h.put_i32(last_offset_delta);
+            h.put_i64(base_timestamp);
+            h.put_i64(max_timestamp);
+            h.put_i64(stamp.producer_id);
+            h.put_i16(stamp.producer_epoch);
+            h.put_i32(stamp.base_sequence);
+            h.put_i32(count);
+        }
+        if let Some(room) = buf.get_mut(..HEADER_BYTES) {
+            room.copy_from_slice(&header);
+        }
+        let crc = crc32c::crc32c(buf.get(CRC_START..).unwrap_or_default());
+        if let Some(slot) = buf.get_mut(17..CRC_START) {
+            slot.copy_from_slice(&crc.to_be_bytes());
+        }
+        Ok(BytesMut::from(bytes::Bytes::from(buf)))
+    }
 }
 
 #[cfg(test)]
@@ -236,5 +396,79 @@ mod tests {
                 assert_eq!(fast, reference);
             }
         }
+    }
+
+    #[test]
+    fn a_batch_built_record_by_record_reads_back_with_every_codec() {
+        // Proves the builder's batches hold what was pushed: offsets numbered from 0, an
+        // older record after a newer one (a negative timestamp delta), null keys and
+        // values, headers; that every codec's batch reads back the same through this
+        // crate's decoder and kafka-protocol's; that the header carries the stamp, the
+        // max timestamp and the codec; and that finishing empties the builder for reuse.
+        use kafka_protocol::records::RecordBatchDecoder;
+
+        use crate::record::{BatchHeader, decode_batch};
+
+        /// Offset, timestamp, key, value and header count of a record.
+        type Seen = (i64, i64, Option<Bytes>, Option<Bytes>, usize);
+
+        let records: Vec<Record> = (0..300)
+            .map(|i| {
+                let timestamp = 1_700_000_000_000 + if i == 7 { -5_000 } else { i * 3 };
+                record(i, timestamp, i as usize)
+            })
+            .collect();
+        let stamp = ProducerStamp {
+            producer_id: 11,
+            producer_epoch: 2,
+            base_sequence: 40,
+            transactional: true,
+        };
+        let mut builder = BatchBuilder::new();
+        for codec in Compression::ALL {
+            for r in &records {
+                builder
+                    .push(
+                        r.timestamp,
+                        r.key.as_deref(),
+                        r.value.as_deref(),
+                        &r.headers,
+                        0,
+                    )
+                    .unwrap();
+            }
+            assert_eq!(builder.len(), records.len());
+            let batch = builder.finish(0, codec, stamp).unwrap().freeze();
+            assert!(builder.is_empty() && builder.size() == 0, "{codec:?}");
+            let header = BatchHeader::parse(&batch).unwrap();
+            assert_eq!(header.attributes().compression_id(), codec.id());
+            assert_eq!(header.base_timestamp(), records[0].timestamp, "{codec:?}");
+            assert_eq!(header.max_timestamp(), 1_700_000_000_000 + 299 * 3);
+            assert_eq!(header.producer_id(), 11);
+            assert_eq!(header.base_sequence(), 40);
+            assert!(header.attributes().transactional());
+            assert_eq!(decode_batch(batch.clone()).unwrap(), records, "{codec:?}");
+            let mut bytes = batch.clone();
+            let theirs = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            let theirs: Vec<Seen> = theirs
+                .records
+                .into_iter()
+                .map(|r| (r.offset, r.timestamp, r.key, r.value, r.headers.len()))
+                .collect();
+            let ours: Vec<Seen> = records
+                .iter()
+                .map(|r| {
+                    (
+                        r.offset,
+                        r.timestamp,
+                        r.key.clone(),
+                        r.value.clone(),
+                        r.headers.len(),
+                    )
+                })
+                .collect();
+            assert_eq!(theirs, ours, "{codec:?}");
+        }
+        assert!(builder.finish(0, Compression::None, stamp).is_err());
     }
 }

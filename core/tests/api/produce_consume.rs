@@ -278,12 +278,13 @@ fn send_all_places_records_as_send_does_and_flush_reports_its_failures() {
     many.flush().unwrap();
     // `send_all_to`: the same records as payloads of one topic.
     let payloads = log.producer(config.clone()).unwrap();
+    let owned: Vec<_> = records("payloads").collect();
     payloads
         .send_all_to(
             "payloads",
-            records("payloads").map(|r| Payload {
-                key: r.key,
-                value: r.value,
+            owned.iter().map(|r| Payload {
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
                 timestamp: r.timestamp,
             }),
         )
