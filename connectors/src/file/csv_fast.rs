@@ -86,6 +86,7 @@ impl FastCsv {
             .map(|f| ColumnBuilder::new(f.data_type(), rows, bytes))
             .collect::<Option<Vec<_>>>()?;
         let last = columns.len().saturating_sub(1);
+        let mut dates = vec![LastDate::default(); columns.len()];
         let mut scratch = Vec::new();
         let mut at = 0;
         let end = chunk.len();
@@ -102,13 +103,13 @@ impl FastCsv {
                 }
                 _ => {}
             }
-            for (i, column) in columns.iter_mut().enumerate() {
+            for (i, (column, last_date)) in columns.iter_mut().zip(&mut dates).enumerate() {
                 let (field, next, ended) = self.field(chunk, at, &mut scratch)?;
                 let field = match field {
                     Field::InPlace(start, stop) => &chunk[start..stop],
                     Field::Unescaped => scratch.as_slice(),
                 };
-                push(column, field)?;
+                push(column, last_date, field)?;
                 at = next;
                 // The record must end at its last field, and only there.
                 if ended != (i == last) {
@@ -198,7 +199,7 @@ enum Field {
 /// Appends one field's value (an empty field is NULL, as arrow's decoder reads it);
 /// `None` if arrow's parser for the type would not take it either.
 #[inline]
-fn push(column: &mut ColumnBuilder, field: &[u8]) -> Option<()> {
+fn push(column: &mut ColumnBuilder, last_date: &mut LastDate, field: &[u8]) -> Option<()> {
     if field.is_empty() {
         column.append_null();
         return Some(());
@@ -233,16 +234,18 @@ fn push(column: &mut ColumnBuilder, field: &[u8]) -> Option<()> {
         ColumnBuilder::Utf8(b) => b.append_value(field),
         // Not a type the fast path is made for (`FastCsv::new`).
         ColumnBuilder::Binary(_) => return None,
-        ColumnBuilder::Date32(b) => b.append_value(match date(field) {
+        ColumnBuilder::Date32(b) => b.append_value(match last_date.days(field) {
             Some(days) => days,
             None => Date32Type::parse(text(field)?)?,
         }),
-        ColumnBuilder::TimestampMicros(b, _) => b.append_value(match timestamp_micros(field) {
-            Some(micros) => micros,
-            None => string_to_datetime(&chrono::Utc, text(field)?)
-                .ok()?
-                .timestamp_micros(),
-        }),
+        ColumnBuilder::TimestampMicros(b, _) => {
+            b.append_value(match timestamp_micros(field, last_date) {
+                Some(micros) => micros,
+                None => string_to_datetime(&chrono::Utc, text(field)?)
+                    .ok()?
+                    .timestamp_micros(),
+            })
+        }
         ColumnBuilder::Decimal128(b, p, s) => {
             b.append_value(parse_decimal::<Decimal128Type>(text(field)?, *p, *s).ok()?)
         }
@@ -331,6 +334,31 @@ fn two_digits(bytes: &[u8], at: usize) -> Option<u32> {
     (a <= 9 && b <= 9).then(|| u32::from(a) * 10 + u32::from(b))
 }
 
+/// The last date a column read, as text and as days: rows in time order share their date,
+/// which is then compared rather than converted again.
+#[derive(Debug, Clone, Copy, Default)]
+struct LastDate {
+    text: [u8; 10],
+    days: Option<i32>,
+}
+
+impl LastDate {
+    /// [`date`] of `field`, from the last one if it is the same text.
+    #[inline]
+    fn days(&mut self, field: &[u8]) -> Option<i32> {
+        if self.days.is_some() && field == self.text {
+            return self.days;
+        }
+        let days = date(field)?;
+        if let Ok(text) = field.try_into() {
+            // Always: `date` takes only 10 bytes.
+            self.text = text;
+            self.days = Some(days);
+        }
+        Some(days)
+    }
+}
+
 /// `YYYY-MM-DD` (exactly) as days since 1970-01-01, for a real date; anything else is left
 /// to arrow's parser.
 #[inline]
@@ -350,11 +378,11 @@ fn date(field: &[u8]) -> Option<i32> {
 /// microseconds since the epoch (the fraction truncated, as arrow does); anything else
 /// (an offset, a `Z`, a single-digit field) is left to arrow's parser.
 #[inline]
-fn timestamp_micros(field: &[u8]) -> Option<i64> {
+fn timestamp_micros(field: &[u8], last_date: &mut LastDate) -> Option<i64> {
     if field.len() < 19 || !matches!(field[10], b' ' | b'T') {
         return None;
     }
-    let days = date(&field[..10])?;
+    let days = last_date.days(&field[..10])?;
     if field[13] != b':' || field[16] != b':' {
         return None;
     }
@@ -629,6 +657,28 @@ mod tests {
         let strict = parse_schema("a VARCHAR NOT NULL, b BIGINT").unwrap();
         let fast = FastCsv::new(&strict, CsvOptions::default()).unwrap();
         assert!(fast.decode(b",1\n", 2).is_none());
+    }
+
+    #[test]
+    fn a_repeated_date_is_read_the_same_as_a_new_one() {
+        // Guards the per-column last-date cache: runs of one date, a change back to an
+        // earlier date, the date column and the timestamp column sharing text but not a
+        // cache, a bad date after a good one, and a NULL between two equal dates.
+        let schema = parse_schema("day DATE, ts TIMESTAMP").unwrap();
+        let fast = FastCsv::new(&schema, CsvOptions::default()).unwrap();
+        let text = "2024-03-01,2024-03-01 00:00:00.5\n\
+                    2024-03-01,2024-03-01 23:59:59\n\
+                    2024-03-02,2024-03-01 12:00:00\n\
+                    2024-03-01,2024-03-02T00:00:01\n\
+                    ,2024-03-02 00:00:02\n\
+                    2024-03-01,2024-03-02 00:00:03\n";
+        let rows = fast.decode(text.as_bytes(), 6).unwrap();
+        assert_eq!(
+            Some(rows),
+            arrow_decode(&schema, CsvOptions::default(), text.as_bytes())
+        );
+        // A bad date right after the same good text still fails (arrow names it).
+        assert!(fast.decode(b"2024-03-01,\n2024-02-30,\n", 2).is_none());
     }
 
     #[test]
