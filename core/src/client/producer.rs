@@ -385,7 +385,11 @@ impl Producer {
                 // Kept below the partition count, so the move at ship time (which compares
                 // it with the shipped partition) keeps cycling through every partition.
                 let sticky = topic.sticky.get_or_insert(0);
-                *sticky %= partitions;
+                // Compared first: a division per record costs more than the rest of
+                // choosing the partition.
+                if *sticky >= partitions {
+                    *sticky %= partitions;
+                }
                 *sticky
             }
         };
