@@ -349,28 +349,45 @@ impl SinkTask {
     /// Records to sink batches, one per topic, as runs of upserts and deletes in offset
     /// order; bad records go to `on_error`.
     fn decode(&self, log: &Log, decoding: &Decoding, polled: &Polled) -> Result<Vec<SinkBatch>> {
-        let records: Vec<PolledRecord<'_>> = polled.iter().collect();
-        let mut by_topic: BTreeMap<&str, Vec<PolledRecord<'_>>> = BTreeMap::new();
-        match records.first() {
-            Some(first) if records.iter().all(|r| r.topic == first.topic) => {
-                by_topic.insert(first.topic, records);
-            }
-            _ => {
-                for record in records {
-                    by_topic.entry(record.topic).or_default().push(record);
-                }
-            }
-        }
         let mut batches = Vec::new();
         let mut bad: Vec<(Reject, Option<Vec<u8>>)> = Vec::new();
-        for (topic, records) in by_topic {
-            let bytes: u64 = records
-                .iter()
-                .map(|r| r.value.map_or(0, |v| v.len() as u64))
-                .sum();
-            let mut ops = Vec::new();
-            for run in records.chunk_by(|a, b| a.value.is_none() == b.value.is_none()) {
-                if run[0].value.is_none() {
+        if let Some((topic, values)) = plain_values(polled) {
+            // The common poll: one topic, no tombstones. The lent values go to the decoder
+            // as they are, with no record per row in between.
+            let ops = self.upserts(decoding, &values, |i| polled.get(i), &mut bad)?;
+            let bytes = values.iter().map(|v| v.len() as u64).sum();
+            batches.push(self.batch(topic, ops, bytes));
+        } else {
+            let records: Vec<PolledRecord<'_>> = polled.iter().collect();
+            let mut by_topic: BTreeMap<&str, Vec<PolledRecord<'_>>> = BTreeMap::new();
+            match records.first() {
+                Some(first) if records.iter().all(|r| r.topic == first.topic) => {
+                    by_topic.insert(first.topic, records);
+                }
+                _ => {
+                    for record in records {
+                        by_topic.entry(record.topic).or_default().push(record);
+                    }
+                }
+            }
+            for (topic, records) in by_topic {
+                let bytes: u64 = records
+                    .iter()
+                    .map(|r| r.value.map_or(0, |v| v.len() as u64))
+                    .sum();
+                let mut ops = Vec::new();
+                for run in records.chunk_by(|a, b| a.value.is_none() == b.value.is_none()) {
+                    if run[0].value.is_some() {
+                        let values: Vec<&[u8]> =
+                            run.iter().map(|r| r.value.unwrap_or_default()).collect();
+                        ops.extend(self.upserts(
+                            decoding,
+                            &values,
+                            |i| run.get(i).copied(),
+                            &mut bad,
+                        )?);
+                        continue;
+                    }
                     let Some(key) = &decoding.key else {
                         // Without key fields a tombstone names nothing to delete.
                         continue;
@@ -385,47 +402,9 @@ impl SinkTask {
                     if rows.num_rows() > 0 {
                         ops.push(SinkOp::Delete(rows));
                     }
-                } else {
-                    let values: Vec<&[u8]> =
-                        run.iter().map(|r| r.value.unwrap_or_default()).collect();
-                    let (rows, failed) = decoding.value.decode_lenient(&values);
-                    let failed_set: std::collections::HashSet<usize> =
-                        failed.iter().map(|(i, _)| *i).collect();
-                    for (i, error) in failed {
-                        bad.push(reject(&run[i], error));
-                    }
-                    let rows = rows?;
-                    let out = self.chain.apply(rows)?;
-                    if !out.rejected.is_empty() {
-                        // Rows of the decoded batch, by record (skipping the failed ones).
-                        let survivors: Vec<&PolledRecord<'_>> = run
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, _)| !failed_set.contains(i))
-                            .map(|(_, r)| r)
-                            .collect();
-                        for (row, error) in out.rejected {
-                            if let Some(record) = survivors.get(row) {
-                                bad.push(reject(record, error));
-                            }
-                        }
-                    }
-                    for (_, rows) in out.routed {
-                        if rows.num_rows() > 0 {
-                            ops.push(SinkOp::Upsert(rows));
-                        }
-                    }
                 }
+                batches.push(self.batch(topic, ops, bytes));
             }
-            self.stats.add(
-                ops.iter().map(|op| op.rows().num_rows()).sum(),
-                bytes as usize,
-            );
-            batches.push(SinkBatch {
-                topic: topic.to_string(),
-                ops,
-                bytes,
-            });
         }
         let dead = dead_letter::handle(
             self.on_error,
@@ -444,6 +423,67 @@ impl SinkTask {
         }
         Ok(batches)
     }
+
+    /// The upserts of a run of values (none of them a tombstone): decoded, through the
+    /// transforms, split by route. The values that fail to decode and the rows the
+    /// transforms reject go to `bad`, named by their record (`record(i)` is value `i`'s).
+    fn upserts<'a>(
+        &self,
+        decoding: &Decoding,
+        values: &[&[u8]],
+        record: impl Fn(usize) -> Option<PolledRecord<'a>>,
+        bad: &mut Vec<(Reject, Option<Vec<u8>>)>,
+    ) -> Result<Vec<SinkOp>> {
+        let (rows, failed) = decoding.value.decode_lenient(values);
+        let failed_set: std::collections::HashSet<usize> = failed.iter().map(|(i, _)| *i).collect();
+        for (i, error) in failed {
+            bad.extend(record(i).map(|r| reject(&r, error)));
+        }
+        let out = self.chain.apply(rows?)?;
+        if !out.rejected.is_empty() {
+            // Rows of the decoded batch, by record (skipping the failed ones).
+            let survivors: Vec<usize> = (0..values.len())
+                .filter(|i| !failed_set.contains(i))
+                .collect();
+            for (row, error) in out.rejected {
+                let rejected = survivors.get(row).and_then(|&i| record(i));
+                bad.extend(rejected.map(|r| reject(&r, error)));
+            }
+        }
+        Ok(out
+            .routed
+            .into_iter()
+            .filter(|(_, rows)| rows.num_rows() > 0)
+            .map(|(_, rows)| SinkOp::Upsert(rows))
+            .collect())
+    }
+
+    /// One topic's share of a poll, counted in the stats.
+    fn batch(&self, topic: &str, ops: Vec<SinkOp>, bytes: u64) -> SinkBatch {
+        self.stats.add(
+            ops.iter().map(|op| op.rows().num_rows()).sum(),
+            bytes as usize,
+        );
+        SinkBatch {
+            topic: topic.to_string(),
+            ops,
+            bytes,
+        }
+    }
+}
+
+/// The topic and values of a poll whose records all have a value and one topic (the
+/// common poll); `None` for any other (or an empty one).
+fn plain_values(polled: &Polled) -> Option<(&str, Vec<&[u8]>)> {
+    let topic = polled.get(0)?.topic;
+    let mut values = Vec::with_capacity(polled.len());
+    for record in polled.iter() {
+        if record.topic != topic {
+            return None;
+        }
+        values.push(record.value?);
+    }
+    Some((topic, values))
 }
 
 /// A bad record, with its key, for `on_error`.
