@@ -137,23 +137,14 @@ impl Reading {
                 ),
             ));
         }
-        let start = self.buf.len();
-        self.buf.resize(start + READ_CHUNK_BYTES, 0);
-        let mut read = 0;
-        while start + read < self.buf.len() {
-            let target = self.buf.get_mut(start + read..).unwrap_or_default();
-            match self.file.read(target) {
-                Ok(0) => break,
-                Ok(n) => read += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(start + read);
-                    return Err(Error::io(&self.path, e));
-                }
-            }
-        }
-        self.buf.truncate(start + read);
-        Ok(read)
+        // `read_to_end` reads into the spare capacity without zeroing it first (a
+        // `resize` did, for every chunk), retrying on `Interrupted`; what it read before an
+        // error stays in the buffer.
+        self.buf.reserve(READ_CHUNK_BYTES);
+        (&mut self.file)
+            .take(READ_CHUNK_BYTES as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| Error::io(&self.path, e))
     }
 
     /// Hands out `end` bytes of `lines` lines.
