@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use rdkafka::ClientConfig;
 use rdkafka::admin::AdminClient;
 use rdkafka::client::{Client, ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
 /// Longest one metadata, admin or offset request may take before the command fails.
@@ -69,4 +70,28 @@ pub fn partition_count<C: ClientContext>(client: &Client<C>, topic: &str) -> any
         return Err(unknown_topic(topic));
     }
     i32::try_from(t.partitions().len()).context("partition count out of range")
+}
+
+/// Closes (drops) a group consumer on a thread of its own, waiting at most `limit`.
+///
+/// librdkafka 2.12 can block a closing consumer for ever in `rd_kafka_assign`, when a
+/// rebalance event reaches its queue after its group handler has stopped
+/// (confluentinc/librdkafka#4884), and rust-rdkafka's `Drop` serves such events. A close
+/// that takes longer than `limit` is left behind with a warning instead of hanging the
+/// command; the group then expires the member after its session timeout.
+pub fn close_within<C: ConsumerContext + 'static>(consumer: BaseConsumer<C>, limit: Duration) {
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let closing = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed_tx.send(());
+        });
+    // Had the thread not started, the consumer was closed here, with the closure.
+    if closing.is_ok() && closed_rx.recv_timeout(limit).is_err() {
+        tracing::warn!(
+            "the Kafka consumer did not close within {limit:?} (librdkafka#4884); left \
+             behind, the group expires it after its session timeout"
+        );
+    }
 }

@@ -25,6 +25,8 @@ const COMMIT_BATCH_RECORDS_MAX: usize = 500;
 /// Longest a subscribing consumer waits for the group to assign it partitions; the
 /// `--timeout-ms` idle clock starts only once it has them.
 const GROUP_JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest leaving the group and closing the consumer may take at the end.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Applies the start flags to the first assignment a subscription receives.
 #[derive(Default)]
@@ -138,6 +140,21 @@ pub(super) fn run(args: &ConsumeArgs, bootstrap: &str) -> anyhow::Result<()> {
         consumer.assign(&tpl).context("assigning partitions")?;
     }
 
+    let printed = print_records(&consumer, args, subscribed);
+    if subscribed {
+        consumer.unsubscribe();
+    }
+    remote::close_within(consumer, CLOSE_TIMEOUT);
+    printed
+}
+
+/// Prints records until `--max-records` or `--timeout-ms` (or, while joining a group,
+/// [`GROUP_JOIN_TIMEOUT`]), committing with `--group` after each printed poll.
+fn print_records(
+    consumer: &BaseConsumer<StartAt>,
+    args: &ConsumeArgs,
+    subscribed: bool,
+) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0u64;

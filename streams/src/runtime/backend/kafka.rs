@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header as KHeader, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
@@ -23,6 +23,9 @@ use crate::error::{Result, StreamsError};
 use crate::record::{Header, InputRecord, OutputRecord};
 
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest closing a group consumer may take before it is left behind (see
+/// [`close_within`]).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) struct Kafka {
     servers: String,
@@ -338,7 +341,32 @@ impl GroupConsumer for KafkaConsumer {
 
     fn close(self: Box<Self>) -> Result<()> {
         self.consumer.unsubscribe();
+        close_within(self.consumer, CLOSE_TIMEOUT);
         Ok(())
+    }
+}
+
+/// Closes (drops) a group consumer on a thread of its own, waiting at most `limit`.
+///
+/// librdkafka 2.12 can block a closing consumer for ever in `rd_kafka_assign`, when a
+/// rebalance event reaches its queue after its group handler has stopped
+/// (confluentinc/librdkafka#4884), and rust-rdkafka's `Drop` serves such events. A close
+/// that takes longer than `limit` is left behind with a warning instead of hanging the
+/// caller; the group then expires the member after its session timeout.
+fn close_within<C: ConsumerContext + 'static>(consumer: BaseConsumer<C>, limit: Duration) {
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let closing = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed_tx.send(());
+        });
+    // Had the thread not started, the consumer was closed here, with the closure.
+    if closing.is_ok() && closed_rx.recv_timeout(limit).is_err() {
+        tracing::warn!(
+            "a Kafka consumer did not close within {limit:?} (librdkafka#4884); left behind, \
+             the group expires it after its session timeout"
+        );
     }
 }
 
