@@ -312,35 +312,11 @@ fn redundant_sign_bytes(v: i128) -> usize {
     16 - (significant + 1).div_ceil(8)
 }
 
-/// An Avro `long` (or `int`): zigzag, then a little-endian base-128 varint.
+/// An Avro `long` (or `int`): zigzag, then a little-endian base-128 varint, as a Kafka
+/// record's varlong is written.
 #[inline]
 fn write_long(buf: &mut Vec<u8>, v: i64) {
-    let mut n = ((v << 1) ^ (v >> 63)) as u64;
-    if n < 0x80 {
-        // Union branches, lengths and small values.
-        buf.push(n as u8);
-        return;
-    }
-    if n < 1 << 56 {
-        // Up to eight bytes in one go (ids, dates, microsecond timestamps): the 7-bit
-        // groups spread to one per byte by three shifts (the reader's gathering
-        // reversed), every byte but the last flagged as continued, then one fixed 8-byte
-        // append cut back to the number's length.
-        let len = (64 - n.leading_zeros()).div_ceil(7) as usize;
-        n = (n & 0x0000_0000_0fff_ffff) | ((n & 0x00ff_ffff_f000_0000) << 4);
-        n = (n & 0x0000_3fff_0000_3fff) | ((n & 0x0fff_c000_0fff_c000) << 2);
-        n = (n & 0x007f_007f_007f_007f) | ((n & 0x3f80_3f80_3f80_3f80) << 1);
-        n |= 0x8080_8080_8080_8080 & (u64::MAX >> (72 - 8 * len));
-        let end = buf.len() + len;
-        buf.extend_from_slice(&n.to_le_bytes());
-        buf.truncate(end);
-        return;
-    }
-    while n >= 0x80 {
-        buf.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    buf.push(n as u8);
+    sluice_core::record::put_varlong(buf, v);
 }
 
 /// Avro `bytes` or `string`: the length as a long, then the bytes.
@@ -490,33 +466,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn numbers_are_written_as_the_byte_loop_writes_them() {
-        // The eight-bytes-at-once path of `write_long` against the plain loop, at every
-        // length of 1 to 10 bytes and both signs, after bytes already in the buffer.
-        let byte_loop = |v: i64| {
-            let mut n = ((v << 1) ^ (v >> 63)) as u64;
-            let mut out = vec![0xaa];
-            while n >= 0x80 {
-                out.push((n as u8) | 0x80);
-                n >>= 7;
-            }
-            out.push(n as u8);
-            out
-        };
-        let mut values = vec![0i64, 1, -1, i64::MAX, i64::MIN];
-        for shift in 0..63 {
-            for v in [1i64 << shift, (1i64 << shift) - 1, (1i64 << shift) + 1] {
-                values.extend([v, -v]);
-            }
-        }
-        for v in values {
-            let mut written = vec![0xaa];
-            write_long(&mut written, v);
-            assert_eq!(written, byte_loop(v), "{v}");
-        }
-    }
 
     #[test]
     fn numbers_read_back_at_every_length_and_position() {
