@@ -41,8 +41,13 @@ fn varint_len(v: i32) -> usize {
 }
 
 fn varlong_len(v: i64) -> usize {
-    let z = ((v << 1) ^ (v >> 63)) as u64;
-    (64 - (z | 1).leading_zeros()).div_ceil(7) as usize
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    let mut n = 1;
+    while z >= 0x80 {
+        z >>= 7;
+        n += 1;
+    }
+    n
 }
 
 #[inline]
@@ -52,29 +57,13 @@ fn put_varint(buf: &mut Vec<u8>, v: i32) {
 
 /// Appends `v` zigzag-encoded as a little-endian base-128 varint: a Kafka record's
 /// varlong, and Avro's `long` (and `int`).
+///
+/// A byte at a time: an eight-bytes-at-once version (the 7-bit groups spread by shifts,
+/// one fixed append cut to length) took more instructions, since most numbers written
+/// here are one or two bytes long.
 #[inline]
 pub fn put_varlong(buf: &mut Vec<u8>, v: i64) {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    if z < 0x80 {
-        // Lengths, small deltas and values, union branches.
-        buf.push(z as u8);
-        return;
-    }
-    if z < 1 << 56 {
-        // Up to eight bytes in one go: the 7-bit groups spread to one per byte by three
-        // shifts, every byte but the last flagged as continued, then one fixed 8-byte
-        // append cut back to the number's length (a byte at a time, each push checked
-        // the capacity).
-        let len = (64 - z.leading_zeros()).div_ceil(7) as usize;
-        z = (z & 0x0000_0000_0fff_ffff) | ((z & 0x00ff_ffff_f000_0000) << 4);
-        z = (z & 0x0000_3fff_0000_3fff) | ((z & 0x0fff_c000_0fff_c000) << 2);
-        z = (z & 0x007f_007f_007f_007f) | ((z & 0x3f80_3f80_3f80_3f80) << 1);
-        z |= 0x8080_8080_8080_8080 & (u64::MAX >> (72 - 8 * len));
-        let end = buf.len() + len;
-        buf.extend_from_slice(&z.to_le_bytes());
-        buf.truncate(end);
-        return;
-    }
     while z >= 0x80 {
         buf.push((z as u8) | 0x80);
         z >>= 7;
@@ -366,8 +355,8 @@ mod tests {
 
     #[test]
     fn varlongs_are_written_as_the_byte_loop_writes_them() {
-        // The eight-bytes-at-once path of `put_varlong` against the plain loop, at every
-        // length of 1 to 10 bytes and both signs, after bytes already in the buffer; and
+        // `put_varlong` (which Avro values share) against the plain loop, at every length
+        // of 1 to 10 bytes and both signs, after bytes already in the buffer; and
         // `varlong_len` agrees.
         let byte_loop = |v: i64| {
             let mut z = ((v << 1) ^ (v >> 63)) as u64;
