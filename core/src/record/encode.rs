@@ -352,6 +352,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::record::codec::{Compression, Header, encode_batch_kafka_protocol};
 
     #[test]
     fn varlongs_are_written_as_the_byte_loop_writes_them() {
@@ -381,7 +382,6 @@ mod tests {
             assert_eq!(varlong_len(v), written.len() - 1, "{v}");
         }
     }
-    use crate::record::codec::{Compression, Header, encode_batch_kafka_protocol};
 
     fn record(offset: i64, timestamp: i64, i: usize) -> Record {
         let key = (!i.is_multiple_of(3)).then(|| Bytes::from(format!("key-{i}")));
