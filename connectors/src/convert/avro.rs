@@ -17,6 +17,8 @@ use arrow::buffer::NullBuffer;
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 
+use sluice_core::record::{put_varlong_at, varlong_len};
+
 use super::Encoded;
 use crate::columns::{ColumnBuilder, Unfinished};
 use crate::error::{Error, Result};
@@ -118,16 +120,28 @@ impl Codec {
                 Ok(Column::new(kind, nullable, &array))
             })
             .collect::<Result<Vec<_>>>()?;
-        let rows = rows.num_rows();
-        let mut values = Encoded::with_capacity(rows, rows * 8 * columns.len().max(1));
-        for row in 0..rows {
-            let buf = values.buffer();
-            for column in &columns {
-                column.write(buf, row);
-            }
-            values.end_value();
+        // Column by column, each in a loop of its own type: first every row's size, then
+        // each column's fields into their rows' places. (Row by row, choosing each field's
+        // type and growing the buffer per field cost three times as much.)
+        let mut ends = vec![0; rows.num_rows()];
+        for column in &columns {
+            column.add_sizes(&mut ends);
         }
-        Ok(values)
+        let mut total = 0;
+        for end in &mut ends {
+            total += *end;
+            *end = total;
+        }
+        let mut bytes = vec![0; total];
+        let mut at: Vec<usize> = std::iter::once(0)
+            .chain(ends.iter().copied())
+            .take(ends.len())
+            .collect();
+        for column in &columns {
+            column.write(&mut bytes, &mut at);
+        }
+        debug_assert_eq!(at, ends, "sized and written apart");
+        Ok(Encoded::from_ends(bytes, &ends))
     }
 
     /// The rows of `values`, all of them or an error naming the first bad one.
@@ -270,34 +284,130 @@ impl Column {
         }
     }
 
-    /// Writes row `row`'s field: the union branch first when the column is nullable.
-    #[inline]
-    fn write(&self, buf: &mut Vec<u8>, row: usize) {
-        if self.nullable {
-            if self.nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                buf.push(0);
-                return;
-            }
-            // Branch 1 of ["null", T], zigzag-encoded.
-            buf.push(2);
-        }
+    /// Adds each row's field size (the union branch included) to `sizes`.
+    fn add_sizes(&self, sizes: &mut [usize]) {
         match &self.values {
-            Values::Boolean(a) => buf.push(u8::from(a.value(row))),
-            Values::Int16(a) => write_long(buf, i64::from(a.value(row))),
-            Values::Int32(a) => write_long(buf, i64::from(a.value(row))),
-            Values::Int64(a) => write_long(buf, a.value(row)),
-            Values::Float32(a) => buf.extend_from_slice(&a.value(row).to_le_bytes()),
-            Values::Float64(a) => buf.extend_from_slice(&a.value(row).to_le_bytes()),
-            Values::Utf8(a) => write_bytes(buf, a.value(row).as_bytes()),
-            Values::Binary(a) => write_bytes(buf, a.value(row)),
-            Values::Date32(a) => write_long(buf, i64::from(a.value(row))),
-            Values::TimestampMicros(a) => write_long(buf, a.value(row)),
+            Values::Boolean(_) => self.each_size(sizes, |_| 1),
+            Values::Int16(a) => self.each_size(sizes, |i| varlong_len(i64::from(a.value(i)))),
+            Values::Int32(a) => self.each_size(sizes, |i| varlong_len(i64::from(a.value(i)))),
+            Values::Int64(a) => self.each_size(sizes, |i| varlong_len(a.value(i))),
+            Values::Float32(_) => self.each_size(sizes, |_| 4),
+            Values::Float64(_) => self.each_size(sizes, |_| 8),
+            Values::Utf8(a) => self.each_size(sizes, |i| bytes_len(a.value(i).len())),
+            Values::Binary(a) => self.each_size(sizes, |i| bytes_len(a.value(i).len())),
+            Values::Date32(a) => self.each_size(sizes, |i| varlong_len(i64::from(a.value(i)))),
+            Values::TimestampMicros(a) => self.each_size(sizes, |i| varlong_len(a.value(i))),
             Values::Decimal(a) => {
-                let v = a.value(row);
-                write_bytes(buf, &v.to_be_bytes()[redundant_sign_bytes(v)..]);
+                self.each_size(sizes, |i| bytes_len(16 - redundant_sign_bytes(a.value(i))))
             }
         }
     }
+
+    /// Adds `size(row)` for each non-null row, and the union branch's byte for every row
+    /// if the column is nullable.
+    #[inline]
+    fn each_size(&self, sizes: &mut [usize], size: impl Fn(usize) -> usize) {
+        let branch = usize::from(self.nullable);
+        match self.nulls.as_ref().filter(|n| n.null_count() > 0) {
+            None => {
+                for (row, total) in sizes.iter_mut().enumerate() {
+                    *total += branch + size(row);
+                }
+            }
+            Some(nulls) => {
+                for (row, total) in sizes.iter_mut().enumerate() {
+                    *total += branch + if nulls.is_valid(row) { size(row) } else { 0 };
+                }
+            }
+        }
+    }
+
+    /// Writes each row's field into `out` at `at[row]`, moving `at[row]` past it.
+    fn write(&self, out: &mut [u8], at: &mut [usize]) {
+        match &self.values {
+            Values::Boolean(a) => self.each_write(out, at, |out, to, i| {
+                out[to] = u8::from(a.value(i));
+                to + 1
+            }),
+            Values::Int16(a) => self.each_write(out, at, |out, to, i| {
+                put_varlong_at(out, to, a.value(i).into())
+            }),
+            Values::Int32(a) => self.each_write(out, at, |out, to, i| {
+                put_varlong_at(out, to, a.value(i).into())
+            }),
+            Values::Int64(a) => {
+                self.each_write(out, at, |out, to, i| put_varlong_at(out, to, a.value(i)))
+            }
+            Values::Float32(a) => self.each_write(out, at, |out, to, i| {
+                put_at(out, to, &a.value(i).to_le_bytes())
+            }),
+            Values::Float64(a) => self.each_write(out, at, |out, to, i| {
+                put_at(out, to, &a.value(i).to_le_bytes())
+            }),
+            Values::Utf8(a) => self.each_write(out, at, |out, to, i| {
+                put_bytes_at(out, to, a.value(i).as_bytes())
+            }),
+            Values::Binary(a) => {
+                self.each_write(out, at, |out, to, i| put_bytes_at(out, to, a.value(i)))
+            }
+            Values::Date32(a) => self.each_write(out, at, |out, to, i| {
+                put_varlong_at(out, to, a.value(i).into())
+            }),
+            Values::TimestampMicros(a) => {
+                self.each_write(out, at, |out, to, i| put_varlong_at(out, to, a.value(i)))
+            }
+            Values::Decimal(a) => self.each_write(out, at, |out, to, i| {
+                let v = a.value(i);
+                put_bytes_at(out, to, &v.to_be_bytes()[redundant_sign_bytes(v)..])
+            }),
+        }
+    }
+
+    /// Writes each row's field with `put(out, at, row)` (which returns where it ended),
+    /// after the union branch if the column is nullable: 0 for a null (and nothing more),
+    /// else 2 (branch 1 of `["null", T]`, zigzag-encoded).
+    #[inline]
+    fn each_write(
+        &self,
+        out: &mut [u8],
+        at: &mut [usize],
+        put: impl Fn(&mut [u8], usize, usize) -> usize,
+    ) {
+        let nulls = self.nulls.as_ref().filter(|n| n.null_count() > 0);
+        for (row, to) in at.iter_mut().enumerate() {
+            if self.nullable {
+                if nulls.is_some_and(|n| n.is_null(row)) {
+                    out[*to] = 0;
+                    *to += 1;
+                    continue;
+                }
+                out[*to] = 2;
+                *to += 1;
+            }
+            *to = put(out, *to, row);
+        }
+    }
+}
+
+/// The size of Avro `bytes` or `string` of `len` bytes: the length as a long, then them.
+#[inline]
+fn bytes_len(len: usize) -> usize {
+    varlong_len(len as i64) + len
+}
+
+/// Copies `v` into `out` at `at`; returns where it ends.
+#[inline]
+fn put_at(out: &mut [u8], at: usize, v: &[u8]) -> usize {
+    let end = at + v.len();
+    out[at..end].copy_from_slice(v);
+    end
+}
+
+/// Avro `bytes` or `string` into `out` at `at`: the length as a long, then the bytes.
+#[inline]
+fn put_bytes_at(out: &mut [u8], at: usize, v: &[u8]) -> usize {
+    let at = put_varlong_at(out, at, v.len() as i64);
+    put_at(out, at, v)
 }
 
 /// How many leading bytes of `v`'s 16 big-endian bytes only repeat the sign: the shortest
@@ -310,20 +420,6 @@ fn redundant_sign_bytes(v: i128) -> usize {
     };
     // One more bit for the sign, rounded up to bytes.
     16 - (significant + 1).div_ceil(8)
-}
-
-/// An Avro `long` (or `int`): zigzag, then a little-endian base-128 varint, as a Kafka
-/// record's varlong is written.
-#[inline]
-fn write_long(buf: &mut Vec<u8>, v: i64) {
-    sluice_core::record::put_varlong(buf, v);
-}
-
-/// Avro `bytes` or `string`: the length as a long, then the bytes.
-#[inline]
-fn write_bytes(buf: &mut Vec<u8>, v: &[u8]) {
-    write_long(buf, v.len() as i64);
-    buf.extend_from_slice(v);
 }
 
 /// The unread rest of one datum.
@@ -466,6 +562,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::schema::parse_schema;
 
     #[test]
     fn numbers_read_back_at_every_length_and_position() {
@@ -480,7 +577,7 @@ mod tests {
         }
         for v in values {
             let mut encoded = Vec::new();
-            write_long(&mut encoded, v);
+            sluice_core::record::put_varlong(&mut encoded, v);
             for tail in 0..10 {
                 let mut bytes = encoded.clone();
                 bytes.extend(std::iter::repeat_n(0x81u8, tail));
@@ -494,7 +591,6 @@ mod tests {
             }
         }
     }
-    use crate::schema::parse_schema;
 
     /// The Avro schema the codec's bytes follow, as the module documentation gives it.
     fn avro_schema(schema: &SchemaRef) -> apache_avro::Schema {

@@ -47,6 +47,20 @@ impl Encoded {
         }
     }
 
+    /// The values `bytes` holds back to back, value `i` ending at `ends[i]`.
+    fn from_ends(bytes: Vec<u8>, ends: &[usize]) -> Encoded {
+        let mut start = 0;
+        let spans = ends
+            .iter()
+            .map(|&end| (std::mem::replace(&mut start, end), end))
+            .collect();
+        Encoded {
+            open: bytes.len(),
+            bytes,
+            spans,
+        }
+    }
+
     /// The buffer the value being written goes at the end of; [`Encoded::end_value`]
     /// closes it.
     fn buffer(&mut self) -> &mut Vec<u8> {

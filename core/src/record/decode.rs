@@ -141,6 +141,25 @@ pub(crate) fn visit_batch_section<V: FnMut(RecordRef<'_>) -> bool>(
     Ok(())
 }
 
+/// Where a primitive read fell short. One byte, so a read's `Result` comes back in
+/// registers: a small record's decoding is mostly such reads.
+#[derive(Debug, Clone, Copy)]
+enum Short {
+    /// The section ended inside the value.
+    Truncated,
+    /// A varint ran past its type's bytes.
+    VarintTooLong,
+}
+
+impl From<Short> for String {
+    fn from(short: Short) -> String {
+        match short {
+            Short::Truncated => "truncated record".into(),
+            Short::VarintTooLong => "varint too long".into(),
+        }
+    }
+}
+
 /// A cursor over a records section; every read is bounds-checked.
 struct Reader<'a> {
     /// The section's bytes, read directly (not through `section`: one indirection less
@@ -158,15 +177,15 @@ impl<'a> Reader<'a> {
     }
 
     #[inline(always)]
-    fn byte(&mut self) -> Result<u8, String> {
-        let b = *self.buf.get(self.position).ok_or("truncated record")?;
+    fn byte(&mut self) -> Result<u8, Short> {
+        let b = *self.buf.get(self.position).ok_or(Short::Truncated)?;
         self.position += 1;
         Ok(b)
     }
 
     /// An unsigned LEB128 varint of at most `max_bytes` bytes.
     #[inline(always)]
-    fn unsigned(&mut self, max_bytes: u32) -> Result<u64, String> {
+    fn unsigned(&mut self, max_bytes: u32) -> Result<u64, Short> {
         // Most of a small record's varints (lengths, deltas, counts) take one byte.
         if let Some(&b) = self.buf.get(self.position)
             && b & 0x80 == 0
@@ -179,7 +198,7 @@ impl<'a> Reader<'a> {
 
     /// [`unsigned`](Self::unsigned) for varints of more than one byte.
     #[inline]
-    fn unsigned_long(&mut self, max_bytes: u32) -> Result<u64, String> {
+    fn unsigned_long(&mut self, max_bytes: u32) -> Result<u64, Short> {
         let mut value = 0u64;
         for i in 0..max_bytes {
             let b = self.byte()?;
@@ -188,17 +207,17 @@ impl<'a> Reader<'a> {
                 return Ok(value);
             }
         }
-        Err("varint too long".into())
+        Err(Short::VarintTooLong)
     }
 
     #[inline(always)]
-    fn varint(&mut self) -> Result<i32, String> {
+    fn varint(&mut self) -> Result<i32, Short> {
         let raw = self.unsigned(5)? as u32;
         Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
     }
 
     #[inline(always)]
-    fn varlong(&mut self) -> Result<i64, String> {
+    fn varlong(&mut self) -> Result<i64, Short> {
         let raw = self.unsigned(10)?;
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }

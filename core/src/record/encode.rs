@@ -40,14 +40,31 @@ fn varint_len(v: i32) -> usize {
     varlong_len(i64::from(v))
 }
 
-fn varlong_len(v: i64) -> usize {
+/// The bytes [`put_varlong`] writes for `v`: one per started 7 bits of its zigzag form
+/// (at least one), counted without a loop.
+#[inline]
+pub fn varlong_len(v: i64) -> usize {
+    let z = ((v << 1) ^ (v >> 63)) as u64;
+    let bits = 64 - (z | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
+}
+
+/// Writes `v` as [`put_varlong`] does, into `out` at `at`; returns where it ends.
+///
+/// For encoders that size their output first ([`varlong_len`]) and fill it in place.
+///
+/// # Panics
+/// If `out` has fewer than [`varlong_len`]`(v)` bytes from `at`.
+#[inline]
+pub fn put_varlong_at(out: &mut [u8], mut at: usize, v: i64) -> usize {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    let mut n = 1;
     while z >= 0x80 {
+        out[at] = (z as u8) | 0x80;
         z >>= 7;
-        n += 1;
+        at += 1;
     }
-    n
+    out[at] = z as u8;
+    at + 1
 }
 
 #[inline]
@@ -358,7 +375,7 @@ mod tests {
     fn varlongs_are_written_as_the_byte_loop_writes_them() {
         // `put_varlong` (which Avro values share) against the plain loop, at every length
         // of 1 to 10 bytes and both signs, after bytes already in the buffer; and
-        // `varlong_len` agrees.
+        // `varlong_len` and `put_varlong_at` agree.
         let byte_loop = |v: i64| {
             let mut z = ((v << 1) ^ (v >> 63)) as u64;
             let mut out = vec![0xaa];
@@ -380,6 +397,13 @@ mod tests {
             put_varlong(&mut written, v);
             assert_eq!(written, byte_loop(v), "{v}");
             assert_eq!(varlong_len(v), written.len() - 1, "{v}");
+            // In place, between bytes it must leave alone.
+            let mut out = vec![0x55; written.len() + 1];
+            out[0] = 0xaa;
+            let end = put_varlong_at(&mut out, 1, v);
+            assert_eq!(end, written.len(), "{v}");
+            assert_eq!(&out[..end], &written[..], "{v}");
+            assert_eq!(out[end], 0x55, "{v}");
         }
     }
 

@@ -21,5 +21,5 @@ pub use codec::{Compression, Header, ProducerStamp, Record, TimestampType, encod
 pub(crate) use decode::visit_batch_section;
 pub use decode::{RecordRef, decode_batch, visit_batch};
 pub use decompress::MAX_DECOMPRESSED_BATCH_BYTES;
-pub use encode::{BatchBuilder, put_varlong};
+pub use encode::{BatchBuilder, put_varlong, put_varlong_at, varlong_len};
 pub use partitioner::{murmur2, partition_for_key};
