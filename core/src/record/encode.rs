@@ -97,13 +97,6 @@ fn length(n: usize, what: &str) -> Result<i32> {
     })
 }
 
-fn bytes_len(b: Option<&[u8]>, what: &str) -> Result<usize> {
-    Ok(match b {
-        Some(b) => varint_len(length(b.len(), what)?) + b.len(),
-        None => 1,
-    })
-}
-
 /// Encodes `records` (at least one) as one uncompressed RecordBatch v2.
 pub(super) fn encode_uncompressed(records: &[Record], stamp: ProducerStamp) -> Result<BytesMut> {
     let (Some(first), Ok(count)) = (records.first(), i32::try_from(records.len())) else {
@@ -162,6 +155,11 @@ fn offset_delta(offset: i64, base: i64) -> Result<i32> {
 }
 
 /// The size of a record's body (everything after its length varint).
+///
+/// Added up without a check per field: a body that fits Kafka's 32-bit length has every
+/// length in it fitting too, so one check at the end covers them, and only a record that
+/// fails it is looked at again to name the part too large.
+#[inline]
 fn body_len(
     offset_delta: i32,
     timestamp_delta: i64,
@@ -169,15 +167,42 @@ fn body_len(
     value: Option<&[u8]>,
     headers: &[Header],
 ) -> Result<usize> {
+    let bytes = |b: Option<&[u8]>| b.map_or(1, |b| varlong_len(b.len() as i64) + b.len());
     let mut n = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta);
-    n += bytes_len(key, "key")?;
-    n += bytes_len(value, "value")?;
-    n += varint_len(length(headers.len(), "header count")?);
+    n += bytes(key) + bytes(value) + varlong_len(headers.len() as i64);
     for h in headers {
-        n += bytes_len(Some(h.key.as_bytes()), "header key")?;
-        n += bytes_len(h.value.as_deref(), "header value")?;
+        n += bytes(Some(h.key.as_bytes())) + bytes(h.value.as_deref());
+    }
+    if n > i32::MAX as usize {
+        return Err(too_large(key, value, headers, n));
     }
     Ok(n)
+}
+
+/// The error for a record whose body (of `n` bytes) does not fit Kafka's 32-bit length,
+/// naming the first part that does not fit on its own.
+#[cold]
+fn too_large(key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header], n: usize) -> Error {
+    let len = |b: Option<&[u8]>| b.map_or(0, <[u8]>::len);
+    let parts = [(len(key), "key"), (len(value), "value")]
+        .into_iter()
+        .chain(std::iter::once((headers.len(), "header count")))
+        .chain(headers.iter().flat_map(|h| {
+            [
+                (h.key.len(), "header key"),
+                (len(h.value.as_deref()), "header value"),
+            ]
+        }));
+    too_large_part(parts, n)
+}
+
+/// [`too_large`] over the parts' lengths.
+fn too_large_part(parts: impl IntoIterator<Item = (usize, &'static str)>, n: usize) -> Error {
+    let reason = match parts.into_iter().find(|&(len, _)| len > i32::MAX as usize) {
+        Some((len, what)) => format!("record {what} was too large to encode ({len} bytes)"),
+        None => format!("record was too large to encode ({n} bytes)"),
+    };
+    Error::InvalidArgument(format!("encoding record batch: {reason}"))
 }
 
 #[inline]
@@ -283,11 +308,19 @@ impl BatchBuilder {
             buf.reserve_exact(capacity.max(size));
             buf.resize(HEADER_BYTES, 0);
         }
-        put_varint(buf, body_length);
-        buf.push(0); // record attributes
-        put_varlong(buf, timestamp_delta);
-        put_varint(buf, offset_delta);
-        put_bytes(buf, key);
+        // Up to the key's length in one copy: the record's length (5 bytes at most), its
+        // attributes (0), the timestamp delta (10) and the offset delta (5), the key's
+        // length (5).
+        let mut head = [0u8; 26];
+        let mut n = put_varlong_at(&mut head, 0, body_length.into());
+        n += 1;
+        n = put_varlong_at(&mut head, n, timestamp_delta);
+        n = put_varlong_at(&mut head, n, offset_delta.into());
+        n = put_varlong_at(&mut head, n, key.map_or(-1, |k| k.len() as i64));
+        buf.extend_from_slice(&head[..n]);
+        if let Some(key) = key {
+            buf.extend_from_slice(key);
+        }
         put_bytes(buf, value);
         put_varint(buf, headers.len() as i32);
         for h in headers {
@@ -405,6 +438,18 @@ mod tests {
             assert_eq!(&out[..end], &written[..], "{v}");
             assert_eq!(out[end], 0x55, "{v}");
         }
+    }
+
+    #[test]
+    fn a_record_too_large_names_its_part() {
+        let big = i32::MAX as usize + 1;
+        let named = |parts: Vec<(usize, &'static str)>, n| too_large_part(parts, n).to_string();
+        let message = named(vec![(10, "key"), (big, "value")], big + 20);
+        assert!(message.contains("record value was too large"), "{message}");
+        assert!(message.contains(&format!("({big} bytes)")), "{message}");
+        // No part too large alone: the record as a whole is named.
+        let message = named(vec![(big / 2, "key"), (big / 2 + 1, "value")], big + 10);
+        assert!(message.contains("record was too large"), "{message}");
     }
 
     fn record(offset: i64, timestamp: i64, i: usize) -> Record {
