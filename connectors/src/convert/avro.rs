@@ -20,7 +20,7 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use sluice_core::record::{put_varlong_at, varlong_len};
 
 use super::Encoded;
-use crate::columns::{ColumnBuilder, Unfinished};
+use crate::columns::{ColumnBuilder, SHORT, Unfinished, copy_short};
 use crate::error::{Error, Result};
 
 /// What a column is in Avro.
@@ -177,7 +177,7 @@ impl Codec {
                     ),
                 };
                 if *nullable {
-                    match reader.long().map_err(bad)? {
+                    match reader.long().map_err(|e| bad(e.into()))? {
                         0 => {
                             builder.append_null();
                             continue;
@@ -399,7 +399,11 @@ fn bytes_len(len: usize) -> usize {
 #[inline]
 fn put_at(out: &mut [u8], at: usize, v: &[u8]) -> usize {
     let end = at + v.len();
-    out[at..end].copy_from_slice(v);
+    if (4..=SHORT).contains(&v.len()) {
+        copy_short(&mut out[at..end], v);
+    } else {
+        out[at..end].copy_from_slice(v);
+    }
     end
 }
 
@@ -422,6 +426,25 @@ fn redundant_sign_bytes(v: i128) -> usize {
     16 - (significant + 1).div_ceil(8)
 }
 
+/// Why a number could not be read. One byte, so that [`Reader::long`]'s result comes back
+/// in registers: every field's read starts with a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum BadNumber {
+    /// The datum ends inside it.
+    Cut,
+    /// It runs past 64 bits.
+    TooLong,
+}
+
+impl From<BadNumber> for String {
+    fn from(bad: BadNumber) -> String {
+        match bad {
+            BadNumber::Cut => "the datum ends inside a number".into(),
+            BadNumber::TooLong => "a number longer than 64 bits".into(),
+        }
+    }
+}
+
 /// The unread rest of one datum.
 struct Reader<'a> {
     rest: &'a [u8],
@@ -429,7 +452,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     #[inline(always)]
-    fn long(&mut self) -> std::result::Result<i64, String> {
+    fn long(&mut self) -> std::result::Result<i64, BadNumber> {
         // Most numbers here are union branches, lengths and small values: one byte.
         if let Some((&byte, rest)) = self.rest.split_first()
             && byte < 0x80
@@ -441,7 +464,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A number of more than one byte (or a bad one).
-    fn long_slow(&mut self) -> std::result::Result<i64, String> {
+    fn long_slow(&mut self) -> std::result::Result<i64, BadNumber> {
         // With eight bytes at hand, a number of up to eight is read in one go: the
         // continuation bits give its length, three shifts gather its 7-bit groups.
         if let Some(word) = self.rest.first_chunk::<8>() {
@@ -470,9 +493,9 @@ impl<'a> Reader<'a> {
             }
         }
         if self.rest.len() < 10 && self.rest.iter().all(|b| b & 0x80 != 0) {
-            Err("the datum ends inside a number".into())
+            Err(BadNumber::Cut)
         } else {
-            Err("a number longer than 64 bits".into())
+            Err(BadNumber::TooLong)
         }
     }
 
