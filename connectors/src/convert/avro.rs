@@ -518,7 +518,7 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
-    #[inline]
+    #[inline(always)]
     fn bytes(&mut self) -> std::result::Result<&'a [u8], String> {
         let len = self.long()?;
         let len = usize::try_from(len).map_err(|_| format!("a negative length {len}"))?;
