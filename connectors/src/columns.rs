@@ -99,7 +99,7 @@ impl ByteValues {
     /// column.
     #[inline]
     pub(crate) fn append_value(&mut self, value: &[u8]) {
-        extend_short(&mut self.bytes, value);
+        self.bytes.extend_from_slice(value);
         self.offsets.push(self.bytes.len() as i32);
         if let Some(nulls) = &mut self.nulls {
             nulls.append(true);
@@ -226,46 +226,6 @@ fn utf8(bytes: BinaryArray) -> Result<StringArray, Unfinished> {
     })
 }
 
-/// Appends `src` to `dst`, as `extend_from_slice` does, without a call to `memcpy` for
-/// the short values most string columns hold (a call per value was 7% of a CSV to
-/// Parquet pipeline's time): up to 16 bytes are copied by [`copy_short`] or a byte at a
-/// time.
-#[inline]
-pub(crate) fn extend_short(dst: &mut Vec<u8>, src: &[u8]) {
-    match src.len() {
-        0..=3 => src.iter().for_each(|&b| dst.push(b)),
-        len @ 4..=SHORT => {
-            // A fixed-size append (a store) cut back, rather than a resize by `len`.
-            let start = dst.len();
-            dst.extend_from_slice(&[0; SHORT]);
-            copy_short(&mut dst[start..], src);
-            dst.truncate(start + len);
-        }
-        _ => dst.extend_from_slice(src),
-    }
-}
-
-/// The longest value [`copy_short`] copies.
-pub(crate) const SHORT: usize = 16;
-
-/// Copies `src` (4 to [`SHORT`] bytes) to the start of `out` (at least as long) with two
-/// copies of a fixed size, overlapping in the middle, which compile to a few moves.
-/// Nothing past `src.len()` bytes of `out` is touched.
-///
-/// # Panics
-/// If `src` is shorter than 4 bytes or `out` shorter than `src`.
-#[inline(always)]
-pub(crate) fn copy_short(out: &mut [u8], src: &[u8]) {
-    let len = src.len();
-    if len >= 8 {
-        out[..8].copy_from_slice(&src[..8]);
-        out[len - 8..len].copy_from_slice(&src[len - 8..]);
-    } else {
-        out[..4].copy_from_slice(&src[..4]);
-        out[len - 4..len].copy_from_slice(&src[len - 4..]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use arrow::array::{Array, BinaryBuilder, Decimal128Builder, Int64Builder, StringBuilder};
@@ -280,26 +240,6 @@ mod tests {
         &[Some(7), None, Some(8)],
         &[None],
     ];
-
-    #[test]
-    fn short_values_are_copied_whole() {
-        // Every length around the short copy's cases, after bytes already there.
-        let src: Vec<u8> = (1..=40).collect();
-        for len in 0..=40 {
-            let mut dst = vec![0xee; 3];
-            extend_short(&mut dst, &src[..len]);
-            let mut expected = vec![0xee; 3];
-            expected.extend_from_slice(&src[..len]);
-            assert_eq!(dst, expected, "{len} bytes");
-            if (4..=SHORT).contains(&len) {
-                // In place, leaving what follows alone.
-                let mut out = [0xee; 40];
-                copy_short(&mut out, &src[..len]);
-                assert_eq!(&out[..len], &src[..len], "{len} bytes");
-                assert!(out[len..].iter().all(|&b| b == 0xee), "{len} bytes");
-            }
-        }
-    }
 
     #[test]
     fn numbers_and_nulls_finish_as_arrow_builds_them() {

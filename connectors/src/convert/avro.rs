@@ -20,7 +20,7 @@ use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use sluice_core::record::{put_varlong_at, varlong_len};
 
 use super::Encoded;
-use crate::columns::{ColumnBuilder, SHORT, Unfinished, copy_short};
+use crate::columns::{ColumnBuilder, Unfinished};
 use crate::error::{Error, Result};
 
 /// What a column is in Avro.
@@ -177,7 +177,7 @@ impl Codec {
                     ),
                 };
                 if *nullable {
-                    match reader.long().map_err(|e| bad(e.into()))? {
+                    match reader.long().map_err(bad)? {
                         0 => {
                             builder.append_null();
                             continue;
@@ -399,11 +399,7 @@ fn bytes_len(len: usize) -> usize {
 #[inline]
 fn put_at(out: &mut [u8], at: usize, v: &[u8]) -> usize {
     let end = at + v.len();
-    if (4..=SHORT).contains(&v.len()) {
-        copy_short(&mut out[at..end], v);
-    } else {
-        out[at..end].copy_from_slice(v);
-    }
+    out[at..end].copy_from_slice(v);
     end
 }
 
@@ -426,25 +422,6 @@ fn redundant_sign_bytes(v: i128) -> usize {
     16 - (significant + 1).div_ceil(8)
 }
 
-/// Why a number could not be read. One byte, so that [`Reader::long`]'s result comes back
-/// in registers: every field's read starts with a number.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum BadNumber {
-    /// The datum ends inside it.
-    Cut,
-    /// It runs past 64 bits.
-    TooLong,
-}
-
-impl From<BadNumber> for String {
-    fn from(bad: BadNumber) -> String {
-        match bad {
-            BadNumber::Cut => "the datum ends inside a number".into(),
-            BadNumber::TooLong => "a number longer than 64 bits".into(),
-        }
-    }
-}
-
 /// The unread rest of one datum.
 struct Reader<'a> {
     rest: &'a [u8],
@@ -452,7 +429,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     #[inline(always)]
-    fn long(&mut self) -> std::result::Result<i64, BadNumber> {
+    fn long(&mut self) -> std::result::Result<i64, String> {
         // Most numbers here are union branches, lengths and small values: one byte.
         if let Some((&byte, rest)) = self.rest.split_first()
             && byte < 0x80
@@ -464,7 +441,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A number of more than one byte (or a bad one).
-    fn long_slow(&mut self) -> std::result::Result<i64, BadNumber> {
+    fn long_slow(&mut self) -> std::result::Result<i64, String> {
         // With eight bytes at hand, a number of up to eight is read in one go: the
         // continuation bits give its length, three shifts gather its 7-bit groups.
         if let Some(word) = self.rest.first_chunk::<8>() {
@@ -493,9 +470,9 @@ impl<'a> Reader<'a> {
             }
         }
         if self.rest.len() < 10 && self.rest.iter().all(|b| b & 0x80 != 0) {
-            Err(BadNumber::Cut)
+            Err("the datum ends inside a number".into())
         } else {
-            Err(BadNumber::TooLong)
+            Err("a number longer than 64 bits".into())
         }
     }
 

@@ -317,11 +317,7 @@ impl BatchBuilder {
         n = put_varlong_at(&mut head, n, timestamp_delta);
         n = put_varlong_at(&mut head, n, offset_delta.into());
         n = put_varlong_at(&mut head, n, key.map_or(-1, |k| k.len() as i64));
-        // The whole array and back to what was written: a copy of known size is a few
-        // moves, where one of `n` bytes is a call to `memcpy`.
-        let written = buf.len() + n;
-        buf.extend_from_slice(&head);
-        buf.truncate(written);
+        buf.extend_from_slice(&head[..n]);
         if let Some(key) = key {
             buf.extend_from_slice(key);
         }
