@@ -41,12 +41,13 @@ fn varint_len(v: i32) -> usize {
 }
 
 /// The bytes [`put_varlong`] writes for `v`: one per started 7 bits of its zigzag form
-/// (at least one), counted without a loop.
+/// (at least one), counted without a loop or a division: for `bits` from 1 to 64,
+/// `(9 * bits + 64) / 64` is `bits` divided by 7, rounded up.
 #[inline]
 pub fn varlong_len(v: i64) -> usize {
     let z = ((v << 1) ^ (v >> 63)) as u64;
     let bits = 64 - (z | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+    (9 * bits + 64) / 64
 }
 
 /// Writes `v` as [`put_varlong`] does, into `out` at `at`; returns where it ends.
