@@ -138,7 +138,7 @@ impl Codec {
             .take(ends.len())
             .collect();
         for column in &columns {
-            column.write(&mut bytes, &mut at, &ends);
+            column.write(&mut bytes, &mut at);
         }
         debug_assert_eq!(at, ends, "sized and written apart");
         Ok(Encoded::from_ends(bytes, &ends))
@@ -322,42 +322,41 @@ impl Column {
         }
     }
 
-    /// Writes each row's field into `out` at `at[row]`, moving `at[row]` past it; row
-    /// `row` ends at `ends[row]`.
-    fn write(&self, out: &mut [u8], at: &mut [usize], ends: &[usize]) {
+    /// Writes each row's field into `out` at `at[row]`, moving `at[row]` past it.
+    fn write(&self, out: &mut [u8], at: &mut [usize]) {
         match &self.values {
-            Values::Boolean(a) => self.each_write(out, at, ends, |out, to, i| {
+            Values::Boolean(a) => self.each_write(out, at, |out, to, i| {
                 out[to] = u8::from(a.value(i));
                 to + 1
             }),
-            Values::Int16(a) => self.each_write(out, at, ends, |out, to, i| {
+            Values::Int16(a) => self.each_write(out, at, |out, to, i| {
                 put_varlong_at(out, to, a.value(i).into())
             }),
-            Values::Int32(a) => self.each_write(out, at, ends, |out, to, i| {
+            Values::Int32(a) => self.each_write(out, at, |out, to, i| {
                 put_varlong_at(out, to, a.value(i).into())
             }),
-            Values::Int64(a) => self.each_write(out, at, ends, |out, to, i| {
-                put_varlong_at(out, to, a.value(i))
-            }),
-            Values::Float32(a) => self.each_write(out, at, ends, |out, to, i| {
+            Values::Int64(a) => {
+                self.each_write(out, at, |out, to, i| put_varlong_at(out, to, a.value(i)))
+            }
+            Values::Float32(a) => self.each_write(out, at, |out, to, i| {
                 put_at(out, to, &a.value(i).to_le_bytes())
             }),
-            Values::Float64(a) => self.each_write(out, at, ends, |out, to, i| {
+            Values::Float64(a) => self.each_write(out, at, |out, to, i| {
                 put_at(out, to, &a.value(i).to_le_bytes())
             }),
-            Values::Utf8(a) => self.each_write(out, at, ends, |out, to, i| {
+            Values::Utf8(a) => self.each_write(out, at, |out, to, i| {
                 put_bytes_at(out, to, a.value(i).as_bytes())
             }),
-            Values::Binary(a) => self.each_write(out, at, ends, |out, to, i| {
-                put_bytes_at(out, to, a.value(i))
-            }),
-            Values::Date32(a) => self.each_write(out, at, ends, |out, to, i| {
+            Values::Binary(a) => {
+                self.each_write(out, at, |out, to, i| put_bytes_at(out, to, a.value(i)))
+            }
+            Values::Date32(a) => self.each_write(out, at, |out, to, i| {
                 put_varlong_at(out, to, a.value(i).into())
             }),
-            Values::TimestampMicros(a) => self.each_write(out, at, ends, |out, to, i| {
-                put_varlong_at(out, to, a.value(i))
-            }),
-            Values::Decimal(a) => self.each_write(out, at, ends, |out, to, i| {
+            Values::TimestampMicros(a) => {
+                self.each_write(out, at, |out, to, i| put_varlong_at(out, to, a.value(i)))
+            }
+            Values::Decimal(a) => self.each_write(out, at, |out, to, i| {
                 let v = a.value(i);
                 put_bytes_at(out, to, &v.to_be_bytes()[redundant_sign_bytes(v)..])
             }),
@@ -366,20 +365,16 @@ impl Column {
 
     /// Writes each row's field with `put(out, at, row)` (which returns where it ended),
     /// after the union branch if the column is nullable: 0 for a null (and nothing more),
-    /// else 2 (branch 1 of `["null", T]`, zigzag-encoded). `put` is handed `out` up to
-    /// the row's end only: what follows is the next row's, written already, which a
-    /// number written in one store ([`put_varlong_at`]) must not overrun.
+    /// else 2 (branch 1 of `["null", T]`, zigzag-encoded).
     #[inline]
     fn each_write(
         &self,
         out: &mut [u8],
         at: &mut [usize],
-        ends: &[usize],
         put: impl Fn(&mut [u8], usize, usize) -> usize,
     ) {
         let nulls = self.nulls.as_ref().filter(|n| n.null_count() > 0);
-        for ((row, to), &end) in at.iter_mut().enumerate().zip(ends) {
-            let out = &mut out[..end];
+        for (row, to) in at.iter_mut().enumerate() {
             if self.nullable {
                 if nulls.is_some_and(|n| n.is_null(row)) {
                     out[*to] = 0;

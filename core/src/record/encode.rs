@@ -52,34 +52,13 @@ pub fn varlong_len(v: i64) -> usize {
 
 /// Writes `v` as [`put_varlong`] does, into `out` at `at`; returns where it ends.
 ///
-/// For encoders that size their output first ([`varlong_len`]) and fill it in place. A
-/// number of 2 to 8 bytes with 8 bytes of `out` free from `at` is written in one store
-/// (its 7-bit groups spread to bytes by three shifts, the continuation bits set by a
-/// mask), so up to 8 bytes from `at` may change, not only the number's: the caller
-/// hands over only bytes it has yet to write.
+/// For encoders that size their output first ([`varlong_len`]) and fill it in place.
 ///
 /// # Panics
 /// If `out` has fewer than [`varlong_len`]`(v)` bytes from `at`.
 #[inline]
 pub fn put_varlong_at(out: &mut [u8], mut at: usize, v: i64) -> usize {
     let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    if z < 0x80 {
-        out[at] = z as u8;
-        return at + 1;
-    }
-    if z < 1 << 56
-        && let Some(room) = out.get_mut(at..at + 8)
-    {
-        let len = varlong_len(v);
-        let mut x = z;
-        x = (x & 0x0000_0000_0fff_ffff) | ((x & 0x00ff_ffff_f000_0000) << 4);
-        x = (x & 0x0000_3fff_0000_3fff) | ((x & 0x0fff_c000_0fff_c000) << 2);
-        x = (x & 0x007f_007f_007f_007f) | ((x & 0x3f80_3f80_3f80_3f80) << 1);
-        // Every byte but the last continues the number.
-        x |= 0x8080_8080_8080_8080 & ((1u64 << (8 * (len - 1))) - 1);
-        room.copy_from_slice(&x.to_le_bytes());
-        return at + len;
-    }
     while z >= 0x80 {
         out[at] = (z as u8) | 0x80;
         z >>= 7;
@@ -332,10 +311,9 @@ impl BatchBuilder {
         }
         // Up to the key's length in one copy: the record's length (5 bytes at most), its
         // attributes (0), the timestamp delta (10) and the offset delta (5), the key's
-        // length (5); 6 more bytes, so that each number has the 8 a single store takes.
-        let mut head = [0u8; 32];
+        // length (5).
+        let mut head = [0u8; 26];
         let mut n = put_varlong_at(&mut head, 0, body_length.into());
-        head[n] = 0; // attributes
         n += 1;
         n = put_varlong_at(&mut head, n, timestamp_delta);
         n = put_varlong_at(&mut head, n, offset_delta.into());
@@ -453,16 +431,13 @@ mod tests {
             put_varlong(&mut written, v);
             assert_eq!(written, byte_loop(v), "{v}");
             assert_eq!(varlong_len(v), written.len() - 1, "{v}");
-            // In place: in exactly its room (the loop), and with room to spare (one
-            // store for 2 to 8 bytes), after a byte it must leave alone.
-            for spare in [0, 1, 7, 8, 9] {
-                let mut out = vec![0x55; written.len() + spare];
-                out[0] = 0xaa;
-                let end = put_varlong_at(&mut out, 1, v);
-                assert_eq!(end, written.len(), "{v}, {spare} spare");
-                assert_eq!(&out[..end], &written[..], "{v}, {spare} spare");
-                assert_eq!(out[0], 0xaa, "{v}, {spare} spare");
-            }
+            // In place, between bytes it must leave alone.
+            let mut out = vec![0x55; written.len() + 1];
+            out[0] = 0xaa;
+            let end = put_varlong_at(&mut out, 1, v);
+            assert_eq!(end, written.len(), "{v}");
+            assert_eq!(&out[..end], &written[..], "{v}");
+            assert_eq!(out[end], 0x55, "{v}");
         }
     }
 
