@@ -5,7 +5,8 @@
 //! Batches read back to back share one transaction for up to `transaction_interval_ms`
 //! (each batch's records are appended as it comes; the position after the last one goes
 //! in at the commit), so a bulk load pays for a transaction's fsyncs a few times a second,
-//! not once per batch. A source with nothing new, or done, commits at once.
+//! not once per batch. A source with nothing new, or done, commits at once, and so does
+//! the run's first batch, so that sinks start without waiting out an interval.
 //!
 //! Backpressure: at most one batch is read ahead. After a full batch (the source had more
 //! at hand) the task sends it from a scoped thread while polling the source for the next
@@ -125,6 +126,10 @@ impl SourceTask {
             open: None,
         };
         let interval = Duration::from_millis(self.publisher.section.common.transaction_interval_ms);
+        // The run's first transaction commits after its first batch: sinks (which read
+        // committed records only) start on it at once instead of a whole interval later,
+        // a fifth of a bulk load's time spent with the sink idle.
+        let mut first = true;
         let mut backoff = Backoff::new(self.publisher.retry_timeout);
         'open: loop {
             if *stop.borrow() {
@@ -191,10 +196,13 @@ impl SourceTask {
                 let due = writer
                     .open
                     .as_ref()
-                    .is_some_and(|t| idle || t.started.elapsed() >= interval);
-                if due && let Err(e) = self.commit(&mut writer, &key, &mut position).await {
-                    retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
-                    continue 'open;
+                    .is_some_and(|t| idle || first || t.started.elapsed() >= interval);
+                if due {
+                    if let Err(e) = self.commit(&mut writer, &key, &mut position).await {
+                        retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
+                        continue 'open;
+                    }
+                    first = false;
                 }
                 if idle {
                     tokio::select! {
