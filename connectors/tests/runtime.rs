@@ -387,7 +387,8 @@ async fn a_failed_source_leaves_exactly_its_committed_batches() {
 async fn batches_read_back_to_back_share_one_transaction() {
     // Proves: within transaction_interval_ms a source's batches go in one transaction with
     // one position (a bulk load does not pay a commit per batch), after the run's first
-    // batch, which commits alone (so sinks start at once); and a failure aborts the whole
+    // batch, which commits alone (so sinks start at once; the next transactions ramp up
+    // from an eighth of the interval, here 7.5 s); and a failure aborts the whole
     // open transaction: the rerun starts from the last committed position and every row
     // ends up in the topic once.
     let shared = PIPELINE.replace(
