@@ -5,9 +5,7 @@
 //! Batches read back to back share one transaction for up to `transaction_interval_ms`
 //! (each batch's records are appended as it comes; the position after the last one goes
 //! in at the commit), so a bulk load pays for a transaction's fsyncs a few times a second,
-//! not once per batch. A source with nothing new, or done, commits at once. A run's
-//! first transactions are shorter (its first batch alone, then an eighth, a quarter and
-//! half the interval), so that sinks start at once instead of waiting out an interval.
+//! not once per batch. A source with nothing new, or done, commits at once.
 //!
 //! Backpressure: at most one batch is read ahead. After a full batch (the source had more
 //! at hand) the task sends it from a scoped thread while polling the source for the next
@@ -127,15 +125,6 @@ impl SourceTask {
             open: None,
         };
         let interval = Duration::from_millis(self.publisher.section.common.transaction_interval_ms);
-        // The run's first transactions are short: the first commits after its first batch
-        // and the next ones after an eighth, a quarter, then half the interval. Sinks read
-        // committed records only; with a full interval from the start they sat idle for
-        // it while the source alone was busy.
-        let mut commits = 0u32;
-        let open_for = |commits: u32| match commits {
-            0 => Duration::ZERO,
-            n => interval / (1 << (4 - n.min(4))),
-        };
         let mut backoff = Backoff::new(self.publisher.retry_timeout);
         'open: loop {
             if *stop.borrow() {
@@ -202,13 +191,10 @@ impl SourceTask {
                 let due = writer
                     .open
                     .as_ref()
-                    .is_some_and(|t| idle || t.started.elapsed() >= open_for(commits));
-                if due {
-                    if let Err(e) = self.commit(&mut writer, &key, &mut position).await {
-                        retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
-                        continue 'open;
-                    }
-                    commits = commits.saturating_add(1);
+                    .is_some_and(|t| idle || t.started.elapsed() >= interval);
+                if due && let Err(e) = self.commit(&mut writer, &key, &mut position).await {
+                    retry::wait(&self.publisher.stats, &mut backoff, e, &mut stop).await?;
+                    continue 'open;
                 }
                 if idle {
                     tokio::select! {
