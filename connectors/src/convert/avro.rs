@@ -121,8 +121,9 @@ impl Codec {
             })
             .collect::<Result<Vec<_>>>()?;
         // Column by column, each in a loop of its own type: first every row's size, then
-        // each column's fields into their rows' places. (Row by row, choosing each field's
-        // type and growing the buffer per field cost three times as much.)
+        // each column's fields into their rows' places. (Row by row, each field chose its
+        // type again and grew the buffer: about the same instructions, but branches the
+        // processor mispredicted; the whole job's CPU fell 5% with this.)
         let mut ends = vec![0; rows.num_rows()];
         for column in &columns {
             column.add_sizes(&mut ends);
