@@ -236,7 +236,7 @@ impl<'a> Reader<'a> {
         let out = self
             .buf
             .get(self.position..self.position + len)
-            .ok_or("truncated record")?;
+            .ok_or(Short::Truncated)?;
         self.position += len;
         Ok(Some(out))
     }

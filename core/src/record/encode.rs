@@ -90,12 +90,8 @@ pub fn put_varlong(buf: &mut Vec<u8>, v: i64) {
 }
 
 /// A length as Kafka's signed 32-bit length, or the error naming what was too large.
-fn length(n: usize, what: &str) -> Result<i32> {
-    i32::try_from(n).map_err(|_| {
-        Error::InvalidArgument(format!(
-            "encoding record batch: record {what} was too large to encode ({n} bytes)"
-        ))
-    })
+fn length(n: usize, what: &'static str) -> Result<i32> {
+    i32::try_from(n).map_err(|_| too_large_part([(n, what)], n))
 }
 
 /// Encodes `records` (at least one) as one uncompressed RecordBatch v2.
