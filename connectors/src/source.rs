@@ -25,6 +25,14 @@ pub trait Source: Send {
     /// Reads up to `max_rows` rows.
     async fn poll(&mut self, max_rows: usize) -> Result<Poll>;
 
+    /// Whether the source prepares its batches ahead on threads of its own, so that a
+    /// poll with more at hand returns at once. The runtime then sends each batch on its
+    /// own thread; otherwise it sends a full batch from a second thread while polling for
+    /// the next.
+    fn prepares_ahead(&self) -> bool {
+        false
+    }
+
     /// Everything up to `position` is durable in the log: a source that must acknowledge
     /// upstream (a replication slot) does it here.
     async fn committed(&mut self, position: &Position) -> Result<()> {

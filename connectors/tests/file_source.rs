@@ -313,6 +313,74 @@ async fn a_large_csv_is_read_in_bounded_batches() {
 }
 
 #[tokio::test]
+async fn parsing_ahead_on_threads_gives_the_batches_positions_and_rejects_of_one_thread() {
+    // Proves `parse_threads`: batches parsed side by side come out in file order, each with
+    // the position after it and the rejects of its own lines (named by line), exactly as
+    // one thread gives them, across files and the short batch at a file's end; and
+    // resuming from any of those positions reads exactly the rows that followed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = String::from("id,qty\n");
+    for i in 0..2_345 {
+        if i % 397 == 5 {
+            a.push_str(&format!("{i},not-a-number\n"));
+        } else {
+            a.push_str(&format!("{i},{}\n", i * 3));
+        }
+    }
+    write(&dir.path().join("a.csv"), &a);
+    write(&dir.path().join("b.csv"), "id,qty\n9001,1\n9002,2\n9003,3");
+    let pattern = dir.path().join("*.csv");
+    let settings = |threads: usize| {
+        table(&format!(
+            "path = {:?}\ncolumns = \"id BIGINT, qty INT\"\nparse_threads = {threads}",
+            pattern.to_str().unwrap()
+        ))
+    };
+    let mut one = source(settings(1));
+    one.open(None).await.unwrap();
+    let alone = drain(&mut one, 100).await;
+    let mut many = source(settings(3));
+    many.open(None).await.unwrap();
+    let ahead = drain(&mut many, 100).await;
+
+    assert_eq!(ahead.ended, "done");
+    assert_eq!(ahead.batches.len(), alone.batches.len());
+    for ((rows, position), (rows_alone, position_alone)) in
+        ahead.batches.iter().zip(&alone.batches)
+    {
+        assert_eq!(rows, rows_alone, "the batch before {position}");
+        assert_eq!(position, position_alone);
+    }
+    let lines = |rejects: &[Reject]| -> Vec<(String, Vec<u8>)> {
+        rejects
+            .iter()
+            .map(|r| (r.position.clone(), r.bytes.clone()))
+            .collect()
+    };
+    assert_eq!(lines(&ahead.rejects), lines(&alone.rejects));
+    assert_eq!(ahead.rejects.len(), 6, "{:?}", ahead.rejects);
+    assert!(
+        ahead.rejects[1].position.ends_with("a.csv:404"),
+        "{:?}",
+        ahead.rejects[1]
+    );
+    let all = strings(&ahead.batches, "id");
+    assert_eq!(all.len(), 2_345 - 6 + 3);
+
+    let mut seen = 0;
+    for (i, (rows, position)) in ahead.batches.iter().enumerate() {
+        seen += rows.num_rows();
+        if i % 4 != 1 {
+            continue;
+        }
+        let mut again = source(settings(3));
+        again.open(Some(position.clone())).await.unwrap();
+        let rest = strings(&drain(&mut again, 100).await.batches, "id");
+        assert_eq!(rest, all[seen..], "resuming from {position}");
+    }
+}
+
+#[tokio::test]
 async fn bad_settings_are_reported() {
     // Proves unknown keys, a two-character delimiter and columns for `lines` are refused
     // with messages naming the key, and a path matching nothing fails check().
@@ -320,6 +388,7 @@ async fn bad_settings_are_reported() {
         ("path = \"x.csv\"\nheader_row = true", "header_row"),
         ("path = \"x.csv\"\ndelimiter = \";;\"", "delimiter"),
         ("path = \"x.log\"\ncolumns = \"a INT\"", "columns"),
+        ("path = \"x.csv\"\nparse_threads = 0", "parse_threads must be at least 1"),
     ] {
         let err = FileSource::new(&Settings::from_table("files", "file", table(text)))
             .err()

@@ -13,6 +13,7 @@
 //! - [`roll`]: open data files rolled by rows, bytes and age (shared with `parquet`).
 //! - [`sink`]: the sink and its text encoders.
 
+mod ahead;
 pub mod commit;
 mod csv_fast;
 pub mod discover;

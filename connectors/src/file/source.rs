@@ -11,15 +11,22 @@
 //! complete); a file renamed away and recreated (a new inode at the path) is read to its
 //! end through the open handle, then the new file from its start; a file that shrank was
 //! truncated and is read again from its start.
+//!
+//! A file with more than one batch of records at hand (a bulk load, or a followed file
+//! far behind) is parsed `parse_threads` batches at a time, each on a thread of its own;
+//! the batches are handed out one per poll in file order, each with the position after
+//! it, exactly as one thread would.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::ahead::ParseAhead;
 use super::discover::list_files;
 use super::parse::{CsvOptions, RecordParser, TextFormat, count_newlines, infer_schema};
 use super::{SourceMode, TextSettings};
@@ -54,6 +61,8 @@ struct FileSourceConfig {
     mode: SourceMode,
     #[serde(default = "default_infer_rows")]
     infer_rows: usize,
+    #[serde(default)]
+    parse_threads: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -61,6 +70,15 @@ fn yes() -> bool {
 }
 fn default_infer_rows() -> usize {
     1000
+}
+
+/// Batches parsed side by side by default: one per core, at most this many.
+const PARSE_THREADS_MAX_DEFAULT: usize = 4;
+
+fn default_parse_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(PARSE_THREADS_MAX_DEFAULT)
 }
 
 /// Where the source is, as stored in the log.
@@ -82,7 +100,7 @@ struct FilePosition {
 struct Reading {
     path: PathBuf,
     /// The path as rejects name it.
-    label: String,
+    label: Arc<str>,
     file: File,
     inode: u64,
     /// Bytes of the file before `buf[pos..]`.
@@ -106,7 +124,7 @@ impl Reading {
             .map_err(|e| Error::io(path, e))?;
         Ok(Reading {
             path: path.to_path_buf(),
-            label: path.display().to_string(),
+            label: path.display().to_string().into(),
             file,
             inode,
             offset,
@@ -130,7 +148,7 @@ impl Reading {
         }
         if self.buf.len() > RECORD_BYTES_MAX {
             return Err(Error::connector(
-                &self.label,
+                &*self.label,
                 format!(
                     "a record at line {} is longer than {RECORD_BYTES_MAX} bytes: is the format right?",
                     self.line
@@ -164,9 +182,14 @@ pub struct FileSource {
     declared: Option<arrow::datatypes::SchemaRef>,
     infer_rows: usize,
     mode: SourceMode,
-    parser: Option<RecordParser>,
+    parser: Option<Arc<RecordParser>>,
     done: Option<PathBuf>,
     reading: Option<Reading>,
+    /// Threads parsing a file's batches ahead of the polls (1: none, the poll parses).
+    parse_threads: usize,
+    /// Those threads and the batches they were given, once a file had more than a batch
+    /// at hand.
+    ahead: Option<ParseAhead>,
 }
 
 impl FileSource {
@@ -182,6 +205,16 @@ impl FileSource {
             config.delimiter.as_deref(),
             config.quote.as_deref(),
         )?;
+        let parse_threads = match config.parse_threads {
+            Some(0) => {
+                return Err(settings.error(
+                    Some("parse_threads"),
+                    "parse_threads must be at least 1 (1 parses on the source's own thread)",
+                ));
+            }
+            Some(n) => n,
+            None => default_parse_threads(),
+        };
         Ok(FileSource {
             name: settings.name.clone(),
             pattern: settings.resolve_path(&config.path),
@@ -193,6 +226,8 @@ impl FileSource {
             parser: None,
             done: None,
             reading: None,
+            parse_threads,
+            ahead: None,
         })
     }
 
@@ -209,20 +244,7 @@ impl FileSource {
     }
 
     fn position(&self) -> Position {
-        let position = match &self.reading {
-            Some(r) => FilePosition {
-                done: self.done.clone(),
-                file: Some(r.path.clone()),
-                inode: r.inode,
-                offset: r.offset,
-                line: r.line,
-            },
-            None => FilePosition {
-                done: self.done.clone(),
-                ..FilePosition::default()
-            },
-        };
-        serde_json::to_value(position).unwrap_or_default()
+        file_position(&self.done, self.reading.as_ref())
     }
 
     /// The parser, inferring the schema from `path` the first time.
@@ -249,7 +271,7 @@ impl FileSource {
                     .map_err(|e| Error::connector(&self.name, format!("{}: {e}", path.display())))?
             }
         };
-        self.parser = Some(RecordParser::new(self.format, schema, self.csv));
+        self.parser = Some(Arc::new(RecordParser::new(self.format, schema, self.csv)));
         Ok(true)
     }
 
@@ -297,12 +319,75 @@ impl FileSource {
         Ok(batch)
     }
 
+    /// Submits the full batches of records at hand (reading more if needed) to the
+    /// parsing threads, as many as they take; started the first time.
+    fn parse_ahead(&mut self, max_rows: usize) -> Result<()> {
+        if self.ahead.is_none() {
+            self.ahead = Some(ParseAhead::start(&self.name, self.parse_threads)?);
+        }
+        let (Some(reading), Some(parser), Some(ahead)) =
+            (&mut self.reading, &self.parser, &mut self.ahead)
+        else {
+            return Ok(());
+        };
+        while ahead.wants_more() {
+            let mut ends = parser.record_ends(reading.pending(), max_rows);
+            if ends.records < max_rows {
+                // A short batch is left to the poll that reaches it, where the file's end
+                // and tail mode's held-back line are handled.
+                if reading.fill()? == 0 {
+                    break;
+                }
+                ends = parser.record_ends(reading.pending(), max_rows);
+                if ends.records < max_rows {
+                    break;
+                }
+            }
+            let chunk = ahead.copy(reading.pending().get(..ends.end).unwrap_or_default());
+            let first_line = reading.line;
+            reading.consume(ends.end, ends.lines);
+            let position = file_position(&self.done, Some(reading));
+            ahead.submit(parser, chunk, &reading.label, first_line, position)?;
+        }
+        Ok(())
+    }
+
+    /// The next batch parsed ahead, after handing the workers what they can take.
+    fn next_ahead(&mut self, max_rows: usize) -> Result<Poll> {
+        self.parse_ahead(max_rows)?;
+        match self.ahead.as_mut().and_then(ParseAhead::next) {
+            Some(batch) => batch.map(Poll::Batch),
+            None => Err(Error::connector(
+                &self.name,
+                "internal: nothing parsed ahead (a bug, please report)",
+            )),
+        }
+    }
+
     /// The current file is read: on to the next one.
     fn finish_file(&mut self) {
         if let Some(reading) = self.reading.take() {
             self.done = Some(reading.path);
         }
     }
+}
+
+/// The position after the records handed out of `reading`, files up to `done` read.
+fn file_position(done: &Option<PathBuf>, reading: Option<&Reading>) -> Position {
+    let position = match reading {
+        Some(r) => FilePosition {
+            done: done.clone(),
+            file: Some(r.path.clone()),
+            inode: r.inode,
+            offset: r.offset,
+            line: r.line,
+        },
+        None => FilePosition {
+            done: done.clone(),
+            ..FilePosition::default()
+        },
+    };
+    serde_json::to_value(position).unwrap_or_default()
 }
 
 fn reading_path(reading: &Option<Reading>) -> PathBuf {
@@ -334,9 +419,16 @@ impl Source for FileSource {
         }
     }
 
+    fn prepares_ahead(&self) -> bool {
+        self.parse_threads > 1
+    }
+
     async fn open(&mut self, position: Option<Position>) -> Result<()> {
         self.reading = None;
         self.done = None;
+        if let Some(ahead) = &mut self.ahead {
+            ahead.clear();
+        }
         let Some(position) = position else {
             return Ok(());
         };
@@ -365,6 +457,11 @@ impl Source for FileSource {
 
     async fn poll(&mut self, max_rows: usize) -> Result<Poll> {
         let max_rows = max_rows.max(1);
+        if let Some(ahead) = &self.ahead
+            && !ahead.is_empty()
+        {
+            return self.next_ahead(max_rows);
+        }
         // Each round either hands out rows, or moves to another file, or ends the poll.
         loop {
             if self.reading.is_none() {
@@ -416,6 +513,10 @@ impl Source for FileSource {
             if ends.records < max_rows && !at_eof {
                 at_eof = reading.fill()? == 0;
                 ends = parser.record_ends(reading.pending(), max_rows);
+            }
+            if ends.records == max_rows && self.parse_threads > 1 {
+                // More than a batch at hand: parse ahead, side by side.
+                return self.next_ahead(max_rows);
             }
             if ends.records > 0 {
                 return Ok(Poll::Batch(self.batch(ends.end, ends.lines, false)?));

@@ -170,6 +170,7 @@ impl SourceTask {
                     Ok(Poll::Batch(batch)) => {
                         let sent = if batch.rows.num_rows()
                             >= self.publisher.section.common.batch_rows
+                            && !self.source.prepares_ahead()
                         {
                             // A full batch: the source has more at hand, so read it meanwhile.
                             let (sent, next) = self.send_reading_ahead(&mut writer, batch);
