@@ -345,8 +345,7 @@ async fn parsing_ahead_on_threads_gives_the_batches_positions_and_rejects_of_one
 
     assert_eq!(ahead.ended, "done");
     assert_eq!(ahead.batches.len(), alone.batches.len());
-    for ((rows, position), (rows_alone, position_alone)) in
-        ahead.batches.iter().zip(&alone.batches)
+    for ((rows, position), (rows_alone, position_alone)) in ahead.batches.iter().zip(&alone.batches)
     {
         assert_eq!(rows, rows_alone, "the batch before {position}");
         assert_eq!(position, position_alone);
@@ -388,7 +387,10 @@ async fn bad_settings_are_reported() {
         ("path = \"x.csv\"\nheader_row = true", "header_row"),
         ("path = \"x.csv\"\ndelimiter = \";;\"", "delimiter"),
         ("path = \"x.log\"\ncolumns = \"a INT\"", "columns"),
-        ("path = \"x.csv\"\nparse_threads = 0", "parse_threads must be at least 1"),
+        (
+            "path = \"x.csv\"\nparse_threads = 0",
+            "parse_threads must be at least 1",
+        ),
     ] {
         let err = FileSource::new(&Settings::from_table("files", "file", table(text)))
             .err()

@@ -530,7 +530,7 @@ impl Producer {
                     let tp = TopicPartition::new(topic.name.clone(), partition);
                     txn.append(&self.log, &stamp, &tp, &mut bytes)
                 }
-                None => self.log.append(&topic.name, partition, &mut bytes),
+                None => self.log.append_built(&topic.name, partition, &mut bytes),
             });
         match result {
             Ok(info) => {

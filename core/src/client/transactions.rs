@@ -176,7 +176,7 @@ impl TxnProducer {
         let appended = self
             .coordinator
             .produce(current.0, current.1, &tp.topic, tp.partition, || {
-                log.append(&tp.topic, tp.partition, bytes)
+                log.append_built(&tp.topic, tp.partition, bytes)
             })
             .map_err(|e| self.fail(e, current))?;
         appended.inspect_err(|e| {

@@ -492,6 +492,18 @@ impl Log {
         self.partition(topic, partition)?.append(batches)
     }
 
+    /// [`append`](Self::append) of batches this process's producer has just encoded; see
+    /// [`Partition::append_built`].
+    pub(crate) fn append_built(
+        &self,
+        topic: &str,
+        partition: i32,
+        batches: &mut [u8],
+    ) -> Result<AppendInfo> {
+        self.check_open()?;
+        self.partition(topic, partition)?.append_built(batches)
+    }
+
     /// Reads whole batches from `offset`; see [`Partition::read`].
     pub fn read(
         &self,

@@ -262,23 +262,36 @@ impl Partition {
     /// the buffer in place and the bytes are stored as they are. On any error nothing of
     /// the append is visible.
     pub fn append(&self, bytes: &mut [u8]) -> Result<AppendInfo> {
-        self.append_batches(bytes, None)
+        self.append_batches(bytes, None, true)
+    }
+
+    /// [`append`](Self::append) of batches this process's producer has just encoded: every
+    /// check but the CRC's, which the producer computed over these very bytes.
+    pub(crate) fn append_built(&self, bytes: &mut [u8]) -> Result<AppendInfo> {
+        self.append_batches(bytes, None, false)
     }
 
     /// [`append`](Self::append), or with `marker` = `(producer id, epoch, commit)` the
     /// append of one control batch built by [`append_marker`](Self::append_marker).
+    /// `check_crc` is false for batches this process encoded itself.
     pub(super) fn append_batches(
         &self,
         bytes: &mut [u8],
         marker: Option<(i64, i16, bool)>,
+        check_crc: bool,
     ) -> Result<AppendInfo> {
         self.check_poison()?;
         let config = self.config();
         // Validate outside the lock: CRCs are the expensive part.
+        let walk = if check_crc {
+            BatchIter::new
+        } else {
+            BatchIter::built
+        };
         let mut batches: Vec<(usize, i32, i64)> = Vec::new();
         let mut idempotent = None;
         let mut transactional = None;
-        for item in BatchIter::new(bytes) {
+        for item in walk(bytes) {
             let (start, header) = item.map_err(|e| self.invalid(e))?;
             if header.attributes().control() && marker.is_none() {
                 return Err(self.invalid(BatchError::ControlBatch));

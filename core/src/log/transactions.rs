@@ -100,7 +100,7 @@ impl Partition {
     /// nobody left to end it, holding the last stable offset forever.
     pub fn append_marker(&self, producer_id: i64, epoch: i16, commit: bool) -> Result<i64> {
         let mut bytes = crate::record::encode_marker(producer_id, epoch, commit, crate::now_ms())?;
-        let info = self.append_batches(&mut bytes, Some((producer_id, epoch, commit)))?;
+        let info = self.append_batches(&mut bytes, Some((producer_id, epoch, commit)), false)?;
         if matches!(self.config().durability, Durability::Interval(_)) {
             self.sync()?;
         }

@@ -165,6 +165,11 @@ impl<'a> BatchHeader<'a> {
     /// Parses and fully validates the batch at the start of `bytes`: length, magic, CRC and
     /// the consistency of count and offset fields. `bytes` may hold more after the batch.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, BatchError> {
+        Self::parse_checking(bytes, true)
+    }
+
+    /// [`parse`](Self::parse), without computing the CRC unless `check_crc`.
+    fn parse_checking(bytes: &'a [u8], check_crc: bool) -> Result<Self, BatchError> {
         let header = Self::peek(bytes)?;
         let total = header.batch_bytes();
         if total > bytes.len() {
@@ -173,10 +178,12 @@ impl<'a> BatchHeader<'a> {
                 available: bytes.len() - LOG_OVERHEAD,
             });
         }
-        let stored = header.crc();
-        let computed = crc32c::crc32c(&bytes[ATTRIBUTES_POS..total]);
-        if stored != computed {
-            return Err(BatchError::CrcMismatch { stored, computed });
+        if check_crc {
+            let stored = header.crc();
+            let computed = crc32c::crc32c(&bytes[ATTRIBUTES_POS..total]);
+            if stored != computed {
+                return Err(BatchError::CrcMismatch { stored, computed });
+            }
         }
         let header = BatchHeader {
             bytes: &bytes[..total],
@@ -333,12 +340,27 @@ pub(crate) fn restore_span(
 pub struct BatchIter<'a> {
     bytes: &'a [u8],
     position: usize,
+    check_crc: bool,
 }
 
 impl<'a> BatchIter<'a> {
     /// Iterates over the batches in `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
-        BatchIter { bytes, position: 0 }
+        BatchIter {
+            bytes,
+            position: 0,
+            check_crc: true,
+        }
+    }
+
+    /// Iterates over batches this process has just encoded: every check but the CRC's,
+    /// which the encoder computed over these very bytes.
+    pub(crate) fn built(bytes: &'a [u8]) -> Self {
+        BatchIter {
+            bytes,
+            position: 0,
+            check_crc: false,
+        }
     }
     /// Byte position of the next batch within the buffer.
     pub fn position(&self) -> usize {
@@ -355,7 +377,7 @@ impl<'a> Iterator for BatchIter<'a> {
             return None;
         }
         let start = self.position;
-        match BatchHeader::parse(rest) {
+        match BatchHeader::parse_checking(rest, self.check_crc) {
             Ok(header) => {
                 self.position += header.batch_bytes();
                 Some(Ok((start, header)))

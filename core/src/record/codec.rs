@@ -271,7 +271,7 @@ pub(crate) fn encode_marker(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{BatchHeader, decode_batch};
+    use crate::record::{BatchError, BatchHeader, BatchIter, decode_batch};
 
     fn sample(n: i64) -> Vec<Record> {
         (0..n)
@@ -301,6 +301,31 @@ mod tests {
             assert_eq!(header.attributes().compression_id(), codec as i16);
             assert_eq!(decode_batch(bytes).unwrap(), records, "{codec:?}");
         }
+    }
+
+    // Batches this process encoded are walked without computing their CRC again, and
+    // with every other check: a wrong CRC passes `built` (never `new`), a bad magic or a
+    // short length fails both.
+    #[test]
+    fn built_batches_skip_only_the_crc() {
+        let good = encode_batch(&sample(5), Compression::None, ProducerStamp::default())
+            .unwrap()
+            .to_vec();
+        let mut wrong_crc = good.clone();
+        let last = wrong_crc.len() - 1;
+        wrong_crc[last] ^= 0xff;
+        assert!(matches!(
+            BatchIter::new(&wrong_crc).next(),
+            Some(Err(BatchError::CrcMismatch { .. }))
+        ));
+        let (_, header) = BatchIter::built(&wrong_crc).next().unwrap().unwrap();
+        assert_eq!(header.record_count(), 5);
+
+        let mut bad_magic = good.clone();
+        bad_magic[16] = 1;
+        assert!(BatchIter::built(&bad_magic).next().unwrap().is_err());
+        let short = &good[..good.len() - 1];
+        assert!(BatchIter::built(short).next().unwrap().is_err());
     }
 
     // A marker is one control record in a transactional batch with base sequence -1.
