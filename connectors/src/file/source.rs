@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::source::Source;
 
 /// Bytes read from a file at a time.
-const READ_CHUNK_BYTES: usize = 8 << 20;
+const READ_CHUNK_BYTES: usize = 1 << 20;
 /// The longest record accepted: past this without a record end the file is refused.
 const RECORD_BYTES_MAX: usize = 64 << 20;
 /// Bytes of a file's start sampled to infer its schema.
