@@ -4,7 +4,7 @@
 //! and submits each with the position after it; workers parse them side by side, and
 //! [`ParseAhead::next`] hands them out in the order they were submitted. A batch takes
 //! about a millisecond to parse, so the threads are started once and fed through a
-//! queue, and the chunk buffers come back with the results to be filled again.
+//! queue, and the buffers come back with the results to be read into again.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, mpsc};
@@ -19,7 +19,9 @@ use crate::error::{Error, Result};
 /// A batch of records to parse.
 struct Job {
     parser: Arc<RecordParser>,
+    /// The records are `chunk[start..]`.
     chunk: Vec<u8>,
+    start: usize,
     label: Arc<str>,
     first_line: u64,
     reply: mpsc::SyncSender<Parsed>,
@@ -83,20 +85,18 @@ impl ParseAhead {
         self.submitted.len() < self.depth
     }
 
-    /// A buffer holding a copy of `chunk`, for [`submit`](Self::submit).
-    pub(super) fn copy(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let mut buf = self.spare.pop().unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(chunk);
-        buf
+    /// A buffer back from the workers, to fill again (empty if none is back).
+    pub(super) fn spare(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
     }
 
-    /// Hands `chunk` (whole records starting at line `first_line` of `label`) to the
-    /// workers; its batch will carry `position`.
+    /// Hands the bytes of `chunk` from `start` (whole records starting at line
+    /// `first_line` of `label`) to the workers; its batch will carry `position`.
     pub(super) fn submit(
         &mut self,
         parser: &Arc<RecordParser>,
         chunk: Vec<u8>,
+        start: usize,
         label: &Arc<str>,
         first_line: u64,
         position: Position,
@@ -105,6 +105,7 @@ impl ParseAhead {
         let job = Job {
             parser: parser.clone(),
             chunk,
+            start,
             label: label.clone(),
             first_line,
             reply,
@@ -152,7 +153,8 @@ fn work(queue: &Mutex<mpsc::Receiver<Job>>) {
         let Ok(job) = queue.lock().recv() else {
             return;
         };
-        let rows = job.parser.parse(&job.chunk, &job.label, job.first_line);
+        let records = job.chunk.get(job.start..).unwrap_or_default();
+        let rows = job.parser.parse(records, &job.label, job.first_line);
         // The batch may have been forgotten meanwhile: nobody to tell.
         let _ = job.reply.send(Parsed {
             rows,

@@ -37,6 +37,8 @@ use crate::source::Source;
 
 /// Bytes read from a file at a time.
 const READ_CHUNK_BYTES: usize = 1 << 20;
+/// The least read while cutting batches for the parsing threads.
+const READ_AHEAD_MIN_BYTES: usize = 64 << 10;
 /// The longest record accepted: past this without a record end the file is refused.
 const RECORD_BYTES_MAX: usize = 64 << 20;
 /// Bytes of a file's start sampled to infer its schema.
@@ -142,6 +144,11 @@ impl Reading {
 
     /// Reads up to a chunk more; returns the bytes read (0 at end of file).
     fn fill(&mut self) -> Result<usize> {
+        self.fill_up_to(READ_CHUNK_BYTES)
+    }
+
+    /// Reads up to `bytes` more; returns the bytes read (0 at end of file).
+    fn fill_up_to(&mut self, bytes: usize) -> Result<usize> {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
@@ -158,11 +165,35 @@ impl Reading {
         // `read_to_end` reads into the spare capacity without zeroing it first (a
         // `resize` did, for every chunk), retrying on `Interrupted`; what it read before an
         // error stays in the buffer.
-        self.buf.reserve(READ_CHUNK_BYTES);
+        self.buf.reserve(bytes);
         (&mut self.file)
-            .take(READ_CHUNK_BYTES as u64)
+            .take(bytes as u64)
             .read_to_end(&mut self.buf)
             .map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Hands out `end` bytes of `lines` lines in a buffer of their own: the returned
+    /// buffer's bytes from the returned index. When fewer bytes stay behind than go, the
+    /// read buffer itself goes, and what stays is copied into `spare`, which becomes the
+    /// read buffer; otherwise the bytes that go are copied into `spare`.
+    fn take(&mut self, end: usize, lines: u64, mut spare: Vec<u8>) -> (Vec<u8>, usize) {
+        let (start, stop) = (self.pos, self.pos + end);
+        let rest = self.buf.get(stop..).unwrap_or_default();
+        spare.clear();
+        let taken = if rest.len() < end {
+            spare.extend_from_slice(rest);
+            let mut taken = std::mem::replace(&mut self.buf, spare);
+            taken.truncate(stop);
+            self.pos = 0;
+            (taken, start)
+        } else {
+            spare.extend_from_slice(self.buf.get(start..stop).unwrap_or_default());
+            self.pos = stop;
+            (spare, 0)
+        };
+        self.offset += end as u64;
+        self.line += lines;
+        taken
     }
 
     /// Hands out `end` bytes of `lines` lines.
@@ -190,6 +221,8 @@ pub struct FileSource {
     /// Those threads and the batches they were given, once a file had more than a batch
     /// at hand.
     ahead: Option<ParseAhead>,
+    /// Bytes read at a time for them: the last batch's and a sixteenth.
+    batch_bytes: usize,
 }
 
 impl FileSource {
@@ -228,6 +261,7 @@ impl FileSource {
             reading: None,
             parse_threads,
             ahead: None,
+            batch_bytes: 0,
         })
     }
 
@@ -332,22 +366,29 @@ impl FileSource {
         };
         while ahead.wants_more() {
             let mut ends = parser.record_ends(reading.pending(), max_rows);
-            if ends.records < max_rows {
-                // A short batch is left to the poll that reaches it, where the file's end
-                // and tail mode's held-back line are handled.
-                if reading.fill()? == 0 {
+            while ends.records < max_rows {
+                // Reading about a batch's bytes at a time, the read buffer usually holds
+                // one batch and a part of a record: it goes to the workers whole, and only
+                // that part is copied.
+                let wanted = self
+                    .batch_bytes
+                    .saturating_sub(reading.pending().len())
+                    .clamp(READ_AHEAD_MIN_BYTES, READ_CHUNK_BYTES);
+                if reading.fill_up_to(wanted)? == 0 {
                     break;
                 }
                 ends = parser.record_ends(reading.pending(), max_rows);
-                if ends.records < max_rows {
-                    break;
-                }
             }
-            let chunk = ahead.copy(reading.pending().get(..ends.end).unwrap_or_default());
+            if ends.records < max_rows {
+                // A short batch is left to the poll that reaches it, where the file's end
+                // and tail mode's held-back line are handled.
+                break;
+            }
+            self.batch_bytes = ends.end + ends.end / 16;
             let first_line = reading.line;
-            reading.consume(ends.end, ends.lines);
+            let (chunk, start) = reading.take(ends.end, ends.lines, ahead.spare());
             let position = file_position(&self.done, Some(reading));
-            ahead.submit(parser, chunk, &reading.label, first_line, position)?;
+            ahead.submit(parser, chunk, start, &reading.label, first_line, position)?;
         }
         Ok(())
     }
