@@ -11,7 +11,9 @@
 //! at hand) the task sends it from a scoped thread while polling the source for the next
 //! one, so reading and parsing overlap encoding and appending; the next batch is sent
 //! only once this one is in the log. After a short batch (the source caught up) nothing
-//! is read ahead.
+//! is read ahead. A source that prepares its batches ahead itself
+//! ([`Source::prepares_ahead`]: the `file` source's parsing threads, at most
+//! `parse_threads + 1` batches ahead) is polled and sent on the task's own thread.
 //! Outside failures abort the open transaction and are retried with backoff from the last
 //! committed position.
 

@@ -305,7 +305,7 @@ mod tests {
 
     // Batches this process encoded are walked without computing their CRC again, and
     // with every other check: a wrong CRC passes `built` (never `new`), a bad magic or a
-    // short length fails both.
+    // short length still fails `built`.
     #[test]
     fn built_batches_skip_only_the_crc() {
         let good = encode_batch(&sample(5), Compression::None, ProducerStamp::default())
