@@ -357,18 +357,9 @@ fn a_source_killed_mid_file_restarts_without_missing_or_duplicate_records() {
         "--progress-interval",
         "1",
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(run)
-        .current_dir(d)
-        .env("HOME", d)
-        .env_remove("SLUICE_DATA_DIR")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sluice");
-    // Progress lines count committed records: wait for the first that shows some.
+    let mut child = spawn(d, &run);
+    // Progress lines (on stderr, which `spawn` pipes) count committed records: wait for
+    // the first that shows some.
     let stderr = child.stderr.take().unwrap();
     let committed = std::io::BufRead::lines(std::io::BufReader::new(stderr))
         .map_while(Result::ok)

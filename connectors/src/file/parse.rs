@@ -291,8 +291,8 @@ impl RecordParser {
 }
 
 /// The ends of the first `max_records` lines of `buf` (or of all its complete lines),
-/// each line a record: `None` if a `quote` comes before that end (in CSV a quoted field
-/// can hold newlines, so its records are found another way).
+/// each line a record: `None` if a `quote` is among the bytes it looked at (in CSV a
+/// quoted field can hold newlines, so its records are found another way).
 ///
 /// Newlines are counted a block at a time (memchr counts 32 bytes per step) rather than
 /// visited one by one, which cost a call per record: the block is sized from the lines
