@@ -37,6 +37,11 @@ fn wait_for(secs: u64, what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// `sluice sql --format csv -e STATEMENTS` in `dir`: its output, or the test fails.
+fn sql_csv(dir: &Path, statements: &str) -> String {
+    ok(&sluice(dir, &["sql", "--format", "csv", "-e", statements]))
+}
+
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -391,17 +396,11 @@ fn a_source_killed_mid_file_restarts_without_missing_or_duplicate_records() {
             "none",
         ],
     ));
-    let out = ok(&sluice(
+    let out = sql_csv(
         d,
-        &[
-            "sql",
-            "--format",
-            "csv",
-            "-e",
-            "CREATE TABLE rows WITH (topic = 'rows'); \
-             SELECT count(*) AS n, count(DISTINCT id) AS ids, min(id) AS lo, max(id) AS hi FROM rows",
-        ],
-    ));
+        "CREATE TABLE rows WITH (topic = 'rows'); \
+         SELECT count(*) AS n, count(DISTINCT id) AS ids, min(id) AS lo, max(id) AS hi FROM rows",
+    );
     assert_eq!(
         out.trim(),
         format!("n,ids,lo,hi\n{rows},{rows},0,{}", rows - 1),
@@ -868,17 +867,11 @@ fn avro_written_by_a_pipeline_reads_in_sql_without_declarations() {
         d,
         &["connect", "run", "fill.toml", "--progress", "none"],
     ));
-    let out = ok(&sluice(
+    let out = sql_csv(
         d,
-        &[
-            "sql",
-            "--format",
-            "csv",
-            "-e",
-            "CREATE TABLE people WITH (topic = 'people'); \
-             SELECT id, name, born FROM people ORDER BY id",
-        ],
-    ));
+        "CREATE TABLE people WITH (topic = 'people'); \
+         SELECT id, name, born FROM people ORDER BY id",
+    );
     assert_eq!(
         out.trim(),
         "id,name,born\n1,ada,2024-05-01T10:00:00\n2,,",
